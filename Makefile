@@ -1,0 +1,32 @@
+# The two commands a user needs: `make demo` and `make test`. Both create .venv when missing.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+# Quiet TensorFlow's C++ start-up chatter; errors still show.
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+.PHONY: setup demo test bench docs clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt requirements-dev.txt setup.py
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt -r requirements-dev.txt
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+.venv: $(STAMP)
+
+demo: $(STAMP)
+	$(PY) tools/demo.py --output demo_output
+
+test: $(STAMP)
+	$(PY) -m pytest -q tests
+
+bench: $(STAMP)
+	$(PY) bench/run.py
+
+clean:
+	rm -rf $(VENV) demo_output .pytest_cache

@@ -1,0 +1,1 @@
+"""Pure tensor math with no Keras state: boxes, anchors, matching, sampling, batching."""

@@ -1,0 +1,1 @@
+"""Datasets (COCO JSON, Pascal VOC XML, synthetic shapes) and the tf.data input pipeline."""

@@ -1,0 +1,18 @@
+"""Shared test setup: quiet TensorFlow, locate the shared datasets."""
+import os
+import pathlib
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+def shared_dataset(name):
+    """Path of ../shared/data/NAME, skipping the test when it is absent (a user's fresh clone)."""
+    path = SHARED_DATA / name
+    if not path.is_dir():
+        pytest.skip(f"shared dataset {path} is absent (only CI and developer machines have it)")
+    return path

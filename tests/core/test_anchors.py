@@ -1,0 +1,45 @@
+import numpy as np
+
+from detection.core import anchors
+
+
+def test_detectron2_centered_case():
+    # Detectron2 test_default_anchor_generator_centered: sizes (32, 64), aspect ratios h/w
+    # (0.25, 1, 4), stride 4, a 1x2 map. Their h/w 0.25, 1, 4 are our w/h 4, 1, 0.25.
+    out = anchors.generate_anchors([32, 64], [4.0, 1.0, 0.25], (1, 2), stride=4)
+    expected_xyxy = np.array([
+        [-30, -6, 34, 10], [-14, -14, 18, 18], [-6, -30, 10, 34],
+        [-62, -14, 66, 18], [-30, -30, 34, 34], [-14, -62, 18, 66],
+        [-26, -6, 38, 10], [-10, -14, 22, 18], [-2, -30, 14, 34],
+        [-58, -14, 70, 18], [-26, -30, 38, 34], [-10, -62, 22, 66],
+    ], np.float32)
+    np.testing.assert_allclose(out, expected_xyxy[:, [1, 0, 3, 2]], atol=1e-4)
+
+
+def test_model_garden_level5_case():
+    # TF Model Garden anchor test: level 5 (stride 32), one scale, ratio 1, anchor size 64,
+    # 64x64 image.
+    out, levels = anchors.generate_pyramid_anchors([64], [1.0], (64, 64), [32])
+    np.testing.assert_allclose(out, [[-16, -16, 48, 48], [-16, 16, 48, 80], [16, -16, 80, 48], [16, 16, 80, 80]])
+    assert levels.tolist() == [0, 0, 0, 0]
+
+
+def test_ratio_is_width_over_height_and_scale_is_side():
+    (a,) = anchors.generate_anchors([32], [2.0], (1, 1), stride=16)
+    h, w = a[2] - a[0], a[3] - a[1]
+    np.testing.assert_allclose([w / h, np.sqrt(h * w)], [2.0, 32.0], rtol=1e-5)
+
+
+def test_pyramid_counts_and_order():
+    out, levels = anchors.generate_pyramid_anchors([8, 16], [0.5, 1, 2], (64, 48), [4, 8])
+    assert len(out) == 16 * 12 * 3 + 8 * 6 * 3
+    assert levels.tolist() == [0] * (16 * 12 * 3) + [1] * (8 * 6 * 3)
+    # Row (y * W + x) * A + a of level 0: the anchor at y=1, x=2, ratio index 1 is centred at (6, 10).
+    row = (1 * 12 + 2) * 3 + 1
+    np.testing.assert_allclose([(out[row, 0] + out[row, 2]) / 2, (out[row, 1] + out[row, 3]) / 2], [6, 10])
+
+
+def test_anchor_stride_skips_cells():
+    out = anchors.generate_anchors([16], [1.0], (4, 4), stride=8, anchor_stride=2)
+    centres = (out[:, :2] + out[:, 2:]) / 2
+    np.testing.assert_allclose(centres, [[4, 4], [4, 20], [20, 4], [20, 20]])
