@@ -58,3 +58,34 @@ def generate_pyramid_anchors(scales, ratios, image_shape, strides, anchor_stride
     ]
     levels = np.concatenate([np.full(len(a), i, np.int32) for i, a in enumerate(per_level)])
     return np.concatenate(per_level, axis=0), levels
+
+
+def pyramid_anchors_for_image(image_shape, config):
+    """The config's anchors [N, 4] float32 for a model input of ``image_shape`` [H, W, ...].
+
+    Static (python ints) -> a numpy constant built once at trace time; dynamic (tensors) ->
+    built in the graph with the same layout as ``generate_pyramid_anchors``.
+    """
+    args = (config.RPN_ANCHOR_SCALES, config.RPN_ANCHOR_RATIOS)
+    if isinstance(image_shape[0], int) and isinstance(image_shape[1], int):
+        return generate_pyramid_anchors(*args, image_shape, config.BACKBONE_STRIDES, config.RPN_ANCHOR_STRIDE)[0]
+    return _pyramid_anchors_tf(*args, image_shape, config.BACKBONE_STRIDES, config.RPN_ANCHOR_STRIDE)
+
+
+def _pyramid_anchors_tf(scales, ratios, image_shape, strides, anchor_stride):
+    import tensorflow as tf
+
+    levels = []
+    for scale, stride in zip(scales, strides):
+        heights, widths = anchor_shapes([scale], ratios)
+        height = tf.cast(tf.math.ceil(tf.cast(image_shape[0], tf.float32) / stride), tf.int32)
+        width = tf.cast(tf.math.ceil(tf.cast(image_shape[1], tf.float32) / stride), tf.int32)
+        ys = (tf.cast(tf.range(0, height, anchor_stride), tf.float32) + 0.5) * stride
+        xs = (tf.cast(tf.range(0, width, anchor_stride), tf.float32) + 0.5) * stride
+        cy, cx = tf.meshgrid(ys, xs, indexing="ij")
+        cy, cx = cy[:, :, None], cx[:, :, None]
+        h = tf.constant(heights, tf.float32)
+        w = tf.constant(widths, tf.float32)
+        boxes = tf.stack([cy - h / 2, cx - w / 2, cy + h / 2, cx + w / 2], axis=-1)
+        levels.append(tf.reshape(boxes, [-1, 4]))
+    return tf.concat(levels, axis=0)

@@ -43,3 +43,14 @@ def test_anchor_stride_skips_cells():
     out = anchors.generate_anchors([16], [1.0], (4, 4), stride=8, anchor_stride=2)
     centres = (out[:, :2] + out[:, 2:]) / 2
     np.testing.assert_allclose(centres, [[4, 4], [4, 20], [20, 4], [20, 20]])
+
+
+def test_graph_anchors_equal_numpy_anchors():
+    import tensorflow as tf
+
+    from detection.config import Config
+
+    config = Config({"RPN_ANCHOR_SCALES": [8, 16, 32, 64, 128], "RPN_ANCHOR_RATIOS": [0.5, 1, 2]})
+    static = anchors.pyramid_anchors_for_image((192, 128), config)
+    dynamic = anchors.pyramid_anchors_for_image((tf.constant(192), tf.constant(128)), config)
+    np.testing.assert_allclose(dynamic.numpy(), static, atol=1e-4)

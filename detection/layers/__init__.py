@@ -1,0 +1,1 @@
+"""Keras layers built on detection.core: targets, proposals, RoIAlign, detections."""

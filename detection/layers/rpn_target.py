@@ -1,0 +1,125 @@
+"""RPN targets inside the graph: which anchors are positive / negative, and their box deltas.
+
+Per image (through ``batch_slice``): IoU of every anchor with the non-crowd GT boxes, the
+core matcher (RPN_NEGATIVE_IOU / RPN_POSITIVE_IOU, each GT keeping its best anchor when
+RPN_MATCH_LOW_QUALITY), then the balanced sampler (RPN_TRAIN_ANCHORS_PER_IMAGE at
+RPN_POSITIVE_FRACTION). Anchors overlapping a crowd box are never negatives (crowd boxes are
+never matched). An image with no GT goes through the matcher's tf.cond: every sampled anchor
+is negative and every delta is 0.
+"""
+
+import keras
+import tensorflow as tf
+
+from detection.core import anchors as anchor_ops
+from detection.core import boxes as box_ops
+from detection.core import matching, sampling
+from detection.core.batching import batch_slice
+from detection.modeling import diagnostics
+
+# An anchor whose IoU with a crowd box exceeds this is not a negative (matterport's value).
+CROWD_IOU = 0.001
+
+
+def rpn_targets_for_image(anchors, gt_class_ids, gt_boxes, config):
+    """One image's RPN targets.
+
+    anchors: [A, 4] input pixels; gt_class_ids: [M] int32 (0 padding, < 0 crowd);
+    gt_boxes: [M, 4] input pixels.
+    Returns labels [A] int32 (1 sampled positive, 0 sampled negative, -1 not sampled),
+    deltas [A, 4] float32 (zero except at positives), and diagnostics {name: scalar}.
+    """
+    is_gt = gt_class_ids > 0
+    boxes = tf.boolean_mask(gt_boxes, is_gt)
+    crowd = tf.boolean_mask(gt_boxes, gt_class_ids < 0)
+    iou = box_ops.iou(boxes, anchors)  # [G, A]
+    labels, matched, _ = matching.match(
+        iou, config.RPN_POSITIVE_IOU, config.RPN_NEGATIVE_IOU, config.RPN_MATCH_LOW_QUALITY)
+    crowd_max = tf.reduce_max(tf.concat([box_ops.iou(crowd, anchors), tf.zeros([1, tf.shape(anchors)[0]])], 0), 0)
+    labels = tf.where(tf.logical_and(labels == matching.NEGATIVE, crowd_max > CROWD_IOU), matching.IGNORE, labels)
+    positive, negative = sampling.sample_balanced(
+        labels, config.RPN_TRAIN_ANCHORS_PER_IMAGE, config.RPN_POSITIVE_FRACTION)
+    sampled_labels = tf.where(positive, 1, tf.where(negative, 0, -1))
+    # Deltas only where positive; elsewhere the matched index may point at nothing.
+    positive_idx = tf.cast(tf.where(positive)[:, 0], tf.int32)
+    matched_boxes = tf.gather(boxes, tf.gather(matched, positive_idx))
+    positive_deltas = box_ops.encode(matched_boxes, tf.gather(anchors, positive_idx), config.RPN_BBOX_STD_DEV)
+    deltas = tf.scatter_nd(positive_idx[:, None], positive_deltas, tf.shape(anchors))
+
+    best_per_gt = tf.reduce_max(tf.concat([iou, tf.zeros([tf.shape(iou)[0], 1])], 1), axis=1)  # [G]
+    num_gt = tf.cast(tf.shape(boxes)[0], tf.float32)
+    diag = {
+        "gt_num": num_gt,
+        "positive_anchor_num": tf.reduce_sum(tf.cast(positive, tf.float32)),
+        "negative_anchor_num": tf.reduce_sum(tf.cast(negative, tf.float32)),
+        "miss_match_gt_num": tf.reduce_sum(tf.cast(best_per_gt < config.RPN_POSITIVE_IOU, tf.float32)),
+        # Sums and counts: 0 for an image without GT, which the tracker weights out.
+        "gt_match_min_iou": tf.reduce_min(tf.concat([best_per_gt, [1.0]], 0)) * tf.cast(num_gt > 0, tf.float32),
+        "gt_match_mean_iou": tf.math.divide_no_nan(tf.reduce_sum(best_per_gt), num_gt),
+    }
+    return sampled_labels, deltas, diag
+
+
+@keras.saving.register_keras_serializable(package="detection")
+class RPNTargetLayer(keras.layers.Layer):
+    """Inputs: image [B, H, W, 3] (for its shape), gt_class_ids [B, M] int32, gt_boxes [B, M, 4].
+
+    Outputs: labels [B, A] int32 (1 / 0 / -1 as in ``rpn_targets_for_image``) and
+    deltas [B, A, 4] float32 divided by RPN_BBOX_STD_DEV. Updates the RPN diagnostics.
+    """
+
+    def __init__(self, config, **kwargs):
+        super().__init__(dtype="float32", **kwargs)
+        self.config = config
+        self.trackers = diagnostics.make_trackers(diagnostics.RPN_DIAGNOSTICS)
+
+    def call(self, image, gt_class_ids, gt_boxes):
+        anchors = anchor_ops.pyramid_anchors_for_image(image_hw(image), self.config)
+        batch = gt_boxes.shape[0]
+        if batch is None:
+            raise ValueError("RPNTargetLayer needs a static batch size (batch_slice); "
+                             "build the training model with a fixed batch")
+        names = list(diagnostics.RPN_DIAGNOSTICS)
+
+        def per_image(class_ids, boxes):
+            labels, deltas, diag = rpn_targets_for_image(anchors, class_ids, boxes, self.config)
+            return [labels, deltas] + [diag[n] for n in names]
+
+        outputs = batch_slice([tf.cast(gt_class_ids, tf.int32), tf.cast(gt_boxes, tf.float32)], per_image, batch)
+        labels, deltas, diag_values = outputs[0], outputs[1], dict(zip(names, outputs[2:]))
+        diagnostics.update_trackers(self.trackers, diag_values, diag_values["gt_num"] > 0)
+        return labels, deltas
+
+    def compute_output_spec(self, image, gt_class_ids, gt_boxes):
+        num = anchor_count(image.shape, self.config)
+        batch = gt_boxes.shape[0]
+        return (keras.KerasTensor((batch, num), "int32"), keras.KerasTensor((batch, num, 4), "float32"))
+
+    def get_config(self):
+        return {**super().get_config(), "config": self.config.to_dict()}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(config=_config_from_dict(config.pop("config")), **config)
+
+
+def image_hw(image):
+    """(H, W) of an image batch [B, H, W, C]: python ints when static, tensors otherwise."""
+    h, w = image.shape[1], image.shape[2]
+    if h is None or w is None:
+        dynamic = tf.shape(image)
+        h, w = (dynamic[1] if h is None else h), (dynamic[2] if w is None else w)
+    return h, w
+
+
+def anchor_count(image_shape, config):
+    """Number of anchors for a static input shape [B, H, W, C], or None when dynamic."""
+    if image_shape[1] is None or image_shape[2] is None:
+        return None
+    return len(anchor_ops.pyramid_anchors_for_image((image_shape[1], image_shape[2]), config))
+
+
+def _config_from_dict(values):
+    from detection.config import Config
+
+    return Config(values)

@@ -1,0 +1,1 @@
+"""The detector's networks: backbones, FPN, heads, losses, diagnostics, and the keras.Model."""

@@ -1,0 +1,144 @@
+"""The detector: a training model and an inference model that share every weight.
+
+Both are functional keras.Models built on the same layers (and, when both are built, the
+same image input), matterport-style:
+
+    image -> NormalizeImage -> backbone C2..C5 -> FPN P2..P6 -> RPN head -> ProposalLayer
+    training:  RPNTargetLayer, DetectionTargetLayer -> box / mask heads on sampled RoIs
+               -> five WeightedLoss layers (add_loss) ; diagnostics tracked by the target layers
+    inference: box head on proposals -> DetectionLayer -> mask head on detections
+
+Inputs (B static: batch_slice needs it; IMAGES_PER_GPU per replica when training):
+    image        [B, H, W, 3] float32 RGB 0..255, resized and padded (H, W static in square mode)
+    image_meta   [B, 12] float32 (detection.core.image_meta)
+    gt_class_ids [B, M] int32, 0 = padding, < 0 = crowd          (training only)
+    gt_boxes     [B, M, 4] float32 input pixels                   (training only)
+    gt_masks     [B, M, mh, mw] float32 mini masks (MINI_MASK_SHAPE; ignored when USE_MASK false)
+The inference model returns a dict of: boxes [B, D, 4] original-image pixels, boxes_input
+[B, D, 4] input pixels, class_ids [B, D] int32, scores [B, D], num_detections [B], and with
+USE_MASK masks [B, D, 28, 28] float32 probabilities inside each box; also proposals [B, P, 4].
+
+Weights: ``save_weights`` / ``load_weights`` go through the inference model, whose layer
+structure is the same for every batch size and mode, so a file saved by training loads into
+an inference-only detector and back.
+"""
+
+import keras
+import tensorflow as tf
+
+from detection.layers.detections import DetectionLayer
+from detection.layers.proposals import ProposalLayer
+from detection.layers.rcnn_target import DetectionTargetLayer
+from detection.layers.rpn_target import RPNTargetLayer
+from detection.modeling.backbones import build_backbone
+from detection.modeling.fpn import build_fpn
+from detection.modeling.heads import BoxHead, MaskHead, RPNHead
+from detection.modeling.losses import WeightedLoss
+from detection.modeling.normalization import NormalizeImage
+
+_CAFFE_BACKBONES = ("resnet50", "resnet101")  # keras.applications ResNets expect BGR
+
+
+@keras.saving.register_keras_serializable(package="detection")
+class SelectClassMasks(keras.layers.Layer):
+    """mask_logits [B, D, h, w, NC], class_ids [B, D] -> sigmoid masks [B, D, h, w] of each class."""
+
+    def call(self, mask_logits, class_ids):
+        logits = tf.gather(tf.transpose(mask_logits, [0, 1, 4, 2, 3]), class_ids, axis=2, batch_dims=2)
+        return tf.sigmoid(tf.cast(logits, tf.float32))
+
+    def compute_output_spec(self, mask_logits, class_ids):
+        return keras.KerasTensor(mask_logits.shape[:4], "float32")
+
+
+class Detector:
+    """Builds the models for ``config``.
+
+    batch_size: static images per call (default IMAGES_PER_GPU, the per-replica batch).
+    training: also build ``training_model`` (inference_model is always built).
+    """
+
+    def __init__(self, config, batch_size=None, training=True):
+        self.config = config
+        self.batch_size = batch_size or config.IMAGES_PER_GPU
+        c = config
+        height, width = c.IMAGE_SHAPE[0], c.IMAGE_SHAPE[1]
+        b = self.batch_size
+        self.inputs = {
+            "image": keras.Input(batch_shape=(b, height, width, 3), name="image"),
+            "image_meta": keras.Input(batch_shape=(b, c.IMAGE_META_SIZE), name="image_meta"),
+        }
+        image = self.inputs["image"]
+        normalized = NormalizeImage(c.MEAN_PIXEL, c.PIXEL_STD, to_bgr=c.BACKBONE in _CAFFE_BACKBONES,
+                                    name="normalize_image")(image)
+        c2, c3, c4, c5 = build_backbone(normalized, c)
+        self.feature_maps = build_fpn(c2, c3, c4, c5, c.TOP_DOWN_PYRAMID_SIZE)
+        rcnn_maps = self.feature_maps[:4]  # P6 feeds only the RPN
+        self.rpn_head = RPNHead(len(c.RPN_ANCHOR_RATIOS), c.TOP_DOWN_PYRAMID_SIZE)
+        self.rpn_logits, self.rpn_probs, self.rpn_deltas = self.rpn_head(self.feature_maps)
+        self.box_head = BoxHead(c)
+        self.mask_head = MaskHead(c) if c.USE_MASK else None
+
+        self.inference_model = self._build_inference(rcnn_maps)
+        self.training_model = self._build_training(rcnn_maps) if training else None
+
+    # -- graphs -------------------------------------------------------------------------
+
+    def _build_inference(self, rcnn_maps):
+        c = self.config
+        image, image_meta = self.inputs["image"], self.inputs["image_meta"]
+        proposals, _ = ProposalLayer(c, c.POST_NMS_ROIS_INFERENCE, name="inference_proposals")(
+            self.rpn_probs, self.rpn_deltas, image, image_meta)
+        _, probs, deltas = self.box_head(proposals, rcnn_maps, prefix="inference")
+        boxes_input, boxes, class_ids, scores, num = DetectionLayer(c, name="detections")(
+            proposals, probs, deltas, image_meta)
+        outputs = {"boxes": boxes, "boxes_input": boxes_input, "class_ids": class_ids, "scores": scores,
+                   "num_detections": num, "proposals": proposals}
+        if self.mask_head is not None:
+            mask_logits = self.mask_head(boxes_input, rcnn_maps, prefix="inference")
+            outputs["masks"] = SelectClassMasks(name="detection_masks")(mask_logits, class_ids)
+        return keras.Model(dict(self.inputs), outputs, name="detector_inference")
+
+    def _build_training(self, rcnn_maps):
+        c = self.config
+        b, m = self.batch_size, c.MAX_GT_INSTANCES
+        inputs = dict(self.inputs)
+        inputs["gt_class_ids"] = keras.Input(batch_shape=(b, m), dtype="int32", name="gt_class_ids")
+        inputs["gt_boxes"] = keras.Input(batch_shape=(b, m, 4), name="gt_boxes")
+        inputs["gt_masks"] = keras.Input(batch_shape=(b, m, None, None), name="gt_masks")
+        image, image_meta = inputs["image"], inputs["image_meta"]
+
+        rpn_labels, rpn_target_deltas = RPNTargetLayer(c, name="rpn_targets")(
+            image, inputs["gt_class_ids"], inputs["gt_boxes"])
+        proposals, _ = ProposalLayer(c, c.POST_NMS_ROIS_TRAINING, name="training_proposals")(
+            self.rpn_probs, self.rpn_deltas, image, image_meta)
+        rois, target_class_ids, target_deltas, target_masks, roi_weights = DetectionTargetLayer(
+            c, name="rcnn_targets")(proposals, inputs["gt_class_ids"], inputs["gt_boxes"], inputs["gt_masks"])
+        class_logits, _, deltas = self.box_head(rois, rcnn_maps, prefix="training")
+
+        w = c.LOSS_WEIGHTS
+        losses = [
+            WeightedLoss("rpn_class_loss", w["rpn_class_loss"])(rpn_labels, self.rpn_logits),
+            WeightedLoss("rpn_bbox_loss", w["rpn_bbox_loss"])(rpn_labels, rpn_target_deltas, self.rpn_deltas),
+            WeightedLoss("rcnn_class_loss", w["rcnn_class_loss"])(target_class_ids, class_logits, roi_weights),
+            WeightedLoss("rcnn_bbox_loss", w["rcnn_bbox_loss"])(target_class_ids, target_deltas, deltas),
+        ]
+        if self.mask_head is not None:
+            mask_logits = self.mask_head(rois, rcnn_maps, prefix="training")
+            losses.append(WeightedLoss("mask_loss", w["mask_loss"])(target_class_ids, target_masks, mask_logits))
+        return keras.Model(inputs, losses, name="detector_training")
+
+    # -- weights ------------------------------------------------------------------------
+
+    def save_weights(self, path):
+        """Saves every weight to a Keras ``.weights.h5`` file (via the inference model)."""
+        self.inference_model.save_weights(path)
+
+    def load_weights(self, path, by_name=False, skip_mismatch=False):
+        """Loads a ``.weights.h5`` file saved by ``save_weights``, or a legacy Keras 2 ``.h5``
+        file by layer name (``by_name=True``, e.g. matterport's, with ``skip_mismatch``)."""
+        path = str(path)
+        if by_name:
+            self.inference_model.load_weights(path, by_name=True, skip_mismatch=skip_mismatch)
+        else:
+            self.inference_model.load_weights(path, skip_mismatch=skip_mismatch)

@@ -1,0 +1,45 @@
+"""Input normalisation and BatchNorm helpers."""
+
+import keras
+from keras import ops
+
+
+def BatchNorm(name):
+    """BatchNormalization with the epsilon of keras.applications' ResNet."""
+    return keras.layers.BatchNormalization(epsilon=1.001e-5, name=name)
+
+
+def freeze_batch_norm(layers):
+    """Freezes every BatchNormalization layer: no training of gamma/beta, moving statistics used.
+
+    Keras 3 runs a BatchNormalization with ``trainable = False`` in inference mode, which is
+    what a frozen BN must do with the small per-GPU batches of detection.
+    """
+    for layer in layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.trainable = False
+            layer.frozen_by_config = True  # layer selection never unfreezes these
+
+
+@keras.saving.register_keras_serializable(package="detection")
+class NormalizeImage(keras.layers.Layer):
+    """(image - mean) / std per channel, optionally RGB -> BGR for caffe-style backbones.
+
+    Inputs: image [B, H, W, 3] float RGB 0..255. Output: same shape, in the layer's dtype.
+    """
+
+    def __init__(self, mean, std, to_bgr=False, **kwargs):
+        super().__init__(**kwargs)
+        self.mean = [float(m) for m in mean]
+        self.std = [float(s) for s in std]
+        self.to_bgr = bool(to_bgr)
+
+    def call(self, image):
+        image = ops.cast(image, "float32")
+        out = (image - ops.convert_to_tensor(self.mean)) / ops.convert_to_tensor(self.std)
+        if self.to_bgr:
+            out = ops.flip(out, axis=-1)
+        return ops.cast(out, self.compute_dtype)
+
+    def get_config(self):
+        return {**super().get_config(), "mean": self.mean, "std": self.std, "to_bgr": self.to_bgr}
