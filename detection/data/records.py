@@ -11,6 +11,8 @@ from typing import Any, Optional
 
 import numpy as np
 
+from detection.data.validation import ValidationReport
+
 
 @dataclasses.dataclass
 class Record:
@@ -42,3 +44,43 @@ class Record:
     @property
     def num_boxes(self):
         return int(len(self.boxes))
+
+
+@dataclasses.dataclass
+class Dataset:
+    """The records of one subset of a dataset, its classes and its validation report.
+
+    name: a short name for messages (e.g. "coco_tiny/train").
+    records: the images, each a Record with class ids 1..K.
+    class_names: K names; class_names[k - 1] is the name of class k.
+    category_ids: K ints; category_ids[k - 1] is the dataset's own id of class k
+        (COCO category id; 1..K for VOC and shapes).
+    report: what validation found while loading (and, later, while reading images).
+    source: where it came from (an annotation file or folder, or "synthetic").
+    """
+
+    name: str
+    records: list
+    class_names: list
+    category_ids: list
+    report: ValidationReport
+    source: str = ""
+
+    @property
+    def num_classes(self):
+        """Classes including background (class 0): K + 1, matching config.NUM_CLASSES."""
+        return len(self.class_names) + 1
+
+    def category_id(self, class_id):
+        """Contiguous class id k (1..K) -> the dataset's own category id."""
+        return self.category_ids[int(class_id) - 1]
+
+    def class_id(self, category_id):
+        """The dataset's own category id -> contiguous class id k (1..K); KeyError if unknown."""
+        try:
+            return self.category_ids.index(int(category_id)) + 1
+        except ValueError:
+            raise KeyError(f"category id {category_id} is not in dataset {self.name}") from None
+
+    def __len__(self):
+        return len(self.records)

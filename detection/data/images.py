@@ -1,0 +1,106 @@
+"""Reading image files and placing them in the model input.
+
+Every image comes out RGB uint8 [H, W, 3], whatever the file holds: ``cv2.IMREAD_COLOR``
+turns grayscale into 3 channels, drops alpha, maps 16-bit to 8-bit (value >> 8) and applies
+the EXIF orientation tag (verified on OpenCV 4.12: a 20x40 JPEG tagged orientation 6 decodes
+as 40x20). A missing, corrupt or truncated file is an ``ImageReadError`` naming the file.
+
+Frames: the original image is what ``read_image`` returns at reduction 1; ``resize_and_pad``
+scales it by ``geometry.scale`` and places it at the top-left of the padded model input, so
+the window is (0, 0, resized_h, resized_w) (see detection/data/resize.py).
+"""
+
+import os
+
+import cv2
+import numpy as np
+
+from detection.core.image_meta import compose_image_meta
+from detection.data.validation import DataError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
+
+# JPEG decoding can scale by 1/2, 1/4, 1/8 in the DCT, far faster than decoding then resizing.
+_REDUCED_FLAGS = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2,
+                  4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
+
+
+class ImageReadError(DataError):
+    """An image file is missing, unreadable, corrupt or truncated."""
+
+
+def read_image(path, reduction=1):
+    """Reads an image file as RGB uint8 [H, W, 3] (H, W: the displayed size, EXIF applied).
+
+    reduction: 1, 2, 4 or 8; decode at 1/reduction of the size (rounded up), for JPEGs a
+        cheap DCT-domain scaling. Use it when the image will be scaled down anyway.
+    Raises ImageReadError naming the file when it is missing or cannot be decoded (OpenCV
+    rejects truncated JPEG and PNG data).
+    """
+    try:
+        data = np.fromfile(path, np.uint8)  # np.fromfile + imdecode also handles non-ASCII paths
+    except OSError as e:
+        raise ImageReadError(f"{path}: cannot read image file: {e.strerror or e}") from None
+    if data.size == 0:
+        raise ImageReadError(f"{path}: empty image file")
+    image = cv2.imdecode(data, _REDUCED_FLAGS[reduction])
+    if image is None:
+        raise ImageReadError(f"{path}: corrupt, truncated or unsupported image data")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def decode_reduction(original_shape, target_shape):
+    """Largest JPEG decode reduction (1, 2, 4, 8) that still decodes at least ``target_shape``.
+
+    original_shape, target_shape: (h, w) in pixels.
+    """
+    best = 1
+    for r in (2, 4, 8):
+        if original_shape[0] // r >= target_shape[0] and original_shape[1] // r >= target_shape[1]:
+            best = r
+    return best
+
+
+def index_images(folder):
+    """{file stem: [paths]} of the images in ``folder`` with an extension in IMAGE_EXTENSIONS,
+    any case. A stem with several files (a.jpg and a.png) lists them all, sorted, so a loader
+    can report the ambiguity. Raises DataError when the folder does not exist."""
+    index = {}
+    try:
+        names = sorted(os.listdir(folder))
+    except (FileNotFoundError, NotADirectoryError):
+        raise DataError(f"{folder}: image folder not found") from None
+    for name in names:
+        stem, ext = os.path.splitext(name)
+        if ext.lower() in IMAGE_EXTENSIONS:
+            index.setdefault(stem, []).append(os.path.join(folder, name))
+    return index
+
+
+def resize_and_pad(image, geometry, interpolation=cv2.INTER_LINEAR):
+    """Scales ``image`` [h, w, C] (or [h, w]) to ``geometry.resized_shape`` and pads it with
+    zeros at the bottom and right to ``geometry.padded_shape``. Returns [H, W, C] of the same
+    dtype. The image may be decoded at a reduced size: it is resized to the target regardless.
+    """
+    rh, rw = geometry.resized_shape
+    if image.shape[:2] != (rh, rw):
+        image = cv2.resize(image, (rw, rh), interpolation=interpolation)
+    return pad_to(image, geometry.padded_shape)
+
+
+def pad_to(image, padded_shape):
+    """Zero-pads ``image`` [h, w, ...] at the bottom and right to ``padded_shape`` (H, W)."""
+    h, w = image.shape[:2]
+    if (h, w) == tuple(padded_shape):
+        return image
+    padded = np.zeros((padded_shape[0], padded_shape[1]) + image.shape[2:], image.dtype)
+    padded[:h, :w] = image
+    return padded
+
+
+def image_meta(image_id, original_shape, geometry):
+    """image_meta [12] float32 for an image of ``original_shape`` (h, w[, c]) placed by
+    ``geometry`` (see detection/core/image_meta.py)."""
+    h, w = original_shape[:2]
+    padded = (geometry.padded_shape[0], geometry.padded_shape[1], 3)
+    return compose_image_meta(image_id, (h, w, 3), padded, geometry.window, geometry.scale)

@@ -1,0 +1,216 @@
+"""The tf.data input pipeline: records -> batches of model inputs.
+
+``make_dataset`` yields, per batch of B = config.BATCH_SIZE images, a dict of inputs (the
+model computes its losses itself, so there are no labels):
+
+  image:        [B, H, W, 3] float32 RGB 0..255, resized and zero-padded (not normalised).
+  image_meta:   [B, 12] float32, see detection/core/image_meta.py.
+  gt_class_ids: [B, M] int32, M = MAX_GT_INSTANCES; 0 = padding; crowd boxes carry the
+                negative of their class id (matterport's convention).
+  gt_boxes:     [B, M, 4] float32 [y1, x1, y2, x2] model-input pixels; padding rows zero.
+  gt_masks:     [B, M, mh, mw] float32 in {0, 1}: each mask cropped to its box and resized
+                to MINI_MASK_SHAPE (mini masks); zeros for datasets without masks. With
+                USE_MASK false the masks are [B, M, 1, 1] zeros, to save memory.
+
+Shapes: IMAGE_RESIZE_MODE square gives a static H = W = IMAGE_MAX_DIM. With pad64 / none the
+images of a batch differ in size: they are zero-padded (bottom, right) to the largest of the
+batch (``padded_batch``) and image_meta's input shape is set to that padded size; H, W are
+then None in the static shape. The batch size is static (drop_remainder=True), as
+``batch_slice`` in the model needs.
+
+Order and randomness: the per-image work (decode, augment, resize, pad, mini masks; see
+detection/data/example.py) runs in ``tf.numpy_function`` inside a parallel ``map``
+(AUTOTUNE, deterministic order). Training shuffles the record order every epoch with
+``seed`` and seeds each read's augmentation with (seed, position in the stream), so the same
+seed gives the same batches however the threads are scheduled. Unreadable images are skipped
+(filtered out) and counted in ``dataset.report``, as are GT rows truncated to M and boxes
+dropped by augmentation.
+"""
+
+import dataclasses
+
+import numpy as np
+import tensorflow as tf
+
+from detection.core.image_meta import IMAGE_META_SIZE
+from detection.data.augment import Augmenter
+from detection.data.example import gt_mask_shape, load_example
+from detection.data.validation import ValidationReport
+
+INPUT_KEYS = ("image", "image_meta", "gt_class_ids", "gt_boxes", "gt_masks")
+
+
+def make_dataset(dataset, config, training, seed=None, repeat=None, drop_remainder=True):
+    """A tf.data.Dataset of input batches (see the module docstring) for ``dataset``.
+
+    dataset: a detection.data.records.Dataset; config: the Config.
+    training: shuffle every epoch and augment (config.AUGMENTATION); else the records in order.
+    seed: shuffle and augmentation seed, default config.SEED.
+    repeat: loop forever (default: when training), for ``fit(steps_per_epoch=...)``.
+    drop_remainder: keep the batch size static (the model needs it); a partial last batch of
+        a finite dataset is dropped. For every image use make_inference_batches.
+    """
+    seed = config.SEED if seed is None else int(seed)
+    repeat = training if repeat is None else repeat
+    batch_size = config.BATCH_SIZE
+    records = dataset.records
+    if drop_remainder and len(records) < batch_size:
+        raise ValueError(f"dataset {dataset.name} has {len(records)} images, fewer than "
+                         f"BATCH_SIZE {batch_size}: no full batch can be made")
+    augmenter = Augmenter(config.AUGMENTATION, config.MIN_BOX_VISIBILITY) if training and config.AUGMENTATION else None
+    report = dataset.report
+
+    def load(position, index):
+        example = load_example(records[int(index)], config, report, augmenter,
+                               seed=_read_seed(seed, int(position)))
+        return _as_outputs(example, config, with_gt=True)
+
+    indices = tf.data.Dataset.range(len(records))
+    if training:
+        indices = indices.shuffle(len(records), seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        indices = indices.repeat()
+    examples = indices.enumerate().map(
+        lambda position, index: _numpy_map(load, [position, index], config, with_gt=True),
+        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    examples = _skip_unreadable(examples)
+    return _batch(examples, config, batch_size, drop_remainder).prefetch(tf.data.AUTOTUNE)
+
+
+@dataclasses.dataclass
+class InferenceBatch:
+    """One batch for evaluation or inference.
+
+    inputs: {"image": [B, H, W, 3] float32, "image_meta": [B, 12] float32}; rows past
+        ``num_real`` are zero padding (the last batch is padded to the static batch size).
+    records: the Records of the real rows, in order.
+    """
+
+    inputs: dict
+    records: list
+
+    @property
+    def num_real(self):
+        return len(self.records)
+
+
+def make_inference_batches(records, config, batch_size=None, report=None):
+    """Yields InferenceBatch objects over ``records`` (a list of Record, or a Dataset), in order,
+    every readable image exactly once; the last batch is padded with zero rows.
+
+    batch_size: default config.BATCH_SIZE. report: where unreadable images are counted
+    (default the Dataset's report, or a fresh one for a plain list).
+    """
+    if hasattr(records, "records"):
+        report = report or records.report
+        records = records.records
+    report = report or ValidationReport("inference")
+    batch_size = batch_size or config.BATCH_SIZE
+
+    def load(index):
+        return _as_outputs(load_example(records[int(index)], config, report, with_gt=False),
+                           config, with_gt=False, index=int(index))
+
+    examples = tf.data.Dataset.range(len(records)).map(
+        lambda index: _numpy_map(load, [index], config, with_gt=False),
+        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    examples = _skip_unreadable(examples)
+    batches = _batch(examples, config, batch_size, drop_remainder=False).prefetch(tf.data.AUTOTUNE)
+    for batch in batches.as_numpy_iterator():
+        inputs = {k: _pad_rows(batch[k], batch_size) for k in ("image", "image_meta")}
+        yield InferenceBatch(inputs, [records[i] for i in batch["index"]])
+
+
+def _skip_unreadable(examples):
+    """(ok, example) elements -> the examples whose image was readable."""
+    return examples.filter(_is_readable).map(_example_only)
+
+
+def _is_readable(ok, example):
+    return ok
+
+
+def _example_only(ok, example):
+    return example
+
+
+def _read_seed(seed, position):
+    """A 32-bit seed for the read at ``position`` of the stream, independent across positions."""
+    return int(np.random.SeedSequence([seed, position]).generate_state(1)[0])
+
+
+def _as_outputs(example, config, with_gt, index=0):
+    """load_example's dict -> the flat tuple _numpy_map declares: (ok, arrays...)."""
+    if example is None:
+        example = _placeholder(config, with_gt)
+        ok = False
+    else:
+        ok = True
+    arrays = [example["image"], example["image_meta"]]
+    if with_gt:
+        arrays += [example["gt_class_ids"], example["gt_boxes"], example["gt_masks"]]
+    else:
+        arrays.append(np.int64(index))
+    return (np.bool_(ok), *arrays)
+
+
+def _placeholder(config, with_gt):
+    """Zero arrays of the right ranks and dtypes for a skipped image (filtered out later)."""
+    m = config.MAX_GT_INSTANCES
+    example = {"image": np.zeros((64, 64, 3), np.uint8), "image_meta": np.zeros(IMAGE_META_SIZE, np.float32)}
+    if with_gt:
+        example.update(gt_class_ids=np.zeros(m, np.int32), gt_boxes=np.zeros((m, 4), np.float32),
+                       gt_masks=np.zeros((m,) + gt_mask_shape(config), np.uint8))
+    return example
+
+
+def _numpy_map(fn, args, config, with_gt):
+    """Runs ``fn`` in tf.numpy_function and gives the results their static shapes.
+
+    Returns (ok: bool scalar, example: dict of tensors).
+    """
+    height, width = (config.IMAGE_MAX_DIM,) * 2 if config.IMAGE_RESIZE_MODE == "square" else (None, None)
+    m = config.MAX_GT_INSTANCES
+    specs = {"image": (tf.uint8, [height, width, 3]), "image_meta": (tf.float32, [IMAGE_META_SIZE])}
+    if with_gt:
+        specs.update(gt_class_ids=(tf.int32, [m]), gt_boxes=(tf.float32, [m, 4]),
+                     gt_masks=(tf.uint8, [m, *gt_mask_shape(config)]))
+    else:
+        specs["index"] = (tf.int64, [])
+    outputs = tf.numpy_function(fn, args, [tf.bool] + [dtype for dtype, _ in specs.values()], stateful=False)
+    ok = tf.ensure_shape(outputs[0], [])
+    example = {name: tf.ensure_shape(t, shape) for (name, (_, shape)), t in zip(specs.items(), outputs[1:])}
+    return ok, example
+
+
+def _batch(examples, config, batch_size, drop_remainder):
+    """Batches (padding image sizes for pad64 / none) and converts image and masks to float32."""
+    if config.IMAGE_RESIZE_MODE == "square":
+        batches = examples.batch(batch_size, drop_remainder=drop_remainder)
+    else:
+        batches = examples.padded_batch(batch_size, drop_remainder=drop_remainder)
+    return batches.map(_to_model_dtypes, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def _to_model_dtypes(batch):
+    """uint8 image and masks -> float32 (after batching: fewer, larger casts); image_meta's
+    input shape set to the batch's padded size (it differs from the per-image one only with
+    padded_batch)."""
+    batch = dict(batch)
+    batch["image"] = tf.cast(batch["image"], tf.float32)
+    if "gt_masks" in batch:
+        batch["gt_masks"] = tf.cast(batch["gt_masks"], tf.float32)
+    shape = tf.cast(tf.shape(batch["image"])[1:3], tf.float32)
+    meta = batch["image_meta"]
+    rows = tf.shape(meta)[0]
+    batch["image_meta"] = tf.concat([meta[:, :4], tf.broadcast_to(shape, [rows, 2]), meta[:, 6:]], axis=1)
+    return batch
+
+
+def _pad_rows(array, rows):
+    """Zero-pads ``array`` [n, ...] to [rows, ...]."""
+    if len(array) == rows:
+        return array
+    padded = np.zeros((rows,) + array.shape[1:], array.dtype)
+    padded[: len(array)] = array
+    return padded

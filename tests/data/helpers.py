@@ -1,0 +1,37 @@
+"""Small builders for data tests: tiny image files and hand-made records."""
+import cv2
+import numpy as np
+
+from detection.config import Config
+from detection.data.records import Dataset, Record
+from detection.data.validation import ValidationReport
+
+
+def write_image(path, height=40, width=60, value=128, channels=3):
+    """Writes a tiny image file (format from the extension) filled with ``value``; returns its path."""
+    shape = (height, width, channels) if channels > 1 else (height, width)
+    image = np.full(shape, value, np.uint8)
+    assert cv2.imwrite(str(path), image)
+    return str(path)
+
+
+def make_record(path, boxes, class_ids, height=40, width=60, iscrowd=None, image_id=1, segmentations=None):
+    boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+    n = len(boxes)
+    return Record(image_id=image_id, path=str(path) if path else None, height=height, width=width,
+                  boxes=boxes, class_ids=np.asarray(class_ids, np.int32),
+                  iscrowd=np.zeros(n, bool) if iscrowd is None else np.asarray(iscrowd, bool),
+                  difficult=np.zeros(n, bool), segmentations=segmentations)
+
+
+def make_dataset_of(records, names=("a", "b", "c")):
+    return Dataset("test", list(records), list(names), list(range(1, len(names) + 1)), ValidationReport("test"))
+
+
+def small_config(**changes):
+    """A config for tiny test images: square 64 px input, 4 GT rows, 8x8 mini masks."""
+    values = dict(IMAGE_RESIZE_MODE="square", IMAGE_MIN_DIM=64, IMAGE_MAX_DIM=64, MAX_GT_INSTANCES=4,
+                  MINI_MASK_SHAPE=[8, 8], IMAGES_PER_GPU=1, NUM_CLASSES=4, SHAPES_IMAGE_SIZE=64,
+                  SHAPES_TRAIN_COUNT=8, SHAPES_VAL_COUNT=4)
+    values.update(changes)
+    return Config(values)
