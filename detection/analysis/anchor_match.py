@@ -1,0 +1,219 @@
+"""Exact best IoU and positive-anchor count of GT boxes against the pyramid anchor grid,
+without building the [num_gt, num_anchors] IoU matrix.
+
+Why a window is enough: in one (level, ratio) group every anchor has the same height h_a and
+width w_a and sits on a regular grid. The intersection of a GT box with an anchor is the
+overlap along y (a function of the anchor's row only) times the overlap along x (of its column
+only), and each falls off with the distance between the centres. So
+  * the group's best anchor is in the two rows and two columns nearest the GT centre;
+  * an anchor reaches IoU >= t only if inter >= c = t (A_g + A_a) / (1 + t); as the x overlap
+    is at most min(w_g, w_a), its y overlap must be at least c / min(w_g, w_a), which bounds
+    the centre distance along y: a window of rows (likewise of columns).
+IoU is then evaluated in that window only, with the arithmetic of a brute force over all
+anchors: float64 on the float32 anchor coordinates ``generate_pyramid_anchors`` makes (the
+coordinates are rebuilt here bit for bit). The bound is loosened by 0.1 % and one cell on each
+side, so float rounding cannot drop an anchor. Cost: O(window) per GT box and group, not
+O(anchors); memory is bounded by ``chunk_elements``.
+
+Exactness: the positive count is exact. The best IoU is exact (bit for bit) whenever it is at
+least ``exact_above``; below that it comes from the nearest 2 x 2 cells, which can differ from
+the brute-force maximum by float32 rounding of anchor coordinates (relative ~1e-5 at most),
+because anchors of one shape at different positions differ in their last bits.
+
+Example: the GT box [100, 100, 132, 132] in a 256 x 256 input, scales (32, 64, 128, 256, 512),
+ratios (0.5, 1, 2), strides (4, 8, 16, 32, 64). The P2 ratio-1 anchors centred at 114 or 118 on
+each axis overlap it 30 x 30: IoU 900 / (1024 + 1024 - 900) = 0.784, the best, and these four
+are the positives at 0.7 (the next ones, 30 x 26, give 0.615; P3's 64 x 64 at most 0.25).
+"""
+
+import dataclasses
+
+import numpy as np
+
+from detection.core.anchors import anchor_shapes
+
+# Loosening of the window bound against float rounding (relative, and absolute in pixels).
+_RELATIVE_SLACK = 1e-3
+_ABSOLUTE_SLACK = 1e-3
+# Below this IoU the windows would grow towards every overlapping anchor for little value.
+_LOWEST_EXACT_IOU = 0.05
+
+
+@dataclasses.dataclass(frozen=True)
+class AnchorSpec:
+    """The anchor set of a config: one scale and stride per level, ratios shared by all levels.
+
+    scales: [L] side in input pixels of each level's ratio-1 anchor; ratios: [R] width / height;
+    strides: [L] input pixels per feature cell; anchor_stride: anchors at every k-th cell.
+    """
+
+    scales: tuple
+    ratios: tuple
+    strides: tuple
+    anchor_stride: int = 1
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(tuple(config.RPN_ANCHOR_SCALES), tuple(config.RPN_ANCHOR_RATIOS),
+                   tuple(config.BACKBONE_STRIDES), int(config.RPN_ANCHOR_STRIDE))
+
+    def replace(self, **changes):
+        """A copy with some fields changed; sequences become tuples (hashable, comparable)."""
+        return dataclasses.replace(self, **{k: tuple(float(x) for x in v) if k in ("scales", "ratios") else v
+                                            for k, v in changes.items()})
+
+    @property
+    def level_names(self):
+        """P2, P3, ... for the usual five levels (level index 0 is P2)."""
+        return [f"P{i + 2}" for i in range(len(self.scales))]
+
+    def grid_cells(self, padded_sides, level):
+        """Anchor rows (or columns) of ``level`` for input sides ``padded_sides`` [...] int -> [...] int.
+
+        Matches ``feature_shapes`` (ceil(side / stride)) then ``arange(0, cells, anchor_stride)``.
+        """
+        feature = -(-np.asarray(padded_sides, np.int64) // int(self.strides[level]))
+        return -(-feature // int(self.anchor_stride))
+
+    def anchor_count(self, padded_shape):
+        """Number of anchors of an input of ``padded_shape`` (H, W), as generate_pyramid_anchors makes."""
+        return int(sum(self.grid_cells(padded_shape[0], level) * self.grid_cells(padded_shape[1], level)
+                       for level in range(len(self.scales))) * len(self.ratios))
+
+
+@dataclasses.dataclass
+class GridMatch:
+    """Per GT box: best_iou [G] float64; positive_anchors [G] int64 (anchors at IoU >=
+    positive_iou); level [G] int32 and ratio_index [G] int32 of the best anchor (ties: the
+    lowest level, then the lowest ratio index)."""
+
+    best_iou: np.ndarray
+    positive_anchors: np.ndarray
+    level: np.ndarray
+    ratio_index: np.ndarray
+
+
+def match_to_anchor_grid(boxes, padded_shapes, spec, positive_iou, exact_above=None, chunk_elements=1 << 21):
+    """Best IoU and positive-anchor count of each GT box over the anchors of its own input.
+
+    boxes: [G, 4] float32 [y1, x1, y2, x2] GT boxes in model-input pixels, positive extent.
+    padded_shapes: [G, 2] int (H, W) of the padded input each box belongs to (the anchor grid).
+    spec: AnchorSpec. positive_iou: an anchor at IoU >= this counts as positive.
+    exact_above: the best IoU is exact when at least this (default: positive_iou); lower
+        values widen the windows (cost grows roughly as 1 / exact_above^2).
+    chunk_elements: most IoU values held at once (x ~5 float64 temporaries).
+    Returns a GridMatch.
+    """
+    boxes = np.asarray(boxes, np.float32).reshape(-1, 4).astype(np.float64)
+    padded_shapes = np.asarray(padded_shapes, np.int64).reshape(-1, 2)
+    num = len(boxes)
+    best = np.zeros(num, np.float64)
+    positives = np.zeros(num, np.int64)
+    best_level = np.zeros(num, np.int32)
+    best_ratio = np.zeros(num, np.int32)
+    if num == 0:
+        return GridMatch(best, positives, best_level, best_ratio)
+    if positive_iou <= 0:  # every anchor, overlapping or not, has IoU >= 0
+        positives[:] = [spec.anchor_count(shape) for shape in padded_shapes]
+    window_iou = max(positive_iou if exact_above is None else exact_above, _LOWEST_EXACT_IOU)
+    if positive_iou > 0:  # the count needs every anchor at >= positive_iou, however low
+        window_iou = min(window_iou, positive_iou)
+
+    gt_area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    for level, (scale, stride) in enumerate(zip(spec.scales, spec.strides)):
+        rows = spec.grid_cells(padded_shapes[:, 0], level)
+        cols = spec.grid_cells(padded_shapes[:, 1], level)
+        heights, widths = anchor_shapes([scale], spec.ratios)
+        for r, (height, width) in enumerate(zip(heights, widths)):
+            # Least overlap along each axis that any anchor at IoU >= window_iou must have.
+            c = window_iou * (gt_area + height * width) / (1 + window_iou)
+            gt_h, gt_w = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+            min_dy = c / np.minimum(gt_w, width) * (1 - _RELATIVE_SLACK) - _ABSOLUTE_SLACK
+            min_dx = c / np.minimum(gt_h, height) * (1 - _RELATIVE_SLACK) - _ABSOLUTE_SLACK
+            axis = _AxisGrid(spec.anchor_stride, stride)
+            y_lo, y_hi = axis.window(boxes[:, 0], boxes[:, 2], height, rows, min_dy)
+            x_lo, x_hi = axis.window(boxes[:, 1], boxes[:, 3], width, cols, min_dx)
+            group_best, group_pos = _evaluate_windows(
+                boxes, gt_area, (y_lo, y_hi, x_lo, x_hi), axis, height, width, positive_iou, chunk_elements)
+            better = group_best > best
+            best = np.where(better, group_best, best)
+            best_level[better] = level
+            best_ratio[better] = r
+            if positive_iou > 0:
+                positives += group_pos
+    return GridMatch(best, positives, best_level, best_ratio)
+
+
+@dataclasses.dataclass(frozen=True)
+class _AxisGrid:
+    """Anchor centres along one axis: (k * anchor_stride + 0.5) * stride for k = 0 .. cells - 1."""
+
+    anchor_stride: int
+    stride: int
+
+    def centres(self, cells):
+        """cells: [...] int64 -> [...] float64, computed as generate_anchors does."""
+        return (cells * self.anchor_stride + 0.5) * self.stride
+
+    def edges(self, cells, side):
+        """cells: [...] int64, side: anchor extent -> (low, high) [...] float64 of the float32 anchors."""
+        centre = self.centres(cells)
+        low = (centre - side / 2).astype(np.float32).astype(np.float64)
+        high = (centre + side / 2).astype(np.float32).astype(np.float64)
+        return low, high
+
+    def window(self, g1, g2, side, cells, min_overlap):
+        """Cells [lo, hi] (each [G] int64, inclusive) holding the two cells nearest each GT
+        centre and every cell whose overlap with [g1, g2] can reach min_overlap [G].
+
+        g1, g2: [G] GT extent along this axis; side: anchor extent; cells: [G] cells per image.
+        """
+        spacing = self.anchor_stride * self.stride
+        offset = 0.5 * self.stride
+        centre = (g1 + g2) / 2
+        last = cells - 1
+        nearest = np.floor((centre - offset) / spacing).astype(np.int64)
+        near_lo = np.clip(nearest, 0, last)
+        near_hi = np.clip(nearest + 1, 0, last)
+        # Overlap along the axis is min(g, side, (g + side) / 2 - distance), so it reaches
+        # min_overlap only within this distance of the centre, and only if min(g, side) does.
+        feasible = np.minimum(g2 - g1, side) >= min_overlap
+        reach = np.where(feasible, (g2 - g1 + side) / 2 - np.maximum(min_overlap, 0.0), 0.0)
+        lo = np.ceil((centre - reach - offset) / spacing).astype(np.int64) - 1
+        hi = np.floor((centre + reach - offset) / spacing).astype(np.int64) + 1
+        lo = np.where(feasible, np.minimum(np.clip(lo, 0, last), near_lo), near_lo)
+        hi = np.where(feasible, np.maximum(np.clip(hi, 0, last), near_hi), near_hi)
+        return lo, hi
+
+
+def _evaluate_windows(boxes, gt_area, windows, axis, height, width, positive_iou, chunk_elements):
+    """IoU of each GT box with every anchor of one (level, ratio) in its window.
+
+    boxes: [G, 4] float64 input frame; gt_area: [G]; windows: (y_lo, y_hi, x_lo, x_hi) [G] each;
+    height, width: the anchor shape. Returns (best [G] float64, positives [G] int64).
+    """
+    y_lo, y_hi, x_lo, x_hi = windows
+    ny, nx = y_hi - y_lo + 1, x_hi - x_lo + 1
+    best = np.zeros(len(boxes), np.float64)
+    positives = np.zeros(len(boxes), np.int64)
+    # Boxes with the same window size share one dense [B, ny, nx] computation without padding.
+    keys, bucket = np.unique(ny * (nx.max() + 1) + nx, return_inverse=True)
+    order = np.argsort(bucket, kind="stable")
+    starts = np.searchsorted(bucket[order], np.arange(len(keys) + 1))
+    for b, key in enumerate(keys):
+        h_cells, w_cells = divmod(int(key), int(nx.max() + 1))
+        members = order[starts[b]:starts[b + 1]]
+        step = max(1, chunk_elements // int(h_cells * w_cells))
+        for i in range(0, len(members), step):
+            idx = members[i:i + step]
+            ay1, ay2 = axis.edges(y_lo[idx, None] + np.arange(h_cells), height)  # [B, ny]
+            ax1, ax2 = axis.edges(x_lo[idx, None] + np.arange(w_cells), width)  # [B, nx]
+            g = boxes[idx]
+            ih = np.maximum(np.minimum(g[:, 2:3], ay2) - np.maximum(g[:, 0:1], ay1), 0.0)
+            iw = np.maximum(np.minimum(g[:, 3:4], ax2) - np.maximum(g[:, 1:2], ax1), 0.0)
+            inter = ih[:, :, None] * iw[:, None, :]
+            union = gt_area[idx, None, None] + (ay2 - ay1)[:, :, None] * (ax2 - ax1)[:, None, :] - inter
+            iou = (inter / union).reshape(len(idx), -1)
+            best[idx] = iou.max(axis=1)
+            positives[idx] = np.count_nonzero(iou >= positive_iou, axis=1)
+    return best, positives
