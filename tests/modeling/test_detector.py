@@ -1,0 +1,158 @@
+"""The detector end to end on 64 px images with a tiny backbone."""
+import numpy as np
+import pytest
+import tensorflow as tf
+import keras
+
+from detection.core import anchors as anchor_ops
+from detection.core.image_meta import compose_image_meta
+from detection.layers.detections import DetectionLayer
+from detection.layers.rpn_target import RPNTargetLayer
+from detection.modeling.detector import Detector
+from tests.model_fixtures import SIZE, batch, numpy_iou, tiny_config
+
+LOSSES = ["rpn_class_loss", "rpn_bbox_loss", "rcnn_class_loss", "rcnn_bbox_loss", "mask_loss"]
+DIAGNOSTICS = ["gt_num", "positive_anchor_num", "negative_anchor_num", "miss_match_gt_num", "gt_match_min_iou",
+               "gt_match_mean_iou", "positive_roi_num", "negative_roi_num", "rcnn_miss_match_gt_num"]
+
+
+def fit_one_step(config, inputs):
+    keras.utils.set_random_seed(0)
+    detector = Detector(config)
+    detector.training_model.compile(keras.optimizers.SGD(0.001))
+    data = tf.data.Dataset.from_tensors(inputs)
+    history = detector.training_model.fit(data, epochs=1, verbose=0)
+    return detector, {k: v[-1] for k, v in history.history.items()}
+
+
+def test_half_empty_batch_trains_with_finite_losses_and_diagnostics():
+    config = tiny_config()
+    inputs = batch(config, [[], [[8, 8, 40, 30], [30, 30, 60, 62]]], [[], [1, 2]])
+    _, logs = fit_one_step(config, inputs)
+    for name in LOSSES + DIAGNOSTICS + ["loss"]:
+        assert np.isfinite(logs[name]), name
+    assert logs["gt_num"] == 1.0  # (0 + 2) / 2 images
+    # IoU diagnostics average over the one image with GT only, so they are real IoUs.
+    assert 0.3 < logs["gt_match_min_iou"] <= logs["gt_match_mean_iou"] <= 1.0
+    assert logs["positive_anchor_num"] > 0 and logs["negative_anchor_num"] > 0
+    total = sum(config.LOSS_WEIGHTS[n] * logs[n] for n in LOSSES)
+    np.testing.assert_allclose(logs["loss"], total, rtol=1e-4)
+
+
+def test_all_empty_batch_has_zero_box_and_mask_losses():
+    config = tiny_config()
+    _, logs = fit_one_step(config, batch(config, [[], []]))
+    assert logs["rpn_bbox_loss"] == 0.0 and logs["rcnn_bbox_loss"] == 0.0 and logs["mask_loss"] == 0.0
+    assert np.isfinite(logs["rpn_class_loss"]) and logs["rpn_class_loss"] > 0
+    assert np.isfinite(logs["rcnn_class_loss"]) and logs["rcnn_class_loss"] > 0
+    assert logs["gt_num"] == 0.0 and logs["positive_anchor_num"] == 0.0 and logs["positive_roi_num"] == 0.0
+    assert logs["gt_match_min_iou"] == 0.0 and logs["miss_match_gt_num"] == 0.0
+    assert logs["negative_anchor_num"] == config.RPN_TRAIN_ANCHORS_PER_IMAGE
+
+
+def test_rpn_target_counts_on_a_hand_made_case():
+    config = tiny_config(RPN_TRAIN_ANCHORS_PER_IMAGE=32, RPN_POSITIVE_FRACTION=0.5, RPN_ANCHOR_RATIOS=[1.0])
+    anchors = anchor_ops.pyramid_anchors_for_image((SIZE, SIZE), config)
+    gt = np.array([[4.0, 4.0, 20.0, 20.0]])  # exactly the P3 anchor (scale 16, stride 8) centred at (12, 12)
+    iou = numpy_iou(gt, anchors)[0]
+    expected_pos = int(np.sum(iou >= 0.7))
+    assert expected_pos >= 1
+    inputs = batch(config, [[gt[0]], []])
+    layer = RPNTargetLayer(config, name="rpn_targets")
+    labels, deltas = layer(tf.constant(inputs["image"]), tf.constant(inputs["gt_class_ids"]),
+                           tf.constant(inputs["gt_boxes"]))
+    labels, deltas = labels.numpy(), deltas.numpy()
+    assert np.sum(labels[0] == 1) == min(expected_pos, 16)
+    assert np.sum(labels[0] == 0) == 32 - min(expected_pos, 16)
+    assert np.all(iou[labels[0] == 1] >= 0.7) and np.all(iou[labels[0] == 0] < 0.3)
+    best = int(np.argmax(iou))
+    assert labels[0, best] == 1 and np.allclose(deltas[0, best], 0.0, atol=1e-6)
+    assert np.sum(labels[1] == 1) == 0 and np.sum(labels[1] == 0) == 32  # the empty image
+    assert np.all(deltas[1] == 0.0)
+    # Diagnostics: 1 GT over 2 images, its best anchor IoU is 1.
+    assert layer.trackers["gt_num"].result().numpy() == 0.5
+    np.testing.assert_allclose(layer.trackers["gt_match_min_iou"].result().numpy(), 1.0, rtol=1e-6)
+    assert layer.trackers["miss_match_gt_num"].result().numpy() == 0.0
+
+
+def test_gradient_reaches_backbone_through_roi_align():
+    config = tiny_config()
+    detector = Detector(config)
+    inputs = {k: tf.constant(v) for k, v in batch(config, [[[8, 8, 40, 30]], [[20, 20, 60, 50]]]).items()}
+    kernel = detector.training_model.get_layer("conv1_conv").kernel
+    with tf.GradientTape() as tape:
+        losses = detector.training_model(inputs, training=True)
+        rcnn_class_loss = losses[2]  # depends on the backbone only through RoIAlign
+    grad = tape.gradient(rcnn_class_loss, kernel)
+    assert grad is not None and float(tf.reduce_sum(tf.abs(grad))) > 0.0
+
+
+def test_detection_layer_maps_boxes_to_original_pixels_exactly():
+    # Original 100 x 150 image, scaled by 0.4 to 40 x 60 and padded into 64 x 64 with the
+    # image placed at (12, 2): a detection at input box B is at (B - offset) / 0.4.
+    config = tiny_config(DETECTION_MIN_CONFIDENCE=0.5, BBOX_STD_DEV=[1, 1, 1, 1])
+    meta = compose_image_meta(7, (100, 150, 3), (SIZE, SIZE, 3), (12, 2, 52, 62), 0.4)[None]
+    rois = np.zeros((1, 4, 4), np.float32)
+    rois[0, 0] = [20.0, 10.0, 40.0, 50.0]
+    probs = np.zeros((1, 4, 3), np.float32)
+    probs[0, :, 0] = 1.0
+    probs[0, 0] = [0.1, 0.0, 0.9]
+    deltas = np.zeros((1, 4, 3, 4), np.float32)
+    boxes_input, boxes, class_ids, scores, num = DetectionLayer(config, name="d")(rois, probs, deltas, meta)
+    assert num.numpy().tolist() == [1] and class_ids.numpy()[0, 0] == 2
+    np.testing.assert_allclose(boxes_input.numpy()[0, 0], [20, 10, 40, 50])
+    np.testing.assert_allclose(boxes.numpy()[0, 0], [(20 - 12) / 0.4, (10 - 2) / 0.4, (40 - 12) / 0.4, (50 - 2) / 0.4],
+                               rtol=1e-6)
+    np.testing.assert_allclose(scores.numpy()[0, 0], 0.9, rtol=1e-6)
+    assert np.all(class_ids.numpy()[0, 1:] == 0) and np.all(boxes.numpy()[0, 1:] == 0)
+
+
+def test_inference_model_outputs_and_original_frame():
+    config = tiny_config()
+    detector = Detector(config, training=False)
+    inputs = batch(config, [[], []])
+    # Original 32 x 32 images upscaled by 2 into the 64 x 64 input.
+    inputs["image_meta"] = np.stack([compose_image_meta(i, (32, 32, 3), (SIZE, SIZE, 3), (0, 0, 64, 64), 2.0)
+                                     for i in range(2)])
+    out = detector.inference_model.predict({k: inputs[k] for k in ("image", "image_meta")}, verbose=0)
+    d = config.DETECTION_MAX_INSTANCES
+    assert out["boxes"].shape == (2, d, 4) and out["masks"].shape == (2, d, 28, 28)
+    valid = np.arange(d)[None, :] < out["num_detections"][:, None]
+    np.testing.assert_allclose(out["boxes"][valid], np.clip(out["boxes_input"][valid] / 2.0, 0, 32), rtol=1e-5)
+    assert np.all(out["boxes"][valid] <= 32.0)
+
+
+def test_weights_round_trip_between_training_and_inference_only_models(tmp_path):
+    config = tiny_config()
+    keras.utils.set_random_seed(1)
+    trained = Detector(config)
+    path = str(tmp_path / "w.weights.h5")
+    trained.save_weights(path)
+    keras.utils.set_random_seed(2)
+    fresh = Detector(config, batch_size=1, training=False)
+    fresh.load_weights(path)
+    for name in ("conv1_conv", "fpn_p2", "rpn_class_raw", "rcnn_fc1", "mask_logits"):
+        a = trained.inference_model.get_layer(name).get_weights()
+        b = fresh.inference_model.get_layer(name).get_weights()
+        for x, y in zip(a, b):
+            np.testing.assert_array_equal(x, y)
+
+
+def test_faster_rcnn_without_masks_trains():
+    config = tiny_config(USE_MASK=False)
+    inputs = batch(config, [[[8, 8, 40, 30]], []])
+    inputs["gt_masks"] = np.zeros((2, config.MAX_GT_INSTANCES, 1, 1), np.float32)
+    detector, logs = fit_one_step(config, inputs)
+    assert "mask_loss" not in logs and np.isfinite(logs["loss"])
+    assert "masks" not in detector.inference_model.output
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_mixed_precision_trains_a_step(policy):
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        config = tiny_config()
+        _, logs = fit_one_step(config, batch(config, [[[8, 8, 40, 30]], [[20, 20, 60, 50]]]))
+        assert all(np.isfinite(logs[n]) for n in LOSSES)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
