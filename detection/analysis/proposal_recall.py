@@ -1,0 +1,80 @@
+"""Recall of GT boxes by ranked RPN proposals: the second-stage view of stat_gt.
+
+A GT box is recalled by the top k proposals at IoU t when one of the k highest-scoring
+proposals overlaps it at IoU >= t. A box no proposal reaches at MISS_IOU (the usual
+ROI_POSITIVE_IOU, 0.5) can never be a positive RoI for the box head: it is an "rcnn miss".
+
+Example: GT [0, 0, 10, 10]; proposals ranked [[0, 0, 10, 5], [0, 0, 10, 10]] give best IoU
+0.5 over the top 1 and 1.0 over the top 2.
+"""
+
+import numpy as np
+
+from detection.analysis.anchor_stats import SIZE_BUCKETS, distribution, threshold_key
+
+TOP_K = (100, 300, 1000)
+IOU_THRESHOLDS = (0.5, 0.7)
+MISS_IOU = 0.5
+
+
+def pairwise_iou(boxes_a, boxes_b):
+    """IoU of boxes_a [N, 4] with boxes_b [M, 4] ([y1, x1, y2, x2], one frame) -> [N, M] float64.
+
+    Zero-area rows (padding) have IoU 0 with everything.
+    """
+    a = np.asarray(boxes_a, np.float64).reshape(-1, 4)
+    b = np.asarray(boxes_b, np.float64).reshape(-1, 4)
+    ih = np.maximum(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0.0)
+    iw = np.maximum(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0.0)
+    inter = ih * iw
+    area_a = np.maximum(a[:, 2] - a[:, 0], 0) * np.maximum(a[:, 3] - a[:, 1], 0)
+    area_b = np.maximum(b[:, 2] - b[:, 0], 0) * np.maximum(b[:, 3] - b[:, 1], 0)
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+
+
+def best_iou_over_top_k(gt_boxes, proposals, top_ks=TOP_K):
+    """Best IoU of each GT box over the top k proposals, for each k.
+
+    gt_boxes: [G, 4] GT boxes; proposals: [P, 4] ranked highest score first, same frame.
+    top_ks: [K] ints; k beyond P means all P. Returns [G, K + 1] float64, the last column
+    over all P proposals.
+    """
+    gt_boxes = np.asarray(gt_boxes, np.float64).reshape(-1, 4)
+    num_proposals = len(np.asarray(proposals).reshape(-1, 4))
+    if num_proposals == 0:
+        return np.zeros((len(gt_boxes), len(top_ks) + 1))
+    running = np.maximum.accumulate(pairwise_iou(gt_boxes, proposals), axis=1)  # [G, P] best over the first p + 1
+    columns = [min(k, num_proposals) - 1 for k in top_ks] + [num_proposals - 1]
+    return running[:, columns]
+
+
+def proposal_recall(gt_boxes_per_image, proposals_per_image, top_ks=TOP_K):
+    """best_iou_over_top_k over images: lists of [G_i, 4] and [P_i, 4] -> [sum G_i, K + 1]."""
+    parts = [best_iou_over_top_k(g, p, top_ks) for g, p in zip(gt_boxes_per_image, proposals_per_image)]
+    return np.concatenate(parts) if parts else np.zeros((0, len(top_ks) + 1))
+
+
+def _group(best, top_ks, iou_thresholds, miss_iou):
+    n = len(best)
+    recall = {str(k): {threshold_key(t): float(np.mean(best[:, j] >= t)) if n else None for t in iou_thresholds}
+              for j, k in enumerate(top_ks)}
+    return {"gt_num": n, "recall": recall, "best_iou": distribution(best[:, -1]),
+            "rcnn_miss_match_gt_num": int(np.count_nonzero(best[:, -1] < miss_iou))}
+
+
+def summarize_recall(best, areas, top_ks=TOP_K, iou_thresholds=IOU_THRESHOLDS, miss_iou=MISS_IOU):
+    """Recall summary (JSON-ready) of ``best`` [G, K + 1] from ``proposal_recall``.
+
+    areas: [G] GT areas in input pixels, for the COCO size buckets.
+    Returns {top_k, iou_thresholds, miss_iou, gt_num, recall {"k": {"t": fraction}}, best_iou
+    (over all proposals), rcnn_miss_match_gt_num, by_size {bucket: the same per bucket}}.
+    """
+    best = np.asarray(best, np.float64).reshape(-1, len(top_ks) + 1)
+    areas = np.asarray(areas, np.float64)
+    summary = {"top_k": list(top_ks), "iou_thresholds": [threshold_key(t) for t in iou_thresholds],
+               "miss_iou": miss_iou}
+    summary.update(_group(best, top_ks, iou_thresholds, miss_iou))
+    summary["by_size"] = {name: _group(best[(areas >= low) & (areas < high)], top_ks, iou_thresholds, miss_iou)
+                          for name, low, high in SIZE_BUCKETS}
+    return summary

@@ -1,0 +1,61 @@
+"""Anchor suggestions: k-means on shapes, and a search that raises the matched fraction."""
+import numpy as np
+import yaml
+
+from detection.analysis.anchor_match import AnchorSpec
+from detection.analysis.anchor_stats import ImageBoxes, match_dataset
+from detection.analysis.suggest import iou_kmeans, shape_iou, suggest_anchors
+from detection.config import Config
+
+
+def test_shape_iou_of_centred_boxes():
+    # 10 x 10 inside 20 x 20: 100 / 400; 10 x 20 vs 20 x 10: 100 / 300.
+    np.testing.assert_allclose(shape_iou(np.array([[10.0, 10], [10, 20]]), np.array([[20.0, 20], [20, 10]])),
+                               [[0.25, 0.5], [0.5, 1 / 3]])
+
+
+def test_iou_kmeans_finds_two_separate_shape_groups():
+    rng = np.random.default_rng(0)
+    small = np.column_stack([rng.uniform(9, 11, 100), rng.uniform(9, 11, 100)])
+    wide = np.column_stack([rng.uniform(45, 55, 100), rng.uniform(90, 110, 100)])
+    centres = iou_kmeans(np.vstack([small, wide]), 2, rng)
+    np.testing.assert_allclose(centres, [np.median(small, 0), np.median(wide, 0)])
+
+
+def small_boxes_dataset(rng, images=80):
+    result = []
+    for i in range(images):
+        n = 12
+        side = np.exp(rng.uniform(np.log(8), np.log(28), n))
+        h, w = side * np.exp(rng.uniform(-0.3, 0.3, n)), side * np.exp(rng.uniform(-0.3, 0.3, n))
+        y, x = rng.uniform(0, 480 - h), rng.uniform(0, 480 - w)
+        result.append(ImageBoxes(i, 480, 480, np.stack([y, x, y + h, x + w], 1).astype(np.float32), np.zeros(n, bool)))
+    return result
+
+
+def test_suggestion_raises_the_matched_fraction_of_small_boxes():
+    config = Config({"IMAGE_RESIZE_MODE": "none"})  # scales 32..512: far too big for 8-28 px boxes
+    table, _ = match_dataset(small_boxes_dataset(np.random.default_rng(0)), config)
+    spec = AnchorSpec.from_config(config)
+    s = suggest_anchors(table, spec, config.RPN_POSITIVE_IOU, sample_size=600, max_evaluations=120)
+    assert s.before["matched_fraction"] == np.mean(table.best_iou >= 0.7)
+    assert s.after["matched_fraction"] > s.before["matched_fraction"] + 0.2
+    assert s.after["matched_fraction"] == np.mean(s.best_after >= 0.7)
+    assert len(s.spec.scales) == 5 and list(s.spec.scales) == sorted(s.spec.scales)
+    assert len(s.spec.ratios) == len(spec.ratios)
+    # The snippet is valid config YAML carrying the suggested values.
+    values = yaml.safe_load(s.yaml())
+    tuned = config.replace(**values)
+    assert tuple(tuned.RPN_ANCHOR_SCALES) == s.spec.scales and tuple(tuned.RPN_ANCHOR_RATIOS) == s.spec.ratios
+    # And the after figure holds on a fresh sample of the same distribution.
+    fresh, _ = match_dataset(small_boxes_dataset(np.random.default_rng(1)), tuned)
+    assert np.mean(fresh.best_iou >= 0.7) > s.before["matched_fraction"] + 0.2
+
+
+def test_no_change_is_suggested_when_nothing_improves():
+    # One box equal to a P3 anchor: already IoU 1, nothing can do better.
+    config = Config({"IMAGE_RESIZE_MODE": "none"})
+    table, _ = match_dataset([ImageBoxes(0, 256, 256, np.float32([[12, 28, 76, 92]]), np.zeros(1, bool))], config)
+    spec = AnchorSpec.from_config(config)
+    s = suggest_anchors(table, spec, 0.7, max_evaluations=40)
+    assert s.spec == spec and s.after == s.before
