@@ -35,3 +35,16 @@ def small_config(**changes):
                   SHAPES_TRAIN_COUNT=8, SHAPES_VAL_COUNT=4)
     values.update(changes)
     return Config(values)
+
+
+def voc_xml(objects, width=60, height=40, filename="ignored.jpg"):
+    """A VOC annotation document; objects: (name, xmin, ymin, xmax, ymax[, difficult]) tuples,
+    values written as given (strings allowed, for malformed cases)."""
+    parts = [f"<annotation><filename>{filename}</filename><path>/elsewhere/{filename}</path>",
+             f"<size><width>{width}</width><height>{height}</height><depth>3</depth></size>"]
+    for obj in objects:
+        name, xmin, ymin, xmax, ymax = obj[:5]
+        difficult = obj[5] if len(obj) > 5 else 0
+        parts.append(f"<object><name>{name}</name><difficult>{difficult}</difficult><bndbox><xmin>{xmin}</xmin>"
+                     f"<ymin>{ymin}</ymin><xmax>{xmax}</xmax><ymax>{ymax}</ymax></bndbox></object>")
+    return "".join(parts) + "</annotation>"

@@ -1,0 +1,46 @@
+"""The dataset flags every tool shares (train, eval, stat_gt, infer).
+
+    parser = argparse.ArgumentParser()
+    add_dataset_flags(parser)
+    args = parser.parse_args()
+    config = config_with_dataset_flags(config, args, subset="val")
+    dataset = load_dataset(config, "val")
+
+A flag overrides the config key of the subset the tool works on: --images sets TRAIN_IMAGES
+for subset "train" and VAL_IMAGES for "val"; --format sets DATASET_FORMAT; --strict sets
+STRICT_DATA. A flag left out leaves the config as it is.
+"""
+
+from detection.data.datasets import SUBSETS
+
+
+def add_dataset_flags(parser):
+    """Adds --format, --images, --annotations, --split and --strict to an argparse parser."""
+    group = parser.add_argument_group("dataset (override the config's DATASET_FORMAT and TRAIN_/VAL_ keys)")
+    group.add_argument("--format", choices=["coco", "voc", "shapes"], default=None,
+                       help="dataset format (config DATASET_FORMAT)")
+    group.add_argument("--images", metavar="DIR", default=None,
+                       help="image folder (config TRAIN_IMAGES or VAL_IMAGES)")
+    group.add_argument("--annotations", metavar="FILE_OR_DIR", default=None,
+                       help="COCO JSON file, or VOC annotation folder or root (config TRAIN_/VAL_ANNOTATIONS)")
+    group.add_argument("--split", metavar="FILE", default=None,
+                       help="VOC: file of image stems to use (config TRAIN_SPLIT or VAL_SPLIT)")
+    group.add_argument("--strict", action="store_true", default=None,
+                       help="any data problem is an error naming file and field (config STRICT_DATA)")
+    return parser
+
+
+def config_with_dataset_flags(config, args, subset):
+    """A new Config with the dataset flags in ``args`` applied to ``subset`` ("train" or "val")."""
+    if subset not in SUBSETS:
+        raise ValueError(f"subset must be one of {SUBSETS}, got {subset!r}")
+    prefix = subset.upper()
+    changes = {}
+    if getattr(args, "format", None) is not None:
+        changes["DATASET_FORMAT"] = args.format
+    for flag, key in (("images", "IMAGES"), ("annotations", "ANNOTATIONS"), ("split", "SPLIT")):
+        if getattr(args, flag, None) is not None:
+            changes[f"{prefix}_{key}"] = getattr(args, flag)
+    if getattr(args, "strict", None):
+        changes["STRICT_DATA"] = True
+    return config.replace(**changes) if changes else config

@@ -1,0 +1,73 @@
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from detection.data.images import ImageReadError, decode_reduction, image_meta, index_images, read_image, resize_and_pad
+from detection.data.resize import resize_geometry
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    # 20 rows x 40 cols, left half white; orientation 6 means "rotate 90 degrees clockwise to view".
+    pixels = np.zeros((20, 40, 3), np.uint8)
+    pixels[:, :20] = 255
+    image = Image.fromarray(pixels)
+    exif = image.getexif()
+    exif[0x0112] = 6
+    image.save(tmp_path / "rotated.jpg", exif=exif.tobytes(), quality=95)
+    decoded = read_image(str(tmp_path / "rotated.jpg"))
+    assert decoded.shape == (40, 20, 3)
+    # After a clockwise turn the white left half is the top half.
+    assert decoded[:18].mean() > 240 and decoded[22:].mean() < 15
+
+
+def test_grayscale_rgba_and_16_bit_become_rgb_uint8(tmp_path):
+    gray = np.full((4, 5), 77, np.uint8)
+    cv2.imwrite(str(tmp_path / "gray.png"), gray)
+    bgra = np.zeros((4, 5, 4), np.uint8)
+    bgra[..., 0], bgra[..., 2], bgra[..., 3] = 200, 10, 0  # blue in BGR order, fully transparent
+    cv2.imwrite(str(tmp_path / "rgba.png"), bgra)
+    deep = np.full((4, 5), 40000, np.uint16)
+    cv2.imwrite(str(tmp_path / "deep.png"), deep)
+    assert read_image(str(tmp_path / "gray.png")).tolist() == np.full((4, 5, 3), 77).tolist()
+    rgba = read_image(str(tmp_path / "rgba.png"))
+    assert rgba.shape == (4, 5, 3) and rgba[0, 0].tolist() == [10, 0, 200]  # RGB order
+    deep8 = read_image(str(tmp_path / "deep.png"))
+    assert deep8.dtype == np.uint8 and deep8[0, 0, 0] == 40000 >> 8
+
+
+@pytest.mark.parametrize("ext", [".jpg", ".png"])
+def test_truncated_missing_and_empty_files_are_errors_naming_the_file(tmp_path, ext):
+    rng = np.random.default_rng(0)
+    cv2.imwrite(str(tmp_path / f"full{ext}"), rng.integers(0, 255, (64, 64, 3), dtype=np.uint8))
+    data = (tmp_path / f"full{ext}").read_bytes()
+    (tmp_path / f"cut{ext}").write_bytes(data[: len(data) - 200])
+    (tmp_path / f"empty{ext}").write_bytes(b"")
+    for name in (f"cut{ext}", f"empty{ext}", f"absent{ext}"):
+        with pytest.raises(ImageReadError, match=name):
+            read_image(str(tmp_path / name))
+
+
+def test_reduced_decoding_and_its_choice(tmp_path):
+    cv2.imwrite(str(tmp_path / "big.jpg"), np.full((400, 300, 3), 90, np.uint8))
+    assert read_image(str(tmp_path / "big.jpg"), reduction=4).shape == (100, 75, 3)
+    assert decode_reduction((2000, 1500), (1024, 768)) == 1
+    assert decode_reduction((2000, 1500), (500, 375)) == 4
+    assert decode_reduction((300, 400), (64, 64)) == 4
+
+
+def test_resize_and_pad_places_the_image_top_left_and_meta_describes_it():
+    image = np.full((30, 60, 3), 9, np.uint8)
+    geometry = resize_geometry(30, 60, "square", 64, 128)
+    out = resize_and_pad(image, geometry)
+    assert out.shape == (128, 128, 3) and geometry.window == (0, 0, 64, 128)
+    assert out[:64].min() == 9 and out[64:].max() == 0
+    np.testing.assert_allclose(image_meta(7, (30, 60), geometry),
+                               [7, 30, 60, 3, 128, 128, 3, 0, 0, 64, 128, 64 / 30], rtol=1e-6)
+
+
+def test_index_images_matches_stems_any_extension_case(tmp_path):
+    for name in ("a.JPG", "b.jpeg", "b.png", "c.txt", "d.Png"):
+        (tmp_path / name).write_bytes(b"x")
+    index = index_images(str(tmp_path))
+    assert sorted(index) == ["a", "b", "d"] and len(index["b"]) == 2
