@@ -1,0 +1,120 @@
+"""Evaluate detections: a COCO results file, or a trained model on a dataset.
+
+Results mode (no TensorFlow, seconds)::
+
+    python tools/eval_coco.py --annotations GT.json --results DT.json [--iou-type bbox|segm|both]
+        [--backend faster-coco-eval|pycocotools] [--json OUT]
+
+Model mode (predicts with the model, then evaluates)::
+
+    python tools/eval_coco.py --config C --weights W --annotations GT --images DIR [--limit N]
+        [--output DT.json] [--json OUT] [--metric coco|voc] [--format coco|voc|shapes]
+        [--split FILE] [--set KEY=VALUE ...] [--batch-size N] [--voc07]
+
+--iou-type default: bbox, plus segm when every result (model: every detection) has a mask.
+--json OUT writes {"bbox": metrics, "segm": metrics} (model mode with --metric voc:
+{"voc": ...}); metrics as detection.evaluation.coco.evaluate_coco returns them.
+Bad input (unknown ids, malformed JSON, a missing field) is one line on stderr and exit
+status 2.
+"""
+
+import argparse
+import sys
+import warnings
+
+from detection.evaluation.coco import BACKENDS, DEFAULT_BACKEND, IOU_TYPES, evaluate_coco
+from detection.evaluation.errors import EvaluationError
+from detection.evaluation.json_io import write_json
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog="\n\n".join(__doc__.split("\n\n")[1:]))
+    parser.add_argument("--annotations", required=True,
+                        help="COCO GT JSON file (model mode: the dataset's annotations, a file or a VOC folder)")
+    parser.add_argument("--results", help="results mode: COCO results JSON file to evaluate")
+    parser.add_argument("--iou-type", choices=IOU_TYPES + ("both",), help="what to evaluate (default: see above)")
+    parser.add_argument("--backend", choices=BACKENDS, default=DEFAULT_BACKEND, help="COCOeval implementation")
+    parser.add_argument("--json", metavar="OUT", help="write the metrics to this JSON file")
+    model = parser.add_argument_group("model mode")
+    model.add_argument("--config", help="config YAML of the model")
+    model.add_argument("--weights", help="weights file of the model")
+    model.add_argument("--images", help="folder of the dataset's images")
+    model.add_argument("--format", choices=("coco", "voc", "shapes"), help="dataset format (default: the config's)")
+    model.add_argument("--split", help="file of image stems to evaluate (voc)")
+    model.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override (repeatable)")
+    model.add_argument("--limit", type=int, help="evaluate the first N images only")
+    model.add_argument("--batch-size", type=int, help="images per prediction batch (default: the config's)")
+    model.add_argument("--output", metavar="DT.json", help="write the detections as a COCO results file")
+    model.add_argument("--metric", choices=("coco", "voc"), default="coco", help="COCO AP or VOC mAP at IoU 0.5")
+    model.add_argument("--voc07", action="store_true", help="VOC2007 11-point AP instead of all-point")
+    args = parser.parse_args(argv)
+    model_mode = args.config is not None or args.weights is not None
+    if model_mode == (args.results is not None):
+        parser.error("give either --results (results mode) or --config and --weights (model mode)")
+    if model_mode and not (args.config and args.weights and args.images):
+        parser.error("model mode needs --config, --weights, --annotations and --images")
+    if args.limit is not None and args.limit < 1:
+        parser.error("--limit must be at least 1")
+    return args
+
+
+def iou_types_of(choice):
+    """--iou-type value -> a tuple of iou types, or None for the default (see above)."""
+    return None if choice is None else IOU_TYPES if choice == "both" else (choice,)
+
+
+def evaluate_results(args):
+    return evaluate_coco(args.annotations, args.results, iou_types=iou_types_of(args.iou_type), backend=args.backend)
+
+
+def evaluate_model(args):
+    # Imported here: results mode must not pay for TensorFlow.
+    from detection.config import Config
+    from detection.data.datasets import load_dataset
+    from detection.engine.predictor import Predictor
+    from detection.evaluation.detector_eval import evaluate_predictor
+
+    config = Config.from_yaml(args.config, overrides=args.set)
+    changes = {"VAL_ANNOTATIONS": args.annotations, "VAL_IMAGES": args.images,
+               "KEEP_EMPTY_IMAGES": True}  # images without GT count: detections there are false positives
+    if args.format:
+        changes["DATASET_FORMAT"] = args.format
+    if args.split:
+        changes["VAL_SPLIT"] = args.split
+    config = config.replace(**changes)
+    dataset = load_dataset(config, "val")
+    predictor = Predictor.from_weights(config, args.weights)
+    metrics, results = evaluate_predictor(
+        predictor, dataset, metric=args.metric,
+        annotations=args.annotations if config.DATASET_FORMAT == "coco" else None,
+        limit=args.limit, iou_types=iou_types_of(args.iou_type),
+        backend=args.backend, use_07_metric=args.voc07, batch_size=args.batch_size or config.BATCH_SIZE)
+    if args.output:
+        write_json(args.output, results)
+        print(f"wrote {len(results)} detections to {args.output}")
+    return metrics
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    warnings.formatwarning = lambda message, category, *rest, **kw: f"warning: {message}\n"
+    try:
+        metrics = evaluate_model(args) if args.config else evaluate_results(args)
+        if args.json:
+            write_json(args.json, metrics, indent=2)
+            print(f"wrote metrics to {args.json}")
+    except EvaluationError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except ValueError as e:  # ConfigError and the data loaders' errors: one line too
+        if type(e).__module__.startswith("detection."):
+            print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
+            return 2
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
