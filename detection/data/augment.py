@@ -18,6 +18,7 @@ Reproducibility: each call takes a seed; the same seed gives the same result, wh
 thread runs it (every thread has its own Compose, re-seeded per call).
 """
 
+import inspect
 import threading
 
 import albumentations as A
@@ -52,6 +53,11 @@ def build_transforms(specs):
         if name not in AUGMENTATIONS:
             raise ConfigError(f"AUGMENTATION[{i}]: unknown augmentation {name!r}; "
                               f"valid names: {', '.join(sorted(AUGMENTATIONS))}")
+        accepted = set(inspect.signature(AUGMENTATIONS[name].__init__).parameters) - {"self", "kwargs", "args"}
+        unknown = sorted(set(spec) - accepted)
+        if unknown:  # albumentations only warns about these; a typo should not pass silently
+            raise ConfigError(f"AUGMENTATION[{i}] ({name}): unknown argument(s) {', '.join(unknown)}; "
+                              f"valid: {', '.join(sorted(accepted))}")
         try:
             transforms.append(AUGMENTATIONS[name](**spec))
         except (TypeError, ValueError) as e:
