@@ -7,9 +7,11 @@ Results mode (no TensorFlow, seconds)::
 
 Model mode (predicts with the model, then evaluates)::
 
-    python tools/eval_coco.py --config C --weights W --annotations GT --images DIR [--limit N]
+    python tools/eval_coco.py --config C --weights W [--annotations GT --images DIR] [--limit N]
         [--output DT.json] [--json OUT] [--metric coco|voc] [--format coco|voc|shapes]
-        [--split FILE] [--set KEY=VALUE ...] [--batch-size N] [--voc07]
+        [--split FILE] [--strict] [--set KEY=VALUE ...] [--batch-size N] [--voc07]
+
+The dataset flags override the config's DATASET_FORMAT and VAL_* keys (detection.data.cli).
 
 --iou-type default: bbox, plus segm when every result (model: every detection) has a mask.
 --json OUT writes {"bbox": metrics, "segm": metrics} (model mode with --metric voc:
@@ -22,6 +24,7 @@ import argparse
 import sys
 import warnings
 
+from detection.data.cli import add_dataset_flags, config_with_dataset_flags
 from detection.evaluation.coco import BACKENDS, DEFAULT_BACKEND, IOU_TYPES, evaluate_coco
 from detection.evaluation.errors import EvaluationError
 from detection.evaluation.json_io import write_json
@@ -31,8 +34,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog="\n\n".join(__doc__.split("\n\n")[1:]))
-    parser.add_argument("--annotations", required=True,
-                        help="COCO GT JSON file (model mode: the dataset's annotations, a file or a VOC folder)")
+    add_dataset_flags(parser)  # --annotations (both modes), --images, --format, --split, --strict
     parser.add_argument("--results", help="results mode: COCO results JSON file to evaluate")
     parser.add_argument("--iou-type", choices=IOU_TYPES + ("both",), help="what to evaluate (default: see above)")
     parser.add_argument("--backend", choices=BACKENDS, default=DEFAULT_BACKEND, help="COCOeval implementation")
@@ -40,9 +42,6 @@ def parse_args(argv=None):
     model = parser.add_argument_group("model mode")
     model.add_argument("--config", help="config YAML of the model")
     model.add_argument("--weights", help="weights file of the model")
-    model.add_argument("--images", help="folder of the dataset's images")
-    model.add_argument("--format", choices=("coco", "voc", "shapes"), help="dataset format (default: the config's)")
-    model.add_argument("--split", help="file of image stems to evaluate (voc)")
     model.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override (repeatable)")
     model.add_argument("--limit", type=int, help="evaluate the first N images only")
     model.add_argument("--batch-size", type=int, help="images per prediction batch (default: the config's)")
@@ -53,8 +52,10 @@ def parse_args(argv=None):
     model_mode = args.config is not None or args.weights is not None
     if model_mode == (args.results is not None):
         parser.error("give either --results (results mode) or --config and --weights (model mode)")
-    if model_mode and not (args.config and args.weights and args.images):
-        parser.error("model mode needs --config, --weights, --annotations and --images")
+    if not model_mode and args.annotations is None:
+        parser.error("results mode needs --annotations (the COCO GT file)")
+    if model_mode and not (args.config and args.weights):
+        parser.error("model mode needs --config and --weights")
     if args.limit is not None and args.limit < 1:
         parser.error("--limit must be at least 1")
     return args
@@ -76,19 +77,14 @@ def evaluate_model(args):
     from detection.engine.predictor import Predictor
     from detection.evaluation.detector_eval import evaluate_predictor
 
-    config = Config.from_yaml(args.config, overrides=args.set)
-    changes = {"VAL_ANNOTATIONS": args.annotations, "VAL_IMAGES": args.images,
-               "KEEP_EMPTY_IMAGES": True}  # images without GT count: detections there are false positives
-    if args.format:
-        changes["DATASET_FORMAT"] = args.format
-    if args.split:
-        changes["VAL_SPLIT"] = args.split
-    config = config.replace(**changes)
+    config = config_with_dataset_flags(Config.from_yaml(args.config, overrides=args.set), args, subset="val")
+    # Images without GT count too: detections there are false positives.
+    config = config.replace(KEEP_EMPTY_IMAGES=True)
     dataset = load_dataset(config, "val")
     predictor = Predictor.from_weights(config, args.weights)
     metrics, results = evaluate_predictor(
         predictor, dataset, metric=args.metric,
-        annotations=args.annotations if config.DATASET_FORMAT == "coco" else None,
+        annotations=config.VAL_ANNOTATIONS if config.DATASET_FORMAT == "coco" else None,
         limit=args.limit, iou_types=iou_types_of(args.iou_type),
         backend=args.backend, use_07_metric=args.voc07, batch_size=args.batch_size or config.BATCH_SIZE)
     if args.output:

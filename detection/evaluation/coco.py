@@ -47,7 +47,7 @@ def evaluate_coco(annotations, results, iou_types=None, backend=DEFAULT_BACKEND,
     annotations: path of a COCO ground-truth JSON file, or its parsed dict.
     results: path of a COCO results JSON file, or the list of result records
         (``detections_to_coco_results`` makes them; boxes xywh in original-image pixels).
-    iou_types: any of "bbox", "segm" (segm needs an RLE "segmentation" in every record);
+    iou_types: a tuple of "bbox", "segm" (segm needs an RLE "segmentation" in every record);
         None: bbox, plus segm when every record has a "segmentation".
     backend: "pycocotools" or "faster-coco-eval".
     image_ids: None for every GT image, or the ids of the images evaluated (e.g. the first
@@ -57,9 +57,12 @@ def evaluate_coco(annotations, results, iou_types=None, backend=DEFAULT_BACKEND,
     """
     if backend not in BACKENDS:
         raise EvaluationError(f"unknown backend {backend!r}; expected one of {', '.join(BACKENDS)}")
-    source = os.fspath(results) if isinstance(results, (str, os.PathLike)) else "results"
-    if source != "results":
+    source = "results"
+    if isinstance(results, (str, os.PathLike)):
+        source = os.fspath(results)
         results = read_json(results, "results file")
+    if isinstance(iou_types, str):
+        iou_types = (iou_types,)
     if iou_types is None:
         with_masks = isinstance(results, list) and bool(results) and all(
             isinstance(r, dict) and "segmentation" in r for r in results)
@@ -94,8 +97,10 @@ def load_coco_gt(annotations, segm=False):
     """The COCO GT dict from a path or a dict, checked enough that the backends cannot fail
     on it: lists of images, categories and annotations, each annotation with the fields
     COCOeval reads (plus "segmentation" when ``segm``). Raises EvaluationError."""
-    source = os.fspath(annotations) if isinstance(annotations, (str, os.PathLike)) else "annotations"
-    gt = read_json(annotations, "annotations file") if source != "annotations" else annotations
+    source, gt = "annotations", annotations
+    if isinstance(annotations, (str, os.PathLike)):
+        source = os.fspath(annotations)
+        gt = read_json(annotations, "annotations file")
     if not isinstance(gt, dict):
         raise EvaluationError(f"{source}: expected a COCO annotations object, got a {type(gt).__name__}")
     for key in ("images", "categories", "annotations"):
@@ -120,8 +125,10 @@ def run_cocoeval(gt, results, iou_type, backend, image_ids=None):
     M max dets]) and the 12 lines of the standard summary table. The backends' own
     progress chatter is swallowed.
     """
-    # COCOeval replaces GT polygons by RLE in each annotation dict: evaluate copies.
+    # COCOeval replaces GT polygons by RLE in each annotation dict, and loadRes adds "id",
+    # "area", even "bbox" to each result: both work on copies, so a list can be run again.
     gt = {**gt, "annotations": [dict(a) for a in gt["annotations"]]}
+    results = [dict(r) for r in results]
     gt.setdefault("info", {})  # pycocotools' loadRes reads it; COCO files may lack it
     if backend == "pycocotools":
         from pycocotools.coco import COCO

@@ -15,6 +15,7 @@ turns every such problem into a one-line EvaluationError naming the record.
 """
 
 import math
+import numbers
 
 import numpy as np
 
@@ -101,9 +102,9 @@ def check_results(results, gt, iou_type, source="results"):
     Raises EvaluationError, one line: the first bad record by index, and for unknown ids
     how many records have one.
 
-    The copies are shallow (pycocotools adds "id", "area" and more to each record, and the
-    caller's list stays untouched). For segm the copies drop "bbox": pycocotools would
-    otherwise take the instance area (small/medium/large) from the box, not from the mask.
+    The copies are shallow, with Python numbers for ids, score and bbox; for segm they drop
+    "bbox": pycocotools would otherwise take the instance area (small/medium/large) from the
+    box, not from the mask.
     """
     if not isinstance(results, list):
         raise EvaluationError(f"{source}: expected a JSON list of result records, got {_json_type(results)}")
@@ -134,9 +135,14 @@ def check_results(results, gt, iou_type, source="results"):
             _check_box(record["bbox"], where)
         if "segmentation" in required:
             _check_rle(record["segmentation"], image_sizes[record["image_id"]], where)
-        copy = dict(record)
+        copy = dict(record, score=float(record["score"]))
+        for key in ("image_id", "category_id"):
+            if isinstance(record[key], numbers.Integral):
+                copy[key] = int(record[key])  # NumPy ints: the backends want Python ones
         if iou_type == "segm":
             copy.pop("bbox", None)
+        elif "bbox" in copy:
+            copy["bbox"] = [float(v) for v in copy["bbox"]]  # loadRes fails on a NumPy array
         checked.append(copy)
 
     for indices, field, what in ((unknown_images, "image_id", "images"),
@@ -156,15 +162,16 @@ def _json_type(value):
 
 def _is_known(value, ids):
     # bool is an int to Python (True == 1), never an id; lists and objects are unhashable.
-    return isinstance(value, (int, str)) and not isinstance(value, bool) and value in ids
+    # numbers.Integral also admits NumPy integers, from in-memory results.
+    return isinstance(value, (numbers.Integral, str)) and not isinstance(value, bool) and value in ids
 
 
 def _is_number(value):
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _check_box(box, where):
-    if not (isinstance(box, list) and len(box) == 4 and all(_is_number(v) for v in box)):
+    if not (isinstance(box, (list, tuple, np.ndarray)) and len(box) == 4 and all(_is_number(v) for v in box)):
         raise EvaluationError(f"{where}: bbox {box!r} is not [x, y, width, height] of 4 finite numbers")
     if box[2] < 0 or box[3] < 0:
         raise EvaluationError(f"{where}: bbox {box!r} has a negative width or height")

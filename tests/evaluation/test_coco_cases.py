@@ -7,6 +7,7 @@ GT anywhere. Every box is 50x50 ("medium"), so APs/APl/ARs/ARl are -1 throughout
 import copy
 
 import pytest
+from pycocotools import mask as mask_util
 
 from detection.evaluation.coco import BACKENDS, METRIC_NAMES, evaluate_coco
 from detection.evaluation.errors import EvaluationWarning
@@ -91,3 +92,21 @@ def test_printed_report_has_the_summary_and_a_per_category_table():
     assert len([line for line in lines if "maxDets" in line]) == 12
     assert lines[13].split() == ["category", "AP", "|", "category", "AP", "|", "category", "AP"]
     assert lines[15].split() == ["cat", "1.000", "|", "dog", "1.000", "|", "cow", "-"]
+
+
+def test_one_checked_list_runs_on_both_backends_in_turn():
+    # loadRes writes into result records (segm: a numpy "bbox"); run_cocoeval copies them,
+    # so the bench can time the same list again and again.
+    from detection.evaluation.coco import run_cocoeval
+    from detection.evaluation.results import check_results
+
+    from .helpers import box_polygon
+
+    rles = mask_util.frPyObjects([box_polygon(r["bbox"]) for r in PERFECT], 200, 200)
+    results = [{**r, "segmentation": {"size": rle["size"], "counts": rle["counts"].decode()}}
+               for r, rle in zip(PERFECT, rles)]
+    checked = check_results(results, SMALL_GT, "segm")
+    stats = [list(run_cocoeval(SMALL_GT, checked, "segm", backend)[0].stats) for backend in BACKENDS * 2]
+    assert all(s == pytest.approx(stats[0], abs=1e-12) for s in stats)
+    assert stats[0][0] == pytest.approx(1.0, abs=1e-12)
+    assert "bbox" not in checked[0] and "id" not in checked[0]

@@ -101,7 +101,7 @@ def test_model_mode_plumbing(tmp_path, monkeypatch, metric):
         seen["predictor"] = ReplayPredictor()
         return seen["predictor"]
 
-    monkeypatch.setitem(sys.modules, "detection.data.datasets", types.SimpleNamespace(load_dataset=load_dataset))
+    monkeypatch.setattr("detection.data.datasets.load_dataset", load_dataset)
     monkeypatch.setitem(sys.modules, "detection.engine.predictor",
                         types.SimpleNamespace(Predictor=types.SimpleNamespace(from_weights=from_weights)))
     config = tmp_path / "c.yaml"

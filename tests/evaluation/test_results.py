@@ -134,3 +134,10 @@ def test_gt_without_the_coco_lists_or_fields(tmp_path):
     del gt["annotations"][1]["area"]
     with pytest.raises(EvaluationError, match=r"annotations\[1\] has no field 'area'"):
         evaluate_coco(gt, PERFECT, log=None)
+
+
+def test_numpy_values_in_memory_are_accepted():
+    results = [{"image_id": np.int64(r["image_id"]), "category_id": np.int32(r["category_id"]),
+                "bbox": np.array(r["bbox"], np.float32), "score": np.float32(r["score"])} for r in PERFECT]
+    metrics = evaluate_coco(SMALL_GT, results, log=None)["bbox"]
+    assert metrics["AP"] == pytest.approx(1.0, abs=1e-12)
