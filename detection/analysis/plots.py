@@ -119,12 +119,12 @@ def plot_matched_by_size(summary, path):
     width = 0.8 / len(keys)
     colours = colormaps["Blues"](np.linspace(0.45, 0.95, len(keys)))
     for k, key in enumerate(keys):
-        values = [fractions[key] if fractions[key] is not None else 0.0 for _, _, fractions in groups]
+        values = [fractions[key] for _, _, fractions in groups]
         xs = np.arange(len(groups)) + (k - (len(keys) - 1) / 2) * width
-        bars = ax.bar(xs, values, width, color=colours[k], label=f"best IoU >= {key}")
-        ax.bar_label(bars, labels=[f"{v:.0%}" for v in values], fontsize=7, padding=1)
+        bars = ax.bar(xs, [v or 0.0 for v in values], width, color=colours[k], label=f"best IoU >= {key}")
+        ax.bar_label(bars, labels=["" if v is None else f"{v:.0%}" for v in values], fontsize=7, padding=1)
     ax.set_xticks(np.arange(len(groups)), [f"{name}\n({n} boxes)" for name, n, _ in groups])
-    ax.set_ylim(0, 1.12)
+    ax.set_ylim(0, 1.2)
     ax.set_ylabel("fraction of GT boxes matched")
     t_pos = summary["config"]["RPN_POSITIVE_IOU"]
     ax.set_title(f"GT boxes reached by an anchor, by size (RPN positive at IoU {t_pos:g})")
@@ -157,12 +157,13 @@ def plot_suggestion(heights, widths, before, after, spec_before, spec_after, pos
     for offset, values, colour, name in ((-0.2, before, "#8c8c8c", "current"), (0.2, after, "#2ca02c", "suggested")):
         fractions = [np.mean(np.asarray(values)[m] >= positive_iou) if m.any() else 0.0 for m in masks]
         bars = right.bar(xs + offset, fractions, 0.4, color=colour, label=name)
-        right.bar_label(bars, labels=[f"{v:.0%}" for v in fractions], fontsize=8, padding=1)
+        right.bar_label(bars, labels=[f"{v:.0%}" if m.any() else "" for v, m in zip(fractions, masks)],
+                        fontsize=8, padding=1)
     right.set_xticks(xs, [f"{n}\n({int(m.sum())} boxes)" for n, m in zip(names, masks)])
-    right.set_ylim(0, 1.12)
+    right.set_ylim(0, 1.25)
     right.set_ylabel(f"fraction matched at IoU >= {positive_iou:g}")
     right.set_title("Matched fraction by size, before and after")
-    right.legend(fontsize=8, loc="upper left")
+    right.legend(fontsize=8, loc="upper center", ncol=2)
     _save(figure, path)
 
 

@@ -55,6 +55,23 @@ def proposal_recall(gt_boxes_per_image, proposals_per_image, top_ks=TOP_K):
     return np.concatenate(parts) if parts else np.zeros((0, len(top_ks) + 1))
 
 
+def recall_for_table(table, proposals_per_image, top_ks=TOP_K):
+    """Best IoU over the top k proposals for every row of a GtTable.
+
+    table: GtTable (its original_boxes, ORIGINAL-image pixels, grouped by image_index).
+    proposals_per_image: {image_index: [P, 4] proposals in ORIGINAL-image pixels, ranked}; an
+        image missing from it (not predicted) gives NaN rows.
+    IoU does not change under the resize (one scale on both axes, top-left placement), so this
+    equals the input-frame figure. Returns [G, K + 1] float64 aligned with the table's rows.
+    """
+    best = np.full((len(table), len(top_ks) + 1), np.nan)
+    for index, proposals in proposals_per_image.items():
+        rows = np.flatnonzero(table.image_index == index)
+        if len(rows):
+            best[rows] = best_iou_over_top_k(table.original_boxes[rows], proposals, top_ks)
+    return best
+
+
 def _group(best, top_ks, iou_thresholds, miss_iou):
     n = len(best)
     recall = {str(k): {threshold_key(t): float(np.mean(best[:, j] >= t)) if n else None for t in iou_thresholds}
@@ -66,12 +83,14 @@ def _group(best, top_ks, iou_thresholds, miss_iou):
 def summarize_recall(best, areas, top_ks=TOP_K, iou_thresholds=IOU_THRESHOLDS, miss_iou=MISS_IOU):
     """Recall summary (JSON-ready) of ``best`` [G, K + 1] from ``proposal_recall``.
 
-    areas: [G] GT areas in input pixels, for the COCO size buckets.
+    areas: [G] GT areas in input pixels, for the COCO size buckets. NaN rows are left out.
     Returns {top_k, iou_thresholds, miss_iou, gt_num, recall {"k": {"t": fraction}}, best_iou
     (over all proposals), rcnn_miss_match_gt_num, by_size {bucket: the same per bucket}}.
     """
     best = np.asarray(best, np.float64).reshape(-1, len(top_ks) + 1)
     areas = np.asarray(areas, np.float64)
+    predicted = ~np.isnan(best).any(axis=1)  # rows of images that were not predicted drop out
+    best, areas = best[predicted], areas[predicted]
     summary = {"top_k": list(top_ks), "iou_thresholds": [threshold_key(t) for t in iou_thresholds],
                "miss_iou": miss_iou}
     summary.update(_group(best, top_ks, iou_thresholds, miss_iou))

@@ -65,7 +65,7 @@ def format_suggestion(suggestion):
     """The ``suggest.suggest_anchors`` result -> before/after lines and the YAML to paste."""
     t = suggestion["positive_iou"]
     lines = [f"Suggested anchors (k-means on GT shapes, then local search on {suggestion['sample_gt_num']} "
-             f"sampled boxes, exact matcher):"]
+             f"sampled boxes with the exact matcher, objective: {suggestion['objective']}):"]
     lines.append(f"  {'':<10} {'before':>8} {'after':>8}")
     for name in suggestion["before"]["matched_fraction_by_size"]:
         b = suggestion["before"]["matched_fraction_by_size"][name]

@@ -7,9 +7,16 @@ Two steps:
      gives the ratios. This ignores where anchors sit on the grid.
   2. A local search from the better of the current anchors and the k-means ones, scoring each
      candidate with the exact grid matcher (``match_to_anchor_grid``) on a sample of GT boxes:
-     the fraction matched at RPN_POSITIVE_IOU first, the mean best IoU to break ties. Each
+     the fraction of boxes matched at RPN_POSITIVE_IOU, the mean best IoU breaking ties. The
+     default objective "guarded" rejects any candidate under which a size bucket holding at
+     least 5 % of the boxes loses more than 5 points of matched fraction against the current
+     anchors (so the small boxes are not traded away for a few more large ones); "overall"
+     has no such guard. Each
      scale and each ratio in turn is multiplied or divided by 1.25, then 1.1, then 1.04 while
-     that helps; scales stay increasing with the level (small anchors on the fine levels).
+     that helps. Scales stay increasing with the level and within 2x..32x of the level's stride
+(FPN's default is 8x): the RPN head is shared by all levels, so a similar anchor size in
+feature cells keeps its regression targets alike across levels, and an anchor much smaller
+than its stride leaves gaps between grid points.
 
 The number of ratios stays the config's, so the RPN head's output shape does not change. The
 search sees only this dataset: a level whose boxes are absent here may be given a scale that
@@ -24,7 +31,8 @@ from detection.analysis.anchor_match import match_to_anchor_grid
 from detection.analysis.anchor_stats import SIZE_BUCKETS
 
 STEPS = (1.25, 1.1, 1.04)
-MIN_SCALE, MIN_RATIO, MAX_RATIO = 1.0, 1 / 16, 16.0
+MIN_RATIO, MAX_RATIO = 1 / 16, 16.0
+SCALE_PER_STRIDE = (2.0, 32.0)  # allowed scale / stride of each level
 
 
 def shape_iou(shapes, centres):
@@ -74,6 +82,9 @@ def kmeans_spec(heights, widths, spec, rng):
     aspects = iou_kmeans(unit, len(spec.ratios), rng)
     ratios = aspects[:, 1] / aspects[:, 0]
     scales = _spread(np.sort(scales), len(spec.scales), factor=2.0)
+    strides = np.asarray(spec.strides, np.float64)
+    scales = np.clip(scales, SCALE_PER_STRIDE[0] * strides, SCALE_PER_STRIDE[1] * strides)
+    scales = _spread(np.sort(scales), len(spec.scales), factor=2.0)  # clipping may have made ties
     ratios = _spread(np.sort(ratios), len(spec.ratios), factor=2.0)
     return _rounded(spec.replace(scales=scales, ratios=ratios)), sizes
 
@@ -97,8 +108,9 @@ def _rounded(spec):
 
 def _valid(spec):
     s, r = np.asarray(spec.scales), np.asarray(spec.ratios)
-    return (s.min() >= MIN_SCALE and r.min() >= MIN_RATIO and r.max() <= MAX_RATIO
-            and np.all(np.diff(s) > 0) and np.all(np.diff(r) > 0))
+    per_stride = s / np.asarray(spec.strides, np.float64)
+    return (np.all(per_stride >= SCALE_PER_STRIDE[0]) and np.all(per_stride <= SCALE_PER_STRIDE[1])
+            and r.min() >= MIN_RATIO and r.max() <= MAX_RATIO and np.all(np.diff(s) > 0) and np.all(np.diff(r) > 0))
 
 
 @dataclasses.dataclass
@@ -113,6 +125,7 @@ class Suggestion:
     kmeans: object
     kmeans_shapes: np.ndarray
     positive_iou: float
+    objective: str
     sample_gt_num: int
     evaluations: int
     before: dict
@@ -131,6 +144,7 @@ class Suggestion:
     def to_dict(self):
         return {
             "positive_iou": self.positive_iou,
+            "objective": self.objective,
             "RPN_ANCHOR_SCALES": list(self.spec.scales),
             "RPN_ANCHOR_RATIOS": list(self.spec.ratios),
             "kmeans": {"RPN_ANCHOR_SCALES": list(self.kmeans.scales), "RPN_ANCHOR_RATIOS": list(self.kmeans.ratios)},
@@ -143,18 +157,40 @@ class Suggestion:
         }
 
 
-class _Scorer:
-    """Scores AnchorSpecs on a fixed sample of GT boxes, remembering every result."""
+OBJECTIVES = ("guarded", "overall")
+GUARD_SHARE, GUARD_LOSS = 0.05, 0.05
 
-    def __init__(self, boxes, padded_shapes, positive_iou):
+
+class _Scorer:
+    """Scores AnchorSpecs on a fixed sample of GT boxes, remembering every result.
+
+    boxes: [S, 4] input frame; padded_shapes: [S, 2]; size_bucket: [S] index into SIZE_BUCKETS;
+    baseline: the current AnchorSpec, whose per-bucket matched fractions the guard protects.
+    A score is (within the guard, matched fraction, mean best IoU); higher is better.
+    """
+
+    def __init__(self, boxes, padded_shapes, size_bucket, positive_iou, objective, baseline):
+        if objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
         self.boxes, self.padded_shapes, self.positive_iou = boxes, padded_shapes, positive_iou
+        guarded = objective == "guarded"
+        self.buckets = [size_bucket == b for b in np.unique(size_bucket)
+                        if guarded and np.mean(size_bucket == b) >= GUARD_SHARE]
         self.cache = {}
+        self.floor = [f - GUARD_LOSS for f in self._bucket_fractions(self._matched(baseline))]
+
+    def _matched(self, spec):
+        return match_to_anchor_grid(self.boxes, self.padded_shapes, spec, self.positive_iou).best_iou
+
+    def _bucket_fractions(self, best_iou):
+        return [np.mean(best_iou[b] >= self.positive_iou) for b in self.buckets]
 
     def __call__(self, spec):
         key = (spec.scales, spec.ratios)
         if key not in self.cache:
-            m = match_to_anchor_grid(self.boxes, self.padded_shapes, spec, self.positive_iou)
-            self.cache[key] = (float(np.mean(m.best_iou >= self.positive_iou)), float(np.mean(m.best_iou)))
+            best = self._matched(spec)
+            within = all(f >= low for f, low in zip(self._bucket_fractions(best), self.floor))
+            self.cache[key] = (within, float(np.mean(best >= self.positive_iou)), float(np.mean(best)))
         return self.cache[key]
 
 
@@ -190,15 +226,17 @@ def _figures(table, best_iou, positive_anchors, positive_iou):
             "mean_positive_anchors": float(np.mean(positive_anchors)), "matched_fraction_by_size": by_size}
 
 
-def suggest_anchors(table, spec, positive_iou, sample_size=3000, seed=0, max_evaluations=300):
+def suggest_anchors(table, spec, positive_iou, sample_size=3000, seed=0, max_evaluations=300, objective="guarded"):
     """A Suggestion for the boxes of a GtTable (input frame, with padded shapes), starting from
-    AnchorSpec ``spec``. The search scores on at most ``sample_size`` boxes; before/after
-    figures are over all boxes. Raises ValueError when the table has no boxes."""
+    AnchorSpec ``spec``. The search scores on at most ``sample_size`` boxes with ``objective``
+    (see the module docstring); before/after figures are over all boxes. Raises ValueError
+    when the table has no boxes."""
     if len(table) == 0:
         raise ValueError("no GT boxes to fit anchors to")
     rng = np.random.default_rng(seed)
     sample = np.sort(rng.choice(len(table), min(sample_size, len(table)), replace=False))
-    score = _Scorer(table.boxes[sample], table.padded_shape[sample], positive_iou)
+    score = _Scorer(table.boxes[sample], table.padded_shape[sample], table.size_bucket()[sample], positive_iou,
+                    objective, baseline=spec)
     kmeans, shapes = kmeans_spec(table.heights[sample], table.widths[sample], spec, rng)
     start = max((spec, kmeans), key=score) if _valid(kmeans) else spec
     best = local_search(start, score, max_evaluations)
@@ -208,5 +246,5 @@ def suggest_anchors(table, spec, positive_iou, sample_size=3000, seed=0, max_eva
     for name, s in (("before", spec), ("after", best)):
         m = match_to_anchor_grid(table.boxes, table.padded_shape, s, positive_iou)
         results[name] = (m.best_iou, _figures(table, m.best_iou, m.positive_anchors, positive_iou))
-    return Suggestion(best, kmeans, shapes, positive_iou, len(sample), len(score.cache),
+    return Suggestion(best, kmeans, shapes, positive_iou, objective, len(sample), len(score.cache),
                       results["before"][1], results["after"][1], results["before"][0], results["after"][0])

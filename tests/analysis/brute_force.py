@@ -1,6 +1,5 @@
 """The independent brute-force reference stat_gt's fast matcher is checked against."""
 import numpy as np
-import pytest
 
 from detection.core.anchors import generate_pyramid_anchors
 
@@ -23,8 +22,3 @@ def brute_force_match(boxes, padded_shape, scales, ratios, strides, anchor_strid
     level_best = np.stack([iou[:, levels == i].max(axis=1) for i in range(len(scales))], axis=1)
     return {"best_iou": iou.max(axis=1), "positive_anchors": (iou >= positive_iou).sum(axis=1),
             "level": levels[iou.argmax(axis=1)], "level_best": level_best, "anchor_num": len(a)}
-
-
-@pytest.fixture
-def brute_force():
-    return brute_force_match

@@ -1,17 +1,19 @@
-"""The fast grid matcher against the brute force over every anchor (tests/analysis/conftest.py)."""
+"""The fast grid matcher against the brute force over every anchor (tests/analysis/brute_force.py)."""
 import numpy as np
 import pytest
 
 from detection.analysis.anchor_match import AnchorSpec, match_to_anchor_grid
 
+from .brute_force import brute_force_match
+
 FPN = AnchorSpec((32, 64, 128, 256, 512), (0.5, 1.0, 2.0), (4, 8, 16, 32, 64), 1)
 SHAPES = AnchorSpec((8, 16, 32, 64, 128), (0.5, 1.0, 2.0), (4, 8, 16, 32, 64), 1)
 
 
-def assert_matches_brute_force(brute_force, boxes, padded_shape, spec, positive_iou, exact_above=0.3, **kwargs):
+def assert_matches_brute_force(boxes, padded_shape, spec, positive_iou, exact_above=0.3, **kwargs):
     boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
     fast = match_to_anchor_grid(boxes, np.tile(padded_shape, (len(boxes), 1)), spec, positive_iou, exact_above, **kwargs)
-    ref = brute_force(boxes, padded_shape, spec.scales, spec.ratios, spec.strides, spec.anchor_stride, positive_iou)
+    ref = brute_force_match(boxes, padded_shape, spec.scales, spec.ratios, spec.strides, spec.anchor_stride, positive_iou)
     assert spec.anchor_count(padded_shape) == ref["anchor_num"]
     np.testing.assert_array_equal(fast.positive_anchors, ref["positive_anchors"])
     exact = ref["best_iou"] >= exact_above
@@ -24,8 +26,8 @@ def assert_matches_brute_force(brute_force, boxes, padded_shape, spec, positive_
     return fast, ref
 
 
-def test_worked_example_of_the_docstring(brute_force):
-    fast, _ = assert_matches_brute_force(brute_force, [[100, 100, 132, 132]], (256, 256), FPN, 0.7)
+def test_worked_example_of_the_docstring():
+    fast, _ = assert_matches_brute_force([[100, 100, 132, 132]], (256, 256), FPN, 0.7)
     assert fast.best_iou[0] == pytest.approx(900 / (1024 + 1024 - 900))
     assert fast.positive_anchors[0] == 4
     assert (fast.level[0], fast.ratio_index[0]) == (0, 1)  # P2, ratio 1
@@ -55,18 +57,18 @@ HAND_BUILT = [
                                   FPN.replace(ratios=(0.25, 0.5, 1.0, 2.0, 4.0))],
                          ids=["fpn", "shapes", "one_ratio", "anchor_stride_2", "five_ratios"])
 @pytest.mark.parametrize("positive_iou", [0.5, 0.7])
-def test_hand_built_boxes_match_brute_force(brute_force, spec, positive_iou):
-    assert_matches_brute_force(brute_force, HAND_BUILT, (1024, 1024), spec, positive_iou)
+def test_hand_built_boxes_match_brute_force(spec, positive_iou):
+    assert_matches_brute_force(HAND_BUILT, (1024, 1024), spec, positive_iou)
 
 
-def test_non_square_input_and_odd_grid(brute_force):
+def test_non_square_input_and_odd_grid():
     # 320 x 704: P6 has 5 x 11 cells; with anchor stride 2, 3 x 6 (ceil).
     boxes = [[0, 0, 320, 704], [290, 650, 330, 720], [100, 100, 164, 164], [5, 690, 50, 704]]
     for spec in (FPN, FPN.replace(anchor_stride=2)):
-        assert_matches_brute_force(brute_force, boxes, (320, 704), spec, 0.7)
+        assert_matches_brute_force(boxes, (320, 704), spec, 0.7)
 
 
-def test_random_boxes_and_configs_match_brute_force(brute_force):
+def test_random_boxes_and_configs_match_brute_force():
     rng = np.random.default_rng(7)
     for _ in range(12):
         spec = AnchorSpec(tuple(np.sort(rng.uniform(4, 300, 5)).round(1)),
@@ -79,7 +81,7 @@ def test_random_boxes_and_configs_match_brute_force(brute_force):
         cy, cx = rng.uniform(-30, shape[0] + 30, n), rng.uniform(-30, shape[1] + 30, n)
         boxes = np.stack([cy - h / 2, cx - w / 2, cy + h / 2, cx + w / 2], axis=1).astype(np.float32)
         boxes = boxes[(boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])]
-        assert_matches_brute_force(brute_force, boxes, shape, spec, float(rng.choice([0.3, 0.5, 0.7, 0.9])))
+        assert_matches_brute_force(boxes, shape, spec, float(rng.choice([0.3, 0.5, 0.7, 0.9])))
 
 
 def test_chunking_and_exactness_window_do_not_change_the_result():
@@ -94,13 +96,13 @@ def test_chunking_and_exactness_window_do_not_change_the_result():
     np.testing.assert_array_equal(a.best_iou[exact], b.best_iou[exact])
 
 
-def test_boxes_of_differently_padded_inputs_use_their_own_grid(brute_force):
+def test_boxes_of_differently_padded_inputs_use_their_own_grid():
     # A 32 x 32 box centred on y = 256: the P2 ratio-1 anchors centred at y 254 or 258 and
     # x 114 or 118 overlap it 30 x 30 (IoU 0.784). A 256-high input has no row at 258.
     box = np.array([[240, 100, 272, 132]], np.float32)
     both = match_to_anchor_grid(np.repeat(box, 2, 0), [[256, 256], [1024, 256]], FPN, 0.7)
     for i, shape in enumerate([(256, 256), (1024, 256)]):
-        ref = brute_force(box, shape, FPN.scales, FPN.ratios, FPN.strides, 1, 0.7)
+        ref = brute_force_match(box, shape, FPN.scales, FPN.ratios, FPN.strides, 1, 0.7)
         assert both.positive_anchors[i] == ref["positive_anchors"][0]
     assert both.positive_anchors.tolist() == [2, 4]
 

@@ -6,6 +6,8 @@ from detection.analysis.anchor_match import AnchorSpec
 from detection.analysis.anchor_stats import ImageBoxes, gt_table, match_dataset, summarize
 from detection.config import Config
 
+from .brute_force import brute_force_match
+
 
 def image(image_id, height, width, boxes, crowd=None):
     boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
@@ -32,7 +34,7 @@ def test_boxes_go_to_the_input_frame_and_crowd_empty_degenerate_are_counted():
     assert counts.anchors_by_shape == {(1024, 1024): (4, AnchorSpec.from_config(config).anchor_count((1024, 1024)))}
 
 
-def test_pad64_images_are_matched_against_their_own_anchors(brute_force):
+def test_pad64_images_are_matched_against_their_own_anchors():
     config = Config({"IMAGE_RESIZE_MODE": "pad64", "IMAGE_MIN_DIM": 256, "IMAGE_MAX_DIM": 512,
                      "RPN_ANCHOR_SCALES": [16, 32, 64, 128, 256]})
     rng = np.random.default_rng(1)
@@ -48,7 +50,7 @@ def test_pad64_images_are_matched_against_their_own_anchors(brute_force):
     for i in range(len(images)):
         rows = table.image_index == i
         shape = tuple(table.padded_shape[rows][0])
-        ref = brute_force(table.boxes[rows], shape, spec.scales, spec.ratios, spec.strides, 1, config.RPN_POSITIVE_IOU)
+        ref = brute_force_match(table.boxes[rows], shape, spec.scales, spec.ratios, spec.strides, 1, config.RPN_POSITIVE_IOU)
         np.testing.assert_array_equal(table.positive_anchors[rows], ref["positive_anchors"])
         np.testing.assert_allclose(table.best_iou[rows], ref["best_iou"], rtol=1e-5)
 

@@ -1,7 +1,8 @@
 """Proposal recall over ranked proposals, against hand-computed values."""
 import numpy as np
 
-from detection.analysis.proposal_recall import best_iou_over_top_k, proposal_recall, summarize_recall
+from detection.analysis.proposal_recall import (best_iou_over_top_k, proposal_recall, recall_for_table,
+                                                summarize_recall)
 
 
 def test_docstring_example_and_top_k_prefixes():
@@ -31,3 +32,18 @@ def test_recall_summary_by_size_and_rcnn_misses():
     assert s["by_size"]["medium"]["gt_num"] == 0 and s["by_size"]["medium"]["recall"]["1"]["0.5"] is None
     s = summarize_recall(best[:, [0, 0]], areas, top_ks=(1,))  # only the top proposal
     assert s["rcnn_miss_match_gt_num"] == 1 and s["by_size"]["small"]["rcnn_miss_match_gt_num"] == 1
+
+
+def test_table_rows_get_their_own_images_proposals_and_unpredicted_images_drop_out():
+    from detection.analysis.anchor_stats import ImageBoxes, gt_table
+    from detection.config import Config
+
+    config = Config({"IMAGE_RESIZE_MODE": "square", "IMAGE_MIN_DIM": 128, "IMAGE_MAX_DIM": 256})
+    images = [ImageBoxes(i, 64, 64, np.float32([[0, 0, 20, 20], [30, 30, 60, 50]]), np.zeros(2, bool)) for i in range(3)]
+    table, _ = gt_table(images, config)  # scale 2: input areas 1600 (medium) and 2400 (medium)
+    proposals = {0: np.float32([[0, 0, 20, 20]]), 2: np.float32([[30, 30, 60, 50], [0, 0, 20, 10]])}
+    best = recall_for_table(table, proposals, top_ks=(1,))
+    np.testing.assert_allclose(best[[0, 1, 4, 5]], [[1, 1], [0, 0], [0, 0.5], [1, 1]])
+    assert np.isnan(best[2:4]).all()
+    s = summarize_recall(best, table.heights * table.widths, top_ks=(1,))
+    assert s["gt_num"] == 4 and s["by_size"]["medium"]["gt_num"] == 4 and s["rcnn_miss_match_gt_num"] == 1  # [0, 0]; 0.5 over all is reached

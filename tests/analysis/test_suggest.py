@@ -59,3 +59,22 @@ def test_no_change_is_suggested_when_nothing_improves():
     spec = AnchorSpec.from_config(config)
     s = suggest_anchors(table, spec, 0.7, max_evaluations=40)
     assert s.spec == spec and s.after == s.before
+
+
+def test_guard_rejects_anchors_that_give_up_a_size_bucket():
+    from detection.analysis.suggest import _Scorer
+
+    # 16 x 16 boxes on P2 anchors of scale 16 (centres (k + 0.5) * 4) and 128 x 128 boxes on P4
+    # anchors of scale 128 (centres (k + 0.5) * 16): all matched at IoU 1 by the baseline.
+    small = [[c - 8, c - 8, c + 8, c + 8] for c in (10.0, 50.0, 90.0)]
+    large = [[c - 64, c - 64, c + 64, c + 64] for c in (72.0, 136.0, 200.0)]
+    boxes = np.float32(small + large)
+    shapes = np.tile([256, 256], (6, 1))
+    buckets = np.array([0, 0, 0, 2, 2, 2])
+    baseline = AnchorSpec((16, 32, 128, 256, 512), (1.0,), (4, 8, 16, 32, 64))
+    without_small = baseline.replace(scales=(32, 64, 128, 256, 512))  # P2 now 4x the small boxes' area
+    guarded = _Scorer(boxes, shapes, buckets, 0.7, "guarded", baseline)
+    assert guarded(baseline) == (True, 1.0, 1.0)
+    assert guarded(without_small)[:2] == (False, 0.5)
+    assert guarded(baseline) > guarded(without_small)
+    assert _Scorer(boxes, shapes, buckets, 0.7, "overall", baseline)(without_small)[:2] == (True, 0.5)

@@ -1,0 +1,77 @@
+"""tools/stat_gt.py end to end: the shapes dataset always, the shared real datasets when present."""
+import csv
+import importlib.util
+import json
+
+import pytest
+from conftest import REPO, shared_dataset
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+STANDARD_PLOTS = ("best_iou_hist.png", "gt_shapes.png", "matched_by_size.png")
+
+
+@pytest.fixture(scope="module")
+def stat_gt():
+    spec = importlib.util.spec_from_file_location("stat_gt_tool", REPO / "tools" / "stat_gt.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
+def run(stat_gt, tmp_path, *args):
+    out = tmp_path / "out"
+    code = stat_gt([*args, "--output", str(out), "--json", str(tmp_path / "s.json"),
+                    "--per-gt", str(tmp_path / "gt.csv")])
+    assert code == 0
+    summary = json.loads((tmp_path / "s.json").read_text())
+    rows = list(csv.DictReader(open(tmp_path / "gt.csv")))
+    assert len(rows) == summary["gt_num"]
+    for name in STANDARD_PLOTS:
+        assert (out / name).read_bytes()[:8] == PNG_MAGIC
+    return summary, rows, out
+
+
+def test_shapes_dataset_with_suggestion(stat_gt, tmp_path):
+    summary, rows, out = run(stat_gt, tmp_path, "--config", str(REPO / "configs" / "shapes.yaml"),
+                             "--suggest", "--suggest-sample", "300", "--set", "SHAPES_TRAIN_COUNT=30")
+    assert summary["image_num"] == 30 and summary["gt_num"] > 0
+    assert summary["gt_num"] == sum(g["gt_num"] for g in summary["by_size"].values())
+    assert summary["anchor_num"] == 3 * (32 * 32 + 16 * 16 + 8 * 8 + 4 * 4 + 2 * 2)  # 128 x 128, 3 ratios
+    assert summary["suggestion"]["after"]["matched_fraction"] >= summary["suggestion"]["before"]["matched_fraction"]
+    assert summary["suggestion"]["before"]["matched_fraction"] == summary["matched_fraction"]["0.7"]
+    assert (out / "suggest.png").read_bytes()[:8] == PNG_MAGIC
+    assert float(min(rows, key=lambda r: float(r["best_iou"]))["best_iou"]) == pytest.approx(summary["best_iou"]["min"], abs=1e-6)
+
+
+def test_bad_config_key_is_one_line_and_status_2(stat_gt, tmp_path, capsys):
+    assert stat_gt(["--config", str(REPO / "configs" / "shapes.yaml"), "--set", "RPN_ANCHOR_SCALE=[1,2,3,4,5]"]) == 2
+    assert "did you mean RPN_ANCHOR_SCALES" in capsys.readouterr().err
+
+
+def test_raccoon_voc_free_layout(stat_gt, tmp_path):
+    root = shared_dataset("raccoon")
+    summary, _, _ = run(stat_gt, tmp_path, "--config", str(REPO / "configs" / "base.yaml"), "--format", "voc",
+                        "--annotations", str(root / "annotations"), "--images", str(root / "images"))
+    assert (summary["image_num"], summary["gt_num"], summary["crowd_num"]) == (200, 217, 0)
+    # Raccoons fill the frame: in a 1024 square input every box is "large".
+    assert summary["by_size"]["large"]["gt_num"] == 217
+
+
+def test_bccd_voc_standard_layout_without_its_zero_area_boxes(stat_gt, tmp_path):
+    root = shared_dataset("bccd")
+    summary, _, _ = run(stat_gt, tmp_path, "--config", str(REPO / "configs" / "base.yaml"), "--format", "voc",
+                        "--annotations", str(root))
+    # BloodImage_00338 and _00343 each hold one zero-area box, which the loader drops and reports.
+    assert summary["data"]["problems"].get("zero_area_box") == 2
+    assert (summary["image_num"], summary["gt_num"]) == (364, 4888 - 2)
+
+
+def test_coco_tiny_train_excludes_crowd(stat_gt, tmp_path):
+    root = shared_dataset("coco_tiny")
+    annotations = root / "annotations" / "instances_train2017.json"
+    summary, _, _ = run(stat_gt, tmp_path, "--config", str(REPO / "configs" / "coco_r50_fpn.yaml"),
+                        "--annotations", str(annotations), "--images", str(root / "train2017"))
+    raw = json.loads(annotations.read_text())["annotations"]
+    crowd = sum(a.get("iscrowd", 0) for a in raw)
+    assert summary["image_num"] == 80 and summary["crowd_num"] == crowd > 0
+    assert summary["gt_num"] + summary["crowd_num"] + summary["degenerate_num"] == len(raw) == 705

@@ -1,0 +1,132 @@
+"""stat_gt: how well the anchors reach a dataset's GT boxes, before any training.
+
+    python tools/stat_gt.py --config C [--format coco|voc|shapes --images DIR --annotations A
+        --split FILE --strict] [--subset train|val] [--output DIR] [--json FILE]
+        [--per-gt FILE.csv] [--suggest] [--weights W] [--set KEY=VALUE ...]
+
+For every non-crowd GT box, in the model-input frame after the config's resize: the best IoU
+over all anchors, the number of anchors at IoU >= RPN_POSITIVE_IOU, and the level, scale and
+ratio of the best anchor; summarised overall, by size (COCO buckets in input pixels) and by
+aspect, with the worst-matched boxes and the loader's data validation summary.
+
+--output DIR   PNGs: best_iou_hist, gt_shapes (w x h, coloured by best IoU, anchors drawn),
+               matched_by_size; with --suggest also suggest and suggest_shapes; with --weights
+               proposal_recall.
+--suggest      anchor scales and ratios that match more boxes at RPN_POSITIVE_IOU, with
+               before/after figures and a YAML snippet for the config.
+--weights W    also run the model's RPN: proposal recall at IoU 0.5 / 0.7 for the top 100,
+               300 and 1000 proposals, and the GT boxes no proposal reaches at 0.5.
+"""
+
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from detection.analysis import plots  # noqa: E402
+from detection.analysis.anchor_match import AnchorSpec  # noqa: E402
+from detection.analysis.anchor_stats import match_dataset, summarize  # noqa: E402
+from detection.analysis.report import format_report, write_json, write_per_gt_csv  # noqa: E402
+from detection.config import Config, ConfigError  # noqa: E402
+from detection.data.cli import add_dataset_flags, config_with_dataset_flags  # noqa: E402
+from detection.data.datasets import load_dataset  # noqa: E402
+from detection.data.validation import DataError  # noqa: E402
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog="\n\n".join(__doc__.split("\n\n")[1:]))
+    parser.add_argument("--config", required=True, help="config YAML")
+    add_dataset_flags(parser)
+    parser.add_argument("--subset", choices=("train", "val"), default="train", help="which subset (default train)")
+    parser.add_argument("--output", metavar="DIR", help="folder for the PNG figures")
+    parser.add_argument("--json", metavar="FILE", help="write the summary as JSON")
+    parser.add_argument("--per-gt", metavar="FILE.csv", help="write one CSV line per GT box")
+    parser.add_argument("--worst", type=int, default=20, help="worst-matched boxes to list (default 20)")
+    parser.add_argument("--suggest", action="store_true", help="suggest anchor scales and ratios")
+    parser.add_argument("--suggest-sample", type=int, default=3000, help="GT boxes the suggestion search scores on")
+    parser.add_argument("--suggest-objective", choices=("guarded", "overall"), default="guarded",
+                        help="guarded (default): no size bucket with >= 5%% of the boxes may lose over 5 points "
+                             "of matched fraction; overall: no such guard")
+    parser.add_argument("--weights", help="model weights: also measure RPN proposal recall")
+    parser.add_argument("--proposal-images", type=int, help="with --weights: predict the first N images only")
+    parser.add_argument("--set", action="append", nargs="+", default=[], metavar="KEY=VALUE",
+                        help="config override, value parsed as YAML (repeatable)")
+    args = parser.parse_args(argv)
+    args.set = [item for group in args.set for item in group]
+    return args
+
+
+def proposal_stage(args, config, dataset, table, summary):
+    """Runs the model over the dataset and adds the proposal recall to ``summary``."""
+    # Imported here: the anchor statistics must not pay for TensorFlow and the model.
+    from detection.analysis.proposal_recall import recall_for_table, summarize_recall
+    from detection.engine.predictor import Predictor
+
+    records = dataset.records[:args.proposal_images] if args.proposal_images else dataset.records
+    index_of = {record.image_id: i for i, record in enumerate(dataset.records)}
+    predictor = Predictor.from_weights(config, args.weights)
+    proposals = {}
+    for prediction in predictor.predict_records(records, progress=True, report=dataset.report):
+        proposals[index_of[prediction["image_id"]]] = prediction["proposals"]  # original pixels, by score
+    best = recall_for_table(table, proposals)
+    summary["proposals"] = summarize_recall(best, table.heights * table.widths)
+    summary["proposals"]["images"] = len(proposals)
+    summary["proposals"]["mean_proposals_per_image"] = (
+        float(sum(len(p) for p in proposals.values()) / len(proposals)) if proposals else None)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        config = Config.from_yaml(args.config, overrides=args.set)
+        config = config_with_dataset_flags(config, args, args.subset)
+        dataset = load_dataset(config, args.subset)
+    except (ConfigError, DataError) as e:
+        print(f"stat_gt: {e}", file=sys.stderr)
+        return 2
+    spec = AnchorSpec.from_config(config)
+    table, counts = match_dataset(dataset.records, config)
+    summary = {"dataset": {"name": dataset.name, "source": dataset.source, "subset": args.subset}}
+    summary.update(summarize(table, counts, config, worst=args.worst))
+    summary["data"] = {"summary": dataset.report.summary(file=None), "problems": dict(dataset.report.counts)}
+
+    suggestion = None
+    if args.suggest and len(table):
+        from detection.analysis.suggest import suggest_anchors
+
+        suggestion = suggest_anchors(table, spec, config.RPN_POSITIVE_IOU, sample_size=args.suggest_sample,
+                                     seed=config.SEED, objective=args.suggest_objective)
+        summary["suggestion"] = suggestion.to_dict()
+    if args.weights:
+        proposal_stage(args, config, dataset, table, summary)
+
+    print(f"stat_gt: {dataset.name} ({args.subset}) from {dataset.source}")
+    print(format_report(summary))
+    if args.output:
+        os.makedirs(args.output, exist_ok=True)
+        paths = list(plots.write_standard_plots(table, summary, spec, args.output).values())
+        if suggestion is not None:
+            paths.append(os.path.join(args.output, "suggest.png"))
+            plots.plot_suggestion(table.heights, table.widths, suggestion.best_before, suggestion.best_after,
+                                  spec, suggestion.spec, config.RPN_POSITIVE_IOU, paths[-1])
+            paths.append(os.path.join(args.output, "suggest_shapes.png"))
+            plots.plot_gt_shapes(table.heights, table.widths, suggestion.best_after, spec, paths[-1],
+                                 other_spec=suggestion.spec,
+                                 title="GT shapes coloured by best IoU with the suggested anchors (circles)")
+        if "proposals" in summary:
+            paths.append(os.path.join(args.output, "proposal_recall.png"))
+            plots.plot_proposal_recall(summary["proposals"], paths[-1])
+        print("figures: " + ", ".join(paths))
+    if args.json:
+        write_json(summary, args.json)
+    if args.per_gt:
+        write_per_gt_csv(table, spec, args.per_gt)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
