@@ -1,0 +1,1 @@
+"""Training engine: strategy, schedule, optimizer, layer selection, checkpoints, callbacks, train()."""

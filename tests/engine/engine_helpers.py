@@ -1,0 +1,26 @@
+"""Running the engine's subprocess scripts from tests."""
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+HERE = pathlib.Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+
+
+def script_env(**extra):
+    """Environment for a script: quiet TF, the repo importable, no inherited TF_CONFIG."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(REPO))
+    env.pop("TF_CONFIG", None)
+    env.update(extra)
+    return env
+
+
+def run_script(name, *args, timeout=180, **env):
+    """Runs tests/engine/NAME and returns the JSON after its "RESULT " line."""
+    proc = subprocess.run([sys.executable, str(HERE / name), *map(str, args)], env=script_env(**env),
+                          capture_output=True, text=True, timeout=timeout)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
+    assert proc.returncode == 0 and lines, f"{name} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+    return json.loads(lines[-1][len("RESULT "):])
