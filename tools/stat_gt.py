@@ -2,7 +2,13 @@
 
     python tools/stat_gt.py --config C [--format coco|voc|shapes --images DIR --annotations A
         --split FILE --strict] [--subset train|val] [--output DIR] [--json FILE]
-        [--per-gt FILE.csv] [--suggest] [--weights W] [--set KEY=VALUE ...]
+        [--per-gt FILE.csv] [--worst N] [--suggest [--suggest-sample N] [--suggest-objective
+        guarded|overall]] [--weights W [--proposal-images N]] [--set KEY=VALUE ...]
+
+Example (bccd, standard VOC layout, all 364 images):
+
+    python tools/stat_gt.py --config configs/base.yaml --format voc --annotations ../shared/data/bccd
+        --output runs/stat_bccd --json runs/stat_bccd/stats.json --suggest   (one command line)
 
 For every non-crowd GT box, in the model-input frame after the config's resize: the best IoU
 over all anchors, the number of anchors at IoU >= RPN_POSITIVE_IOU, and the level, scale and
@@ -13,14 +19,22 @@ aspect, with the worst-matched boxes and the loader's data validation summary.
                matched_by_size; with --suggest also suggest and suggest_shapes; with --weights
                proposal_recall.
 --suggest      anchor scales and ratios that match more boxes at RPN_POSITIVE_IOU, with
-               before/after figures and a YAML snippet for the config.
+               before/after figures and a YAML snippet for the config
+               (detection/analysis/suggest.py says how, and what the guard protects).
+--per-gt F     one CSV line per GT box: image_id, y1, x1, y2, x2 (input frame), best_iou,
+               positive_anchors, level, scale, ratio.
 --weights W    also run the model's RPN: proposal recall at IoU 0.5 / 0.7 for the top 100,
-               300 and 1000 proposals, and the GT boxes no proposal reaches at 0.5.
+               300 and 1000 proposals, and the GT boxes no proposal reaches at 0.5
+               (rcnn misses), by size.
+
+Exit status 2 with one line on stderr for a config or data error.
 """
 
 import argparse
 import os
 import sys
+
+import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -62,21 +76,18 @@ def parse_args(argv=None):
 
 def proposal_stage(args, config, dataset, table, summary):
     """Runs the model over the dataset and adds the proposal recall to ``summary``."""
-    # Imported here: the anchor statistics must not pay for TensorFlow and the model.
-    from detection.analysis.proposal_recall import recall_for_table, summarize_recall
+    # Imported here: the anchor statistics must not pay for building the model.
+    from detection.analysis.proposal_recall import proposals_by_image, recall_for_table, summarize_recall
     from detection.engine.predictor import Predictor
 
     records = dataset.records[:args.proposal_images] if args.proposal_images else dataset.records
-    index_of = {record.image_id: i for i, record in enumerate(dataset.records)}
     predictor = Predictor.from_weights(config, args.weights)
-    proposals = {}
-    for prediction in predictor.predict_records(records, progress=True, report=dataset.report):
-        proposals[index_of[prediction["image_id"]]] = prediction["proposals"]  # original pixels, by score
-    best = recall_for_table(table, proposals)
-    summary["proposals"] = summarize_recall(best, table.heights * table.widths)
+    predictions = predictor.predict_records(records, progress=True, report=dataset.report)
+    proposals = proposals_by_image(predictions, dataset.records)
+    summary["proposals"] = summarize_recall(recall_for_table(table, proposals), table.heights * table.widths)
     summary["proposals"]["images"] = len(proposals)
     summary["proposals"]["mean_proposals_per_image"] = (
-        float(sum(len(p) for p in proposals.values()) / len(proposals)) if proposals else None)
+        float(np.mean([len(p) for p in proposals.values()])) if proposals else None)
 
 
 def main(argv=None):

@@ -55,6 +55,18 @@ def proposal_recall(gt_boxes_per_image, proposals_per_image, top_ks=TOP_K):
     return np.concatenate(parts) if parts else np.zeros((0, len(top_ks) + 1))
 
 
+def proposals_by_image(predictions, records):
+    """Collects ranked proposals from predictor outputs, keyed by the record's list position.
+
+    predictions: iterable of dicts with "image_id" and "proposals" [P, 4] ORIGINAL-image pixels,
+        highest score first (``Predictor.predict_records``); images may be missing (unreadable).
+    records: the list the table was built from (image ids unique, as the loaders ensure).
+    Returns {image_index: proposals [P, 4]}.
+    """
+    index_of = {record.image_id: i for i, record in enumerate(records)}
+    return {index_of[p["image_id"]]: np.asarray(p["proposals"], np.float32).reshape(-1, 4) for p in predictions}
+
+
 def recall_for_table(table, proposals_per_image, top_ks=TOP_K):
     """Best IoU over the top k proposals for every row of a GtTable.
 

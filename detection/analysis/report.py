@@ -83,8 +83,11 @@ def format_proposals(proposals):
     """The ``proposal_recall.summarize_recall`` result -> recall table lines."""
     ks = proposals["top_k"]
     keys = proposals["iou_thresholds"]
+    per_image = proposals.get("mean_proposals_per_image")
     lines = [f"RPN proposals: recall of GT boxes (best IoU over the top k proposals >= threshold); "
              f"rcnn miss: no proposal at IoU >= {proposals['miss_iou']}",
+             f"  {proposals.get('images', '?')} images predicted, {_num(per_image, 0)} proposals per image "
+             f"(a top k beyond that means all of them)",
              f"  {'':<8} {'gt':>6} " + " ".join(f"{f'top{k}@{t}':>11}" for k in ks for t in keys) + f" {'rcnn miss':>10}"]
     for name, group in [("all", proposals)] + list(proposals["by_size"].items()):
         cells = " ".join(f"{_num(group['recall'][str(k)][t]):>11}" for k in ks for t in keys)

@@ -47,3 +47,13 @@ def test_table_rows_get_their_own_images_proposals_and_unpredicted_images_drop_o
     assert np.isnan(best[2:4]).all()
     s = summarize_recall(best, table.heights * table.widths, top_ks=(1,))
     assert s["gt_num"] == 4 and s["by_size"]["medium"]["gt_num"] == 4 and s["rcnn_miss_match_gt_num"] == 1  # [0, 0]; 0.5 over all is reached
+
+
+def test_predictions_are_keyed_by_their_records_position():
+    from detection.analysis.anchor_stats import ImageBoxes
+    from detection.analysis.proposal_recall import proposals_by_image
+
+    records = [ImageBoxes(image_id, 10, 10, np.zeros((0, 4)), np.zeros(0, bool)) for image_id in (42, 7, 99)]
+    predictions = iter([{"image_id": 99, "proposals": [[0, 0, 1, 1]]}, {"image_id": 42, "proposals": np.zeros((0, 4))}])
+    got = proposals_by_image(predictions, records)
+    assert sorted(got) == [0, 2] and got[2].tolist() == [[0, 0, 1, 1]] and got[0].shape == (0, 4)
