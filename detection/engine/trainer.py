@@ -1,0 +1,226 @@
+"""train(): builds, compiles and fits a model whose losses come from add_loss, with stages,
+checkpoints, resume and logs. Generic over the model; the detector plugs in as model_builder.
+
+    strategy, info = make_strategy(gpus=..., cpu_replicas=...)      # first, before any TF op
+    result = train(Detector, config, make_train_dataset, make_val_dataset, "runs/shapes",
+                   strategy=strategy, strategy_info=info, resume=True)
+
+Output folder::
+
+    config.yaml          the resolved config (GPU_COUNT = replicas in sync)
+    log.csv              one row per epoch: every metric, its val_ twin, learning_rate
+    logs/                TensorBoard
+    checkpoints/         see checkpoints.py (epoch_NNNN/, last, best)
+    final.weights.h5     after the last epoch (not written if the run stopped on a NaN)
+
+model_builder(config) is called inside strategy.scope() under the MIXED_PRECISION dtype
+policy and returns a keras.Model, or an object with `.training_model` (the model to fit)
+and optionally `save_weights(path)` / `load_weights(path)` (then final.weights.h5 and
+--weights files go through those, e.g. the detector's inference-model structure).
+Datasets are tf.data.Datasets of global batches of input dicts (no labels) or callables
+config -> dataset, called after GPU_COUNT is set to the replica count, so that
+config.BATCH_SIZE is the global batch they must yield.
+"""
+import dataclasses
+import os
+
+import keras
+import tensorflow as tf
+
+from detection.engine import callbacks as cb
+from detection.engine import checkpoints
+from detection.engine.distribute import StrategyInfo
+from detection.engine.layer_selection import plan_stages, set_trainable, stage_variables
+from detection.engine.optimizer import dtype_policy_name, make_optimizer
+from detection.engine.schedules import schedule_from_config
+
+
+@dataclasses.dataclass
+class TrainResult:
+    """What a run did. stopped: "completed", "early_stopping" or "non_finite"."""
+
+    model: keras.Model
+    built: object  # what model_builder returned
+    config: object
+    initial_epoch: int
+    epochs_done: int
+    stopped: str
+    message: str
+    last_checkpoint: str | None
+    final_weights: str | None
+    history: dict
+
+
+class _DtypePolicy:
+    """Sets the global Keras dtype policy while the model is built; restores it after."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def __enter__(self):
+        self.previous = keras.config.dtype_policy()
+        keras.config.set_dtype_policy(self.name)
+
+    def __exit__(self, *exc):
+        keras.config.set_dtype_policy(self.previous)
+
+
+def _dataset(value, config):
+    return value(config) if callable(value) else value
+
+
+def _load_initial_weights(built, model, weights):
+    """weights: a checkpoint directory (saved from the training model) or a .weights.h5 file.
+
+    A file goes through built.load_weights when the builder returned a wrapper that has it
+    (the detector's files have its inference-model structure), else model.load_weights.
+    """
+    if os.path.isdir(weights) or built is model or not hasattr(built, "load_weights"):
+        checkpoints.load_model_weights(model, weights)
+    else:
+        built.load_weights(weights)
+
+
+def train(model_builder, config, train_dataset, val_dataset=None, output_dir="runs/train",
+          strategy=None, strategy_info=None, resume=False, weights=None, seed=None, verbose=1,
+          debug=False, keep_checkpoints=None, jit_compile=False, callbacks=()):
+    """Trains per config (Training section) and returns a TrainResult.
+
+    resume: continue from find_last(output_dir) (weights, optimizer state, learning-rate
+      position, plateau multiplier) at the epoch after it; starts fresh if there is none.
+    weights: initial weights only, a .weights.h5 file or a checkpoint directory (tools resolve
+      "--weights last" with checkpoints.find_last); ignored when resuming from a checkpoint.
+      A folder that already holds checkpoints needs resume=True.
+    seed: defaults to config.SEED. debug: tf.debugging.enable_check_numerics().
+    keep_checkpoints: newest checkpoints kept (None: all; `last` and `best` always kept).
+    jit_compile: off by default: crop_and_resize has no XLA kernel (GUIDE section 4), and
+      Keras' "auto" turns XLA on whenever a GPU is visible.
+    callbacks: extra Keras callbacks (after the engine's own).
+    """
+    strategy = strategy or tf.distribute.get_strategy()
+    info = strategy_info or StrategyInfo("default strategy", ("/cpu:0",), strategy.num_replicas_in_sync, 1, True)
+    config = config.replace(GPU_COUNT=strategy.num_replicas_in_sync)
+    keras.utils.set_random_seed(config.SEED if seed is None else seed)
+    if debug:
+        tf.debugging.enable_check_numerics()
+    steps = config.STEPS_PER_EPOCH
+    print(cb.run_summary_line(info, config, steps, output_dir), flush=True)
+
+    existing = checkpoints.find_last(output_dir)
+    if existing and not resume:
+        raise FileExistsError(f"{output_dir} already holds checkpoints (newest {existing}); "
+                              "pass resume=True (--resume) or choose another output folder")
+    if info.is_chief:
+        os.makedirs(output_dir, exist_ok=True)
+        checkpoints.remove_stale_temporaries(output_dir)
+        config.dump(os.path.join(output_dir, "config.yaml"))
+
+    plan = plan_stages(config)
+    total_epochs = plan[-1].end
+    with _DtypePolicy(dtype_policy_name(config.MIXED_PRECISION)), strategy.scope():
+        built = model_builder(config)
+        model = getattr(built, "training_model", built)
+        schedule = schedule_from_config(config, steps, total_epochs)
+        optimizer = make_optimizer(config, schedule)
+        if weights and not (resume and existing):
+            _load_initial_weights(built, model, weights)
+            print(f"Initial weights: {weights}", flush=True)
+        # Built once over every stage's variables: Keras refuses variables an optimizer was not built with.
+        optimizer.build(stage_variables(model, plan))
+
+    initial_epoch, best = 0, None
+    this_hash = checkpoints.config_hash(config)
+    guard = cb.NonFiniteGuard()
+    stage_index = 0
+    if resume and existing:
+        stage_index = next((i for i, s in enumerate(plan) if s.end > checkpoints.read_state(existing)["epoch"]),
+                           len(plan) - 1)
+        _compile_stage(model, optimizer, plan[stage_index], strategy, jit_compile)
+        state = checkpoints.restore_checkpoint(existing, model, schedule)
+        initial_epoch = state["epoch"]
+        best = (state["best"]["value"], state["best"]["epoch"]) if state.get("best") else None
+        if state.get("config_hash") != this_hash:
+            print(f"Warning: resuming {existing} under a changed config (hash {state.get('config_hash')} -> {this_hash})")
+        print(f"Resumed from {existing}: epoch {initial_epoch}, optimizer step "
+              f"{int(optimizer.iterations.numpy())}", flush=True)
+
+    monitor = config.MONITOR
+    has_val = val_dataset is not None and config.VALIDATION_STEPS > 0
+    if monitor.startswith("val_") and not has_val:
+        monitor = monitor[len("val_"):]
+        print(f"No validation: MONITOR {config.MONITOR} -> {monitor}", flush=True)
+    checkpoint = cb.EpochCheckpoint(output_dir, monitor, this_hash, schedule=schedule, guard=guard,
+                                    keep=keep_checkpoints, best=best, write=info.is_chief)
+    engine_callbacks, early = _engine_callbacks(config, output_dir, info, monitor, schedule, guard,
+                                                checkpoint, initial_epoch)
+    all_callbacks = engine_callbacks + list(callbacks)
+
+    train_ds = _dataset(train_dataset, config)
+    val_ds = _dataset(val_dataset, config) if has_val else None
+    history, epochs_done, stopped, message = {}, initial_epoch, "completed", ""
+    for index in range(stage_index, len(plan)):
+        stage = plan[index]
+        if stage.end <= initial_epoch:
+            continue
+        names = _compile_stage(model, optimizer, stage, strategy, jit_compile)
+        print(f"Stage {index + 1}/{len(plan)}: epochs {max(stage.start, initial_epoch) + 1}-{stage.end}, "
+              f"layers {stage.layers!r} ({len(names)} layers with trainable weights)", flush=True)
+        fit = model.fit(train_ds, validation_data=val_ds, validation_steps=config.VALIDATION_STEPS if has_val else None,
+                        steps_per_epoch=steps, epochs=stage.end, initial_epoch=max(stage.start, initial_epoch),
+                        callbacks=all_callbacks, verbose=verbose, shuffle=False)  # datasets shuffle themselves
+        for key, values in fit.history.items():
+            history.setdefault(key, []).extend(values)
+        epochs_done = max(stage.start, initial_epoch) + len(fit.history.get("loss", []))
+        if guard.tripped:
+            stopped, message = "non_finite", guard.message
+            epochs_done -= 1  # the epoch that went bad is not checkpointed
+            break
+        if early is not None and early.stopped_epoch > 0:
+            stopped, message = "early_stopping", f"early stopping after epoch {early.stopped_epoch + 1}"
+            break
+
+    last = checkpoints.find_last(output_dir)
+    final = None
+    if stopped == "non_finite":
+        message += f" The last good checkpoint is {last}."
+        print(message, flush=True)
+    elif info.is_chief:
+        final = os.path.join(output_dir, "final.weights.h5")
+        if hasattr(built, "save_weights") and built is not model:
+            built.save_weights(final)
+        else:
+            model.save_weights(final)
+    return TrainResult(model, built, config, initial_epoch, epochs_done, stopped, message, last, final, history)
+
+
+def _engine_callbacks(config, output_dir, info, monitor, schedule, guard, checkpoint, initial_epoch):
+    """The engine's callbacks in the order callbacks.py explains; returns (list, EarlyStopping or None)."""
+    engine_callbacks = [guard]
+    if config.REDUCE_LR_PATIENCE:
+        engine_callbacks.append(cb.ReduceLROnPlateau(schedule, monitor=monitor, factor=0.1,
+                                                     patience=config.REDUCE_LR_PATIENCE,
+                                                     mode=cb.monitor_mode(monitor), verbose=1))
+    engine_callbacks += [cb.LearningRateLogger(), checkpoint]
+    if info.is_chief:
+        csv_path = os.path.join(output_dir, "log.csv")
+        if initial_epoch == 0 and os.path.exists(csv_path):
+            os.remove(csv_path)
+        cb.truncate_csv_log(csv_path, initial_epoch)  # drop the row of an epoch that is rerun
+        engine_callbacks += [
+            keras.callbacks.CSVLogger(csv_path, append=True),  # append: one logger per stage's fit
+            keras.callbacks.TensorBoard(os.path.join(output_dir, "logs"), write_graph=False),
+        ]
+    early = None
+    if config.EARLY_STOPPING_PATIENCE:
+        early = keras.callbacks.EarlyStopping(monitor, patience=config.EARLY_STOPPING_PATIENCE,
+                                              mode=cb.monitor_mode(monitor), verbose=1)
+        engine_callbacks.append(early)
+    return engine_callbacks, early
+
+
+def _compile_stage(model, optimizer, stage, strategy, jit_compile):
+    """Sets the stage's trainable layers and recompiles with the same optimizer (state kept)."""
+    with strategy.scope():
+        names = set_trainable(model, stage.layers)
+        model.compile(optimizer, jit_compile=jit_compile)
+    return names
