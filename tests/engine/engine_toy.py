@@ -24,11 +24,13 @@ class ToyLoss(layers.Layer):
     tracks it plus an absolute error with Mean metrics.
     """
 
-    def __init__(self, **kwargs):
+    def __init__(self, track_batch=False, **kwargs):
         kwargs.setdefault("dtype", "float32")  # losses stay float32 under mixed precision
         super().__init__(**kwargs)
         self.loss_tracker = keras.metrics.Mean(name="toy_loss")
         self.abs_tracker = keras.metrics.Mean(name="toy_abs_error")
+        # Images this replica's call saw: shows how fit split the global batch.
+        self.batch_tracker = keras.metrics.Mean(name="images_per_replica") if track_batch else None
 
     def call(self, inputs):
         pred, target, weight = (ops.cast(x, "float32") for x in inputs)
@@ -37,14 +39,16 @@ class ToyLoss(layers.Layer):
         self.add_loss(loss)
         self.loss_tracker.update_state(loss)
         self.abs_tracker.update_state(ops.mean(ops.abs(pred - target)))
+        if self.batch_tracker is not None:
+            self.batch_tracker.update_state(ops.cast(ops.shape(pred)[0], "float32"))
         return pred
 
 
-def build_toy_model(config=None, trainable_bn=False):
+def build_toy_model(config=None, trainable_bn=False, track_batch=False):
     """A model on {"image": [B, 8, 8, 3], "target": [B, 4], "weight": [B]}; `config` is ignored.
 
     conv1_bn is frozen at build time (BatchNormalization(trainable=False)) unless trainable_bn,
-    as the detector does under TRAIN_BN false.
+    as the detector does under TRAIN_BN false. track_batch adds the images_per_replica metric.
     """
     image = keras.Input((IMAGE_SIDE, IMAGE_SIDE, 3), name="image")
     target = keras.Input((TARGETS,), name="target")
@@ -59,7 +63,7 @@ def build_toy_model(config=None, trainable_bn=False):
     x = layers.Dense(8, activation="relu", name="rpn_dense")(x)
     x = layers.Dense(8, activation="relu", name="mask_dense")(x)
     pred = layers.Dense(TARGETS, name="rcnn_out")(x)
-    out = ToyLoss(name="rcnn_loss")([pred, target, weight])
+    out = ToyLoss(track_batch=track_batch, name="rcnn_loss")([pred, target, weight])
     return keras.Model({"image": image, "target": target, "weight": weight}, out, name="toy")
 
 

@@ -43,7 +43,7 @@ def run(strategy, make_opt, steps, epochs, dataset=None):
     """Returns final weights, history, the model and its Snapshots."""
     keras.utils.set_random_seed(3)  # same initial weights in every run
     with strategy.scope():
-        model = build_toy_model()
+        model = build_toy_model(track_batch=True)
         model.compile(make_opt())
     data = dataset if dataset is not None else toy_dataset(24, GLOBAL_BATCH)
     snaps = Snapshots()

@@ -72,6 +72,15 @@ def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     assert all(np.isfinite(np.asarray(w)).all() for w in loaded.weights)
 
 
+def test_debug_mode_names_the_op_that_made_a_nan(tmp_path):
+    config = Config({"IMAGES_PER_GPU": 4, "EPOCHS": 1, "STEPS_PER_EPOCH": 3, "VALIDATION_STEPS": 0})
+    try:
+        with pytest.raises(tf.errors.InvalidArgumentError, match="Detected Infinity or NaN"):
+            train(build_toy_model, config, nan_at_batch(1, 3), None, tmp_path, debug=True, verbose=0)
+    finally:
+        tf.debugging.disable_check_numerics()
+
+
 def test_early_stopping_and_plateau_reduction_in_a_run(tmp_path):
     # A rate so small that nothing moves: val_loss is flat from epoch 1.
     config = Config({"IMAGES_PER_GPU": 4, "EPOCHS": 6, "STEPS_PER_EPOCH": 2, "VALIDATION_STEPS": 1,

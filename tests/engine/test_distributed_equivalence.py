@@ -30,10 +30,17 @@ def test_same_weights_after_one_and_six_steps(result):
     assert result["six_step_diff"] < 1e-6  # momentum, clipping and weight decay on every step
 
 
+def test_fit_splits_the_global_batch_over_replicas(result):
+    # Without the split each replica would see all 4 images and, the loss being a mean,
+    # the weights would still agree: this is what shows Keras fit distributed the dataset.
+    assert result["history_one"]["images_per_replica"] == [4.0, 4.0]
+    assert result["history_two"]["images_per_replica"] == [2.0, 2.0]
+
+
 def test_epoch_averaged_metrics_identical(result):
     one, two = result["history_one"], result["history_two"]
-    assert sorted(one) == ["loss", "toy_abs_error", "toy_loss"]
-    for key in one:
+    assert sorted(one) == ["images_per_replica", "loss", "toy_abs_error", "toy_loss"]
+    for key in ("loss", "toy_abs_error", "toy_loss"):
         np.testing.assert_allclose(two[key], one[key], rtol=1e-6)
 
 

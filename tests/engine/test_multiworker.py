@@ -57,6 +57,7 @@ def test_two_workers_finish_with_identical_weights(tmp_path):
     assert (chief["kind"], chief["workers"], chief["replicas"]) == ("MultiWorkerMirroredStrategy", 2, 2)
     assert (chief["is_chief"], other["is_chief"]) == (True, False)
     assert chief["global_batch"] == 4  # IMAGES_PER_GPU 2 x 2 replicas
+    assert chief["images_per_replica"] == other["images_per_replica"] == [2.0, 2.0]  # each its half
     assert chief["epochs_done"] == other["epochs_done"] == 2
     assert chief["iterations"] == other["iterations"] == 6
     # Only the chief writes the run folder.
@@ -73,8 +74,8 @@ def test_two_workers_finish_with_identical_weights(tmp_path):
 
     # Same as one device on the same global batches: each worker got its half of each batch
     # and the loss was scaled over the 2 replicas of the 2 workers.
-    reference = train(build_toy_model, CONFIG.replace(IMAGES_PER_GPU=4), lambda c: toy_dataset(24, c.BATCH_SIZE),
-                      None, tmp_path / "reference", verbose=0)
+    reference = train(lambda c: build_toy_model(c, track_batch=True), CONFIG.replace(IMAGES_PER_GPU=4),
+                      lambda c: toy_dataset(24, c.BATCH_SIZE), None, tmp_path / "reference", verbose=0)
     ref = h5_arrays(reference.final_weights)
     assert ref.keys() == a.keys()
     for name in a:
