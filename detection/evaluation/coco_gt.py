@@ -8,11 +8,14 @@ original crowd regions); this is for the rest. Conventions of the built GT:
       a detection matching a crowd region, the nearest COCO notion of VOC's "neither a
       true nor a false positive". (A crowd region matches by intersection over the
       detection's area, not by IoU, so this is close to, not the same as, VOC's rule.)
-  segmentation: the record's, when it has them (polygons or RLE), else none (bbox only).
+  segmentation: the record's, when it has them (polygons or RLE); for synthetic records the
+      rendered visible masks as RLE; else none (bbox only).
   category_id: the dataset's own ids (``category_ids[k - 1]`` for class k).
 """
 
 import numpy as np
+
+from detection.evaluation.results import encode_masks
 
 
 def coco_gt_from_records(records, class_names, category_ids):
@@ -30,6 +33,9 @@ def coco_gt_from_records(records, class_names, category_ids):
                        "file_name": record.path or ""})
         boxes = np.asarray(record.boxes, dtype=np.float64).reshape(-1, 4)
         crowd = np.asarray(record.iscrowd, dtype=bool) | np.asarray(record.difficult, dtype=bool)
+        segmentations = record.segmentations
+        if segmentations is None and hasattr(record.synthetic, "visible_masks"):
+            segmentations = encode_masks(record.synthetic.visible_masks())
         for i, ((y1, x1, y2, x2), class_id) in enumerate(zip(boxes, record.class_ids)):
             annotation = {
                 "id": len(annotations) + 1,
@@ -39,8 +45,8 @@ def coco_gt_from_records(records, class_names, category_ids):
                 "area": float((x2 - x1) * (y2 - y1)),
                 "iscrowd": int(crowd[i]),
             }
-            if record.segmentations is not None:
-                annotation["segmentation"] = record.segmentations[i]
+            if segmentations is not None:
+                annotation["segmentation"] = segmentations[i]
             annotations.append(annotation)
     categories = [{"id": int(c), "name": str(n)} for c, n in zip(category_ids, class_names)]
     return {"images": images, "annotations": annotations, "categories": categories}

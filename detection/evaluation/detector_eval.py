@@ -53,8 +53,9 @@ def evaluate_predictor(predictor, dataset, metric="coco", annotations=None, limi
     gt = annotations if annotations is not None else coco_gt_from_records(
         records, dataset.class_names, dataset.category_ids)
     if iou_types is None:
-        # Records of synthetic datasets carry no segmentations: no mask GT to measure against.
-        segm = has_masks and (annotations is not None or all(r.segmentations is not None for r in records))
+        # Mask GT exists when every record has segmentations or renders its masks (shapes).
+        segm = has_masks and (annotations is not None or all(
+            r.segmentations is not None or hasattr(r.synthetic, "visible_masks") for r in records))
         iou_types = ("bbox", "segm") if segm else ("bbox",)
     metrics = evaluate_coco(gt, coco_results, iou_types=iou_types, backend=backend,
                             image_ids=[r.image_id for r in records], log=log)

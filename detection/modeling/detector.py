@@ -124,8 +124,12 @@ class Detector:
             WeightedLoss("rcnn_bbox_loss", w["rcnn_bbox_loss"])(target_class_ids, target_deltas, deltas),
         ]
         if self.mask_head is not None:
-            mask_logits = self.mask_head(rois, rcnn_maps, prefix="training")
-            losses.append(WeightedLoss("mask_loss", w["mask_loss"])(target_class_ids, target_masks, mask_logits))
+            # Only positives train the mask head, and the sampler puts them first, at most
+            # int(T x ROI_POSITIVE_RATIO): run the (costly) head on those rows only.
+            n = max(1, int(c.TRAIN_ROIS_PER_IMAGE * c.ROI_POSITIVE_RATIO))
+            mask_logits = self.mask_head(rois[:, :n], rcnn_maps, prefix="training")
+            losses.append(WeightedLoss("mask_loss", w["mask_loss"])(
+                target_class_ids[:, :n], target_masks[:, :n], mask_logits))
         return keras.Model(inputs, losses, name="detector_training")
 
     # -- weights ------------------------------------------------------------------------
