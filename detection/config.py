@@ -112,7 +112,7 @@ def sequence(item, length=None, min_length=0, optional=False):
         return [item.convert(x) for x in v]
 
     size = f"{length} " if length is not None else ""
-    what = f"a list of {size}{item.describe} values"
+    what = f"a list of {size}values, each {item.describe}"
     if min_length:
         what += f" (at least {min_length})"
     return Check(what + (" or null" if optional else ""), convert)
