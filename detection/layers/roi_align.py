@@ -40,9 +40,13 @@ def aligned_crop_boxes(boxes, origin, scale, frame_hw, samples):
 
 
 def roi_levels(rois):
-    """rois: [..., 4] input pixels -> [...] int32 pyramid level index 0..3 (for P2..P5)."""
+    """rois: [..., 4] input pixels -> [...] int32 pyramid level index 0..3 (for P2..P5).
+
+    Every RoI gets a level, also a non-finite one (diverged weights): it then pools NaN,
+    the loss turns NaN and training stops with a message, instead of a crash in here."""
     size = tf.sqrt(tf.maximum(box_ops.area(rois), 1e-6))
     level = tf.floor(4.0 + tf.math.log(size / 224.0) / tf.math.log(2.0))
+    level = tf.where(tf.math.is_finite(level), level, 2.0)
     return tf.cast(tf.clip_by_value(level, 2.0, 5.0), tf.int32) - 2
 
 
@@ -62,6 +66,9 @@ class PyramidROIAlign(keras.layers.Layer):
 
     def call(self, rois, *feature_maps):
         rois = tf.stop_gradient(tf.cast(rois, tf.float32))
+        # crop_and_resize refuses non-finite boxes; after a divergence the losses are NaN
+        # anyway and the trainer's guard names the step, so pool a zero box instead of failing.
+        rois = tf.where(tf.math.is_finite(rois), rois, 0.0)
         batch, num_rois = tf.shape(rois)[0], tf.shape(rois)[1]
         levels = roi_levels(rois)
         samples = 2 * self.pool_size

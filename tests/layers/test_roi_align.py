@@ -9,6 +9,15 @@ def test_levels_follow_fpn_rule():
     assert roi_levels(rois).numpy().tolist() == [2, 1, 3, 0, 3]  # P4, P3, P5, P2 (clipped), P5 (clipped)
 
 
+def test_non_finite_rois_still_pool_without_error():
+    maps = [tf.ones([1, 64 // s, 64 // s, 2]) for s in (4, 8, 16, 32)]
+    rois = np.array([[[np.nan, 0, 10, 10], [0, 0, np.inf, 10], [0, 0, 20, 20]]], np.float32)
+    assert roi_levels(rois[0]).numpy().tolist() == [0, 0, 0]
+    out = PyramidROIAlign(2, name="t")(rois, *maps).numpy()
+    assert out.shape == (1, 3, 2, 2, 2)
+    np.testing.assert_allclose(out[0, 2], 1.0)  # the finite RoI is unaffected
+
+
 def test_aligned_samples_on_a_linear_ramp_are_exact():
     # On f(y, x) = y + 10 x (feature pixel centres at integers), bilinear sampling is exact, so
     # each output bin equals f at the bin's centre: with stride s, the input-pixel point (Y, X)
