@@ -83,9 +83,11 @@ class Augmenter:
         if compose is None:
             compose = A.Compose(
                 build_transforms(self.specs),
+                # Boxes are filtered once, after the last transform, not after each one: the
+                # per-transform checks cost more than flipping a small image.
                 bbox_params=A.BboxParams(format="pascal_voc", label_fields=["instance_index"],
                                          min_visibility=self.min_visibility, clip=True,
-                                         filter_invalid_bboxes=True),
+                                         filter_invalid_bboxes=True, check_each_transform=False),
             )
             self._local.compose = compose
         return compose

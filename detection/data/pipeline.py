@@ -27,7 +27,10 @@ seed gives the same batches however the threads are scheduled. Unreadable images
 dropped by augmentation.
 """
 
+import atexit
 import dataclasses
+import threading
+import time
 
 import numpy as np
 import tensorflow as tf
@@ -38,6 +41,26 @@ from detection.data.example import gt_mask_shape, load_example
 from detection.data.validation import ValidationReport
 
 INPUT_KEYS = ("image", "image_meta", "gt_class_ids", "gt_boxes", "gt_masks")
+
+_exiting = threading.Event()
+
+
+@atexit.register
+def _quiesce_readers_at_exit():
+    """Stops the pipeline's Python readers before the interpreter finalises.
+
+    An iterator still alive at exit (a script's global) is destroyed during finalisation,
+    and TF waits there for reader threads that need the GIL the finalising thread holds: a
+    hang or ``terminate called without an active exception``. From here on every read fails
+    at once, so the readers fill their buffers with errors and park without Python.
+    """
+    _exiting.set()
+    time.sleep(0.2)  # let reads already inside Python finish
+
+
+def _refuse_when_exiting():
+    if _exiting.is_set():
+        raise RuntimeError("interpreter exiting: input pipeline stopped")
 
 
 def make_dataset(dataset, config, training, seed=None, repeat=None, drop_remainder=True):
@@ -61,6 +84,7 @@ def make_dataset(dataset, config, training, seed=None, repeat=None, drop_remaind
     report = dataset.report
 
     def load(position, index):
+        _refuse_when_exiting()
         example = load_example(records[int(index)], config, report, augmenter,
                                seed=_read_seed(seed, int(position)))
         return _as_outputs(example, config, with_gt=True)
@@ -108,6 +132,7 @@ def make_inference_batches(records, config, batch_size=None, report=None):
     batch_size = batch_size or config.BATCH_SIZE
 
     def load(index):
+        _refuse_when_exiting()
         return _as_outputs(load_example(records[int(index)], config, report, with_gt=False),
                            config, with_gt=False, index=int(index))
 

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from conftest import REPO
 
 from detection.config import Config
 from detection.data.masks import expand_mini_mask
@@ -10,7 +11,7 @@ from .helpers import make_dataset_of, make_record, small_config, write_image
 
 
 def shapes_config(**changes):
-    return Config.from_yaml("configs/shapes.yaml").replace(**{"SHAPES_TRAIN_COUNT": 12, "SHAPES_VAL_COUNT": 6, **changes})
+    return Config.from_yaml(REPO / "configs" / "shapes.yaml").replace(**{"SHAPES_TRAIN_COUNT": 12, "SHAPES_VAL_COUNT": 6, **changes})
 
 
 def first_batches(dataset, config, count, **kwargs):
@@ -108,3 +109,26 @@ def test_too_few_images_for_a_batch_is_a_clear_error():
     config = shapes_config(SHAPES_VAL_COUNT=2)
     with pytest.raises(ValueError, match="fewer than BATCH_SIZE 4"):
         make_dataset(load_shapes(config, "val"), config, training=False)
+
+
+def test_a_script_holding_a_live_iterator_exits_cleanly(tmp_path):
+    # Without the pipeline's atexit hook this hangs or aborts ("terminate called without an
+    # active exception") in most runs: the iterator dies during interpreter finalisation.
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "hold.py"
+    script.write_text(
+        "from detection.config import Config\n"
+        "from detection.data.shapes import load_shapes\n"
+        "from detection.data.pipeline import make_dataset\n"
+        f"config = Config.from_yaml({str(REPO / 'configs' / 'shapes.yaml')!r})\n"
+        "iterator = iter(make_dataset(load_shapes(config), config, training=True))\n"
+        "for _ in range(5):\n"
+        "    next(iterator)\n"
+        "print('pulled', flush=True)\n")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120,
+                            cwd=str(tmp_path), env=env)
+    assert result.returncode == 0 and "pulled" in result.stdout, result.stderr[-500:]
