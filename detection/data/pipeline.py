@@ -55,10 +55,15 @@ def _quiesce_readers_at_exit():
     at once, so the readers fill their buffers with errors and park without Python.
     """
     _exiting.set()
-    time.sleep(0.2)  # let reads already inside Python finish
+    if _readers_made.is_set():
+        time.sleep(0.2)  # let reads already inside Python finish
+
+
+_readers_made = threading.Event()
 
 
 def _refuse_when_exiting():
+    _readers_made.set()
     if _exiting.is_set():
         raise RuntimeError("interpreter exiting: input pipeline stopped")
 
@@ -69,7 +74,9 @@ def make_dataset(dataset, config, training, seed=None, repeat=None, drop_remaind
     dataset: a detection.data.records.Dataset; config: the Config.
     training: shuffle every epoch and augment (config.AUGMENTATION); else the records in order.
     seed: shuffle and augmentation seed, default config.SEED.
-    repeat: loop forever (default: when training), for ``fit(steps_per_epoch=...)``.
+    repeat: loop forever (default: when training), for ``fit(steps_per_epoch=...)``. A
+        training dataset that does not repeat reshuffles at each new iteration, but its
+        augmentation seeds restart with the positions (0, 1, ...) of each pass.
     drop_remainder: keep the batch size static (the model needs it); a partial last batch of
         a finite dataset is dropped. For every image use make_inference_batches.
     """
