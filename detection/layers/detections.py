@@ -26,7 +26,8 @@ class DetectionLayer(keras.layers.Layer):
     """
 
     def __init__(self, config, **kwargs):
-        super().__init__(dtype="float32", **kwargs)
+        kwargs.setdefault("dtype", "float32")  # targets, NMS and losses stay float32 under mixed precision
+        super().__init__(**kwargs)
         self.config = config
 
     def call(self, rois, class_probs, bbox_deltas, image_meta):

@@ -39,7 +39,8 @@ class ProposalLayer(keras.layers.Layer):
     """
 
     def __init__(self, config, count, **kwargs):
-        super().__init__(dtype="float32", **kwargs)
+        kwargs.setdefault("dtype", "float32")  # targets, NMS and losses stay float32 under mixed precision
+        super().__init__(**kwargs)
         self.config = config
         self.count = int(count)
 

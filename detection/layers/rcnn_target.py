@@ -97,7 +97,8 @@ class DetectionTargetLayer(keras.layers.Layer):
     """
 
     def __init__(self, config, **kwargs):
-        super().__init__(dtype="float32", **kwargs)
+        kwargs.setdefault("dtype", "float32")  # targets, NMS and losses stay float32 under mixed precision
+        super().__init__(**kwargs)
         self.config = config
         self.trackers = diagnostics.make_trackers(diagnostics.RCNN_DIAGNOSTICS)
 

@@ -83,7 +83,8 @@ class WeightedLoss(keras.layers.Layer):
 
     def __init__(self, loss_name, weight=1.0, **kwargs):
         kwargs.setdefault("name", loss_name)
-        super().__init__(dtype="float32", **kwargs)
+        kwargs.setdefault("dtype", "float32")  # targets, NMS and losses stay float32 under mixed precision
+        super().__init__(**kwargs)
         self.loss_name = loss_name
         self.weight = float(weight)
         self.tracker = keras.metrics.Mean(name=loss_name)

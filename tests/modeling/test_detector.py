@@ -156,3 +156,54 @@ def test_mixed_precision_trains_a_step(policy):
         assert all(np.isfinite(logs[n]) for n in LOSSES)
     finally:
         keras.mixed_precision.set_global_policy("float32")
+
+
+def write_legacy_h5(path, layers):
+    """A Keras 2 style weights file: {layer_name: [arrays]} in the legacy HDF5 layout."""
+    import h5py
+
+    with h5py.File(path, "w") as f:
+        f.attrs["layer_names"] = [n.encode() for n in layers]
+        for name, arrays in layers.items():
+            group = f.create_group(name)
+            weight_names = [f"{name}/w{i}:0".encode() for i in range(len(arrays))]
+            group.attrs["weight_names"] = weight_names
+            for weight_name, array in zip(weight_names, arrays):
+                group.create_dataset(weight_name.decode(), data=array)
+
+
+def test_legacy_h5_loads_by_name_and_skips_mismatches(tmp_path):
+    config = tiny_config()
+    detector = Detector(config, batch_size=1, training=False)
+    rpn = detector.inference_model.get_layer("rpn_conv_shared")
+    kernel_shape = tuple(rpn.kernel.shape)
+    rng = np.random.default_rng(0)
+    new_kernel = rng.normal(size=kernel_shape).astype("float32")
+    new_bias = rng.normal(size=(kernel_shape[-1],)).astype("float32")
+    fc1_before = detector.inference_model.get_layer("rcnn_fc1").get_weights()
+    path = str(tmp_path / "legacy.h5")
+    write_legacy_h5(path, {
+        "rpn_conv_shared": [new_kernel, new_bias],
+        "rcnn_fc1": [np.zeros((3, 3), "float32"), np.zeros((3,), "float32")],  # wrong shape
+        "mrcnn_mask_conv1": [np.zeros((1,), "float32")],  # a layer we do not have
+    })
+    detector.load_weights(path, by_name=True, skip_mismatch=True)
+    np.testing.assert_array_equal(rpn.get_weights()[0], new_kernel)
+    np.testing.assert_array_equal(rpn.get_weights()[1], new_bias)
+    for before, after in zip(fc1_before, detector.inference_model.get_layer("rcnn_fc1").get_weights()):
+        np.testing.assert_array_equal(before, after)
+
+
+def test_inference_model_saves_and_reloads_in_safe_mode(tmp_path):
+    config = tiny_config()
+    keras.utils.set_random_seed(3)
+    detector = Detector(config, training=False)
+    inputs = batch(config, [[], []])
+    inputs = {k: inputs[k] for k in ("image", "image_meta")}
+    expected = detector.inference_model.predict(inputs, verbose=0)
+    path = str(tmp_path / "detector.keras")
+    detector.inference_model.save(path)
+    reloaded = keras.saving.load_model(path, safe_mode=True)
+    got = reloaded.predict(inputs, verbose=0)
+    for key in ("boxes", "class_ids", "scores", "proposals"):
+        np.testing.assert_allclose(got[key], expected[key], rtol=1e-5, atol=1e-4)
