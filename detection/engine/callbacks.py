@@ -22,7 +22,7 @@ def run_summary_line(info, config, steps_per_epoch, output_dir):
     info: distribute.StrategyInfo. config.GPU_COUNT must already be the replica count.
     """
     return (f"Training on {info.describe()}: global batch {config.BATCH_SIZE} "
-            f"({config.IMAGES_PER_GPU} images x {info.replicas} replicas), "
+            f"(IMAGES_PER_GPU {config.IMAGES_PER_GPU} x {info.replicas} replicas), "
             f"{steps_per_epoch} steps per epoch, output {output_dir}")
 
 
@@ -148,7 +148,8 @@ class EpochCheckpoint(keras.callbacks.Callback):
         state = {
             "epoch": epoch + 1,
             "global_step": int(np.asarray(self.model.optimizer.iterations)),
-            "best": None if self.best is None else {"monitor": self.monitor, "value": self.best[0], "epoch": self.best[1]},
+            "best": None if self.best is None else {
+                "monitor": self.monitor, "value": self.best[0], "epoch": self.best[1]},
             "config_hash": self.config_hash,
             "lr_multiplier": 1.0 if self.schedule is None else float(np.asarray(self.schedule.multiplier)),
             "logs": logs,

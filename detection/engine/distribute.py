@@ -120,8 +120,15 @@ def _split_cpu(count):
     return [f"/cpu:{i}" for i in range(count)]
 
 
+def _short_name(device):
+    """"/job:localhost/replica:0/task:0/device:CPU:1" -> "/cpu:1"; other jobs keep job and task."""
+    spec = tf.DeviceSpec.from_string(device)
+    short = f"/{spec.device_type.lower()}:{spec.device_index}"
+    return short if spec.job in (None, "localhost") else f"/job:{spec.job}/task:{spec.task}{short}"
+
+
 def _info(kind, strategy, tf_config=None):
-    devices = tuple(strategy.extended.worker_devices)
+    devices = tuple(_short_name(d) for d in strategy.extended.worker_devices)
     workers, is_chief = 1, True
     if tf_config:
         cluster = tf_config.get("cluster", {})

@@ -140,7 +140,8 @@ def train(model_builder, config, train_dataset, val_dataset=None, output_dir="ru
         initial_epoch = state["epoch"]
         best = (state["best"]["value"], state["best"]["epoch"]) if state.get("best") else None
         if state.get("config_hash") != this_hash:
-            print(f"Warning: resuming {existing} under a changed config (hash {state.get('config_hash')} -> {this_hash})")
+            print(f"Warning: resuming {existing} under a changed config "
+                  f"(hash {state.get('config_hash')} -> {this_hash})", flush=True)
         print(f"Resumed from {existing}: epoch {initial_epoch}, optimizer step "
               f"{int(optimizer.iterations.numpy())}", flush=True)
 

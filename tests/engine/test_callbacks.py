@@ -19,7 +19,7 @@ def test_run_summary_line():
     config = Config({"IMAGES_PER_GPU": 4, "GPU_COUNT": 2})
     assert cb.run_summary_line(info, config, 100, "runs/x") == (
         "Training on MirroredStrategy on /cpu:0, /cpu:1 (2 replicas): global batch 8 "
-        "(4 images x 2 replicas), 100 steps per epoch, output runs/x")
+        "(IMAGES_PER_GPU 4 x 2 replicas), 100 steps per epoch, output runs/x")
 
 
 def test_monitor_mode():

@@ -62,7 +62,8 @@ def test_two_workers_finish_with_identical_weights(tmp_path):
     assert chief["iterations"] == other["iterations"] == 6
     # Only the chief writes the run folder.
     assert chief["final"] == str(tmp_path / "run" / "final.weights.h5") and other["final"] is None
-    assert sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir()) == ["best", "epoch_0001", "epoch_0002", "last"]
+    written = sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir())
+    assert written == ["best", "epoch_0001", "epoch_0002", "last"]
 
     a, b = h5_arrays(tmp_path / "w0.weights.h5"), h5_arrays(tmp_path / "w1.weights.h5")
     assert a.keys() == b.keys() and len(a) > 10

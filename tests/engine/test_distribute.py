@@ -1,0 +1,45 @@
+"""make_strategy in pytest's process, where TensorFlow has initialised its devices already.
+
+The multi-replica paths run in subprocesses: test_distributed_equivalence.py (--cpu-replicas)
+and test_multiworker.py (TF_CONFIG).
+"""
+import json
+
+import pytest
+import tensorflow as tf
+
+from detection.config import Config
+from detection.engine.distribute import DeviceError, global_batch_size, make_strategy
+
+
+@pytest.fixture(autouse=True)
+def initialised_tf():
+    tf.config.list_logical_devices()  # make sure: the tests below must not split this process's CPU
+
+
+def test_default_is_one_device():
+    strategy, info = make_strategy()
+    assert strategy is tf.distribute.get_strategy()
+    assert (info.replicas, info.workers, info.is_chief) == (1, 1, True)
+    assert info.describe() == "default strategy on /cpu:0 (1 replica)"
+    assert global_batch_size(Config({"IMAGES_PER_GPU": 3}), strategy) == 3
+
+
+def test_missing_gpus_say_what_is_visible():
+    with pytest.raises(DeviceError) as error:
+        make_strategy(gpus=2)
+    assert str(error.value) == "--gpus 2 asked for 2 GPUs; visible GPUs: 0 (none)"
+
+
+def test_cpu_replicas_after_tf_started_is_a_clear_error():
+    with pytest.raises(DeviceError, match="already initialised its devices with 1 CPU device"):
+        make_strategy(cpu_replicas=2)
+
+
+def test_conflicting_options(monkeypatch):
+    with pytest.raises(DeviceError, match="not both"):
+        make_strategy(gpus=1, cpu_replicas=2)
+    tf_config = {"cluster": {"worker": ["127.0.0.1:1"]}, "task": {"type": "worker", "index": 0}}
+    monkeypatch.setenv("TF_CONFIG", json.dumps(tf_config))
+    with pytest.raises(DeviceError, match="not supported with TF_CONFIG"):
+        make_strategy(cpu_replicas=2)
