@@ -3,13 +3,14 @@ import csv
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 import yaml
 
 from detection.config import Config
 from detection.engine import checkpoints
 from detection.engine.schedules import schedule_from_config
 from detection.engine.trainer import train
-from engine_toy import build_toy_model, toy_dataset
+from engine_toy import build_toy_model, toy_arrays, toy_dataset
 
 STAGED = Config({"IMAGES_PER_GPU": 4, "STEPS_PER_EPOCH": 4, "VALIDATION_STEPS": 2, "LEARNING_RATE": 0.05,
                  "LR_WARMUP_STEPS": 3, "LR_SCHEDULE": "cosine", "SEED": 7,
@@ -96,3 +97,24 @@ def test_initial_weights_from_a_checkpoint(staged_run, tmp_path):
     assert int(result.model.optimizer.iterations.numpy()) == 1  # weights only: a new optimizer
     np.testing.assert_array_equal(np.asarray(result.model.get_layer("conv3_block1_conv").kernel),
                                   weights_of(source, "conv3_block1_conv"))  # frozen, as loaded
+
+
+def test_float16_run_checkpoints_and_resumes_the_loss_scale(tmp_path):
+    arrays = toy_arrays(8)
+    arrays["image"][4:] *= 1e5  # the second batch of each epoch overflows float16: step skipped
+
+    def overflowing(config):
+        return tf.data.Dataset.from_tensor_slices(arrays).batch(4, drop_remainder=True).repeat()
+
+    config = STAGED.replace(TRAIN_STAGES=[], EPOCHS=1, STEPS_PER_EPOCH=2, VALIDATION_STEPS=0,
+                            MIXED_PRECISION="float16")
+    first = train(build_toy_model, config, overflowing, None, tmp_path, verbose=0)
+    assert keras.config.dtype_policy().name == "float32"  # the policy was set for the build only
+    assert first.model.get_layer("conv2_block1_conv").compute_dtype == "float16"
+    assert type(first.model.optimizer).__name__ == "LossScaleOptimizer"
+    assert float(first.model.optimizer.dynamic_scale.numpy()) == 2.0 ** 14  # halved once
+    assert int(first.model.optimizer.iterations.numpy()) == 1
+    again = train(build_toy_model, config.replace(EPOCHS=2), overflowing, None, tmp_path, resume=True, verbose=0)
+    # Restored 2^14 and 1 applied step, then one more of each: a fresh optimizer would give 2^14 and 1.
+    assert float(again.model.optimizer.dynamic_scale.numpy()) == 2.0 ** 13
+    assert int(again.model.optimizer.iterations.numpy()) == 2
