@@ -1,0 +1,259 @@
+"""Export a trained detector as a SavedModel that takes raw uint8 images of any size.
+
+    python tools/export.py --config configs/shapes.yaml --weights W.weights.h5 --output export/shapes/1
+
+The ``serving_default`` signature (also ``serve``):
+
+  input   images:          [batch, H, W, 3] uint8 RGB; any batch and any H, W, and different
+                           calls may differ (one call: one size, as a tensor has).
+  outputs boxes:           [batch, D, 4] float32 [y1, x1, y2, x2] in the pixels of the
+                           INPUT image (not the model's resized input), pixel edges
+                           (a box covering all of a W x H image is [0, 0, H, W]).
+          class_ids:       [batch, D] int32, the dataset's own category ids (for a config
+                           with CLASS_NAMES: the contiguous ids 1..K); 0 on padding rows.
+          scores:          [batch, D] float32, descending; 0 on padding rows.
+          num_detections:  [batch] int32; rows >= num_detections are padding (zeros).
+          masks:           [batch, D, 28, 28] float32 (Mask R-CNN only): the probability
+                           that each of a 28 x 28 grid of cells spanning the box is inside
+                           the object, the grid covering [y1, x1, y2, x2] exactly; resize it
+                           to the box's size and threshold at 0.5 for a mask (what
+                           detection.engine.predictor.paste_masks does).
+  D = DETECTION_MAX_INSTANCES.
+
+Inside the signature, per image, what the training pipeline does: resize with the config's
+IMAGE_RESIZE_MODE (``tf_resize_geometry``: the arithmetic of detection/data/resize.py in
+float64, tested equal to ``resize_geometry``) by ``tf_resize_image``, a bit-exact copy of
+cv2.resize INTER_LINEAR on uint8 (the pipeline's resize; tf.image.resize differs by 1 grey
+level on 12% of the pixels); zero-pad at the bottom
+and right; build image_meta; run the inference model. The inference model's batch is static
+(batch_slice), so the batch is run one image at a time through a batch-1 Detector with
+``tf.map_fn``: any batch works, and no compute is spent on padding rows. (Padding the batch to
+a fixed size instead would cap the batch size and waste work on small requests.)
+
+Differences from the Keras Predictor on the same pixels: the model input is the same bits, so
+what remains is float arithmetic of a batch-1 graph against a batch-B one (measured in
+tests/test_infer_export.py: boxes within 1e-3 px). The Predictor decodes large JPEGs at 1/2, 1/4 or 1/8 size (cheap DCT scaling) before resizing;
+the SavedModel receives decoded pixels and resizes them in one step.
+
+Files: the SavedModel, plus ``assets.extra/classes.json`` ({"class_names", "category_ids"}),
+which TensorFlow Serving ignores.
+
+Serving with TensorFlow Serving (REST on port 8501; the folder above ``1/`` is the model base
+path, ``1`` its version)::
+
+    python tools/export.py --config configs/shapes.yaml --weights runs/shapes/final.weights.h5 \\
+        --output /srv/models/detector/1
+    docker run --rm -p 8501:8501 \\
+        --mount type=bind,source=/srv/models/detector,target=/models/detector \\
+        -e MODEL_NAME=detector -t tensorflow/serving:2.19.0
+    # or, without docker:
+    tensorflow_model_server --rest_api_port=8501 --model_name=detector \\
+        --model_base_path=/srv/models/detector
+
+    # the request: one image as nested lists [H][W][3] of 0..255 ints, batch of 1
+    python -c "import cv2, json; im = cv2.imread('photo.jpg')[:, :, ::-1]; \\
+        print(json.dumps({'signature_name': 'serving_default', 'instances': [im.tolist()]}))" > request.json
+    curl -s -X POST http://localhost:8501/v1/models/detector:predict \\
+        -H 'Content-Type: application/json' -d @request.json
+    # -> {"predictions": [{"boxes": [[y1, x1, y2, x2], ...], "class_ids": [...], "scores": [...],
+    #                      "num_detections": N, "masks": [...]}]}
+
+    # the signature, as TensorFlow sees it:
+    saved_model_cli show --dir /srv/models/detector/1 --tag_set serve --signature_def serving_default
+
+(``instances`` is the row format: one entry per image, all of one size; each image's outputs
+come back as one prediction.)
+"""
+
+import json
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from detection.core.image_meta import IMAGE_META_SIZE
+
+SIGNATURE_INPUT = "images"
+
+
+def tf_resize_geometry(height, width, config):
+    """The resize geometry of detection/data/resize.py, in TensorFlow.
+
+    height, width: int32 scalar tensors, the original image size.
+    Returns (scale float64, resized_h int32, resized_w int32, padded_h int32, padded_w int32);
+    scale is input pixels per original pixel. The arithmetic is resize_geometry's, in
+    float64 as Python's floats, and rounds halves to even as Python's round does.
+    """
+    mode, min_dim, max_dim = config.IMAGE_RESIZE_MODE, config.IMAGE_MIN_DIM, config.IMAGE_MAX_DIM
+    h, w = tf.cast(height, tf.float64), tf.cast(width, tf.float64)
+    one = tf.constant(1.0, tf.float64)
+    if mode == "none":
+        scale = one
+    else:
+        scale = tf.maximum(one, min_dim / tf.minimum(h, w)) if min_dim else one
+        scale = tf.maximum(scale, tf.constant(float(config.IMAGE_MIN_SCALE or 0.0), tf.float64))
+        if max_dim:
+            longest = tf.maximum(h, w)
+            scale = tf.where(longest * scale > max_dim, max_dim / longest, scale)
+    resized_h = tf.maximum(1, tf.cast(tf.round(h * scale), tf.int32))
+    resized_w = tf.maximum(1, tf.cast(tf.round(w * scale), tf.int32))
+    if mode == "square":
+        padded_h = padded_w = tf.constant(max_dim, tf.int32)
+    elif mode in ("pad64", "none"):
+        padded_h, padded_w = _round_up_64(resized_h), _round_up_64(resized_w)
+    else:
+        raise ValueError(f"unknown IMAGE_RESIZE_MODE {mode!r}")
+    return scale, resized_h, resized_w, padded_h, padded_w
+
+
+def _round_up_64(x):
+    return (x + 63) // 64 * 64
+
+
+def tf_resize_image(image, resized_h, resized_w):
+    """image [h, w, 3] uint8 -> [resized_h, resized_w, 3] uint8, bit-exact with
+    ``cv2.resize(image, (resized_w, resized_h), interpolation=cv2.INTER_LINEAR)``.
+
+    tf.image.resize (bilinear, half-pixel centres, antialias=False) samples the same points
+    but in float; OpenCV works in 11-bit fixed point (INTER_RESIZE_COEF_BITS), which gave 12%
+    of the pixels a difference of 1. So this follows OpenCV 4.12's 8-bit path step by step:
+    per axis, source position f = (d + 0.5) * src / dst - 0.5 in float32, weights
+    round((1 - frac) * 2048) and round(frac * 2048) (x: positions clamped to the image with
+    weight 0 outside; y: only the row index clamped, as OpenCV does); a horizontal pass in
+    integers; then the vertical pass of its SIMD kernel (VResizeLinearVec_32s8u:
+    ((r0 >> 4) * b0 >> 16) + ((r1 >> 4) * b1 >> 16), plus 2, >> 2), the path every x86 and
+    ARM build takes. tests/test_infer_export.py checks equality with cv2 on many sizes.
+    """
+    src = tf.shape(image)
+    x0, x1, a0, a1 = _linear_taps(src[1], resized_w, clamp_weights=True)
+    y0, y1, b0, b1 = _linear_taps(src[0], resized_h, clamp_weights=False)
+    pixels = tf.cast(image, tf.int32)
+    rows = (tf.gather(pixels, x0, axis=1) * a0[None, :, None]
+            + tf.gather(pixels, x1, axis=1) * a1[None, :, None])  # [h, rw, 3], x 2048
+    top = tf.bitwise.right_shift(tf.gather(rows, y0, axis=0), 4)
+    bottom = tf.bitwise.right_shift(tf.gather(rows, y1, axis=0), 4)
+    value = (tf.bitwise.right_shift(top * b0[:, None, None], 16)
+             + tf.bitwise.right_shift(bottom * b1[:, None, None], 16) + 2)
+    return tf.cast(tf.clip_by_value(tf.bitwise.right_shift(value, 2), 0, 255), tf.uint8)
+
+
+def _linear_taps(src, dst, clamp_weights):
+    """OpenCV's INTER_LINEAR taps along one axis of ``src`` -> ``dst`` pixels: (index0 [dst],
+    index1 [dst] int32, weight0 [dst], weight1 [dst] int32 in 1/2048)."""
+    scale = 1.0 / (tf.cast(dst, tf.float64) / tf.cast(src, tf.float64))
+    position = tf.cast((tf.range(dst, dtype=tf.float64) + 0.5) * scale - 0.5, tf.float32)
+    index = tf.floor(position)
+    frac = position - index
+    index = tf.cast(index, tf.int32)
+    if clamp_weights:
+        low = index < 0
+        high = index >= src - 1
+        frac = tf.where(low | high, 0.0, frac)
+        index = tf.where(low, 0, tf.where(high, src - 1, index))
+    weight0 = tf.cast(tf.round((1.0 - frac) * 2048.0), tf.int32)
+    weight1 = tf.cast(tf.round(frac * 2048.0), tf.int32)
+    return (tf.clip_by_value(index, 0, src - 1), tf.clip_by_value(index + 1, 0, src - 1), weight0, weight1)
+
+
+def preprocess_image(image, config):
+    """One uint8 image [h, w, 3] -> (model input [1, H, W, 3] float32, image_meta [1, 12]),
+    as the training pipeline makes them (image id 0)."""
+    shape = tf.shape(image)
+    height, width = shape[0], shape[1]
+    scale, rh, rw, ph, pw = tf_resize_geometry(height, width, config)
+    resized = tf.cast(tf_resize_image(image, rh, rw), tf.float32)
+    padded = tf.pad(resized, [[0, ph - rh], [0, pw - rw], [0, 0]])
+    if config.IMAGE_RESIZE_MODE == "square":
+        padded = tf.ensure_shape(padded, [config.IMAGE_MAX_DIM, config.IMAGE_MAX_DIM, 3])
+    f = lambda v: tf.cast(v, tf.float32)  # noqa: E731
+    meta = tf.stack([0.0, f(height), f(width), 3.0, f(ph), f(pw), 3.0, 0.0, 0.0, f(rh), f(rw),
+                     tf.cast(scale, tf.float32)])
+    return padded[None], tf.ensure_shape(meta, [IMAGE_META_SIZE])[None]
+
+
+class ServingModel(tf.Module):
+    """The serving function around a batch-1 inference model (see the module docstring).
+
+    detector: a detection.modeling.detector.Detector built with batch_size=1.
+    category_ids: K ints; class k is reported as category_ids[k - 1].
+    """
+
+    def __init__(self, detector, category_ids):
+        super().__init__(name="detector_serving")
+        if detector.batch_size != 1:
+            raise ValueError(f"ServingModel needs a batch-1 Detector, got batch size {detector.batch_size}")
+        self.config = detector.config
+        self.model = detector.inference_model
+        # Index 0 (background / padding) maps to 0.
+        self._category_table = tf.constant([0] + [int(c) for c in category_ids], tf.int32)
+        self.use_mask = bool(self.config.USE_MASK)
+
+    def output_signature(self):
+        d = self.config.DETECTION_MAX_INSTANCES
+        spec = {"boxes": tf.TensorSpec([d, 4], tf.float32), "class_ids": tf.TensorSpec([d], tf.int32),
+                "scores": tf.TensorSpec([d], tf.float32), "num_detections": tf.TensorSpec([], tf.int32)}
+        if self.use_mask:
+            spec["masks"] = tf.TensorSpec([d] + list(self.config.MASK_SHAPE), tf.float32)
+        return spec
+
+    def detect_one(self, image):
+        """image [h, w, 3] uint8 -> one image's outputs (no batch axis; see module docstring)."""
+        model_image, meta = preprocess_image(image, self.config)
+        out = self.model({"image": model_image, "image_meta": meta}, training=False)
+        class_ids = tf.cast(out["class_ids"][0], tf.int32)
+        result = {"boxes": out["boxes"][0], "class_ids": tf.gather(self._category_table, class_ids),
+                  "scores": out["scores"][0], "num_detections": tf.cast(out["num_detections"][0], tf.int32)}
+        if self.use_mask:
+            result["masks"] = out["masks"][0]
+        return result
+
+    def serve(self, images):
+        """images [batch, H, W, 3] uint8 -> dict of [batch, ...] outputs (module docstring)."""
+        return tf.map_fn(self.detect_one, images, fn_output_signature=self.output_signature())
+
+
+def export_saved_model(detector, category_ids, path, class_names=None):
+    """Writes the SavedModel of ``detector`` (batch-1, weights loaded) to ``path``.
+
+    category_ids: K dataset ids of classes 1..K; class_names: K names, stored in
+    ``assets.extra/classes.json``. Returns ``path``.
+    """
+    import keras
+
+    serving = ServingModel(detector, category_ids)
+    archive = keras.export.ExportArchive()
+    archive.track(detector.inference_model)
+    archive.add_endpoint(name="serve", fn=serving.serve,
+                         input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name=SIGNATURE_INPUT)])
+    path = os.fspath(path)
+    archive.write_out(path, verbose=False)
+    extra = os.path.join(path, "assets.extra")
+    os.makedirs(extra, exist_ok=True)
+    with open(os.path.join(extra, "classes.json"), "w") as f:
+        json.dump({"class_names": list(class_names) if class_names is not None else None,
+                   "category_ids": [int(c) for c in category_ids]}, f, indent=2)
+    return path
+
+
+def export_from_weights(config, weights_path, path, class_names, category_ids):
+    """Builds a batch-1 inference Detector for ``config``, loads ``weights_path`` (a
+    ``.weights.h5`` of Detector.save_weights) and exports it to ``path``."""
+    from detection.modeling.detector import Detector
+
+    detector = Detector(config, batch_size=1, training=False)
+    detector.load_weights(weights_path)
+    return export_saved_model(detector, category_ids, path, class_names)
+
+
+def load_serving(path):
+    """The exported model's serving function: images [B, H, W, 3] uint8 (numpy or tensor) ->
+    dict of numpy outputs (see the module docstring)."""
+    loaded = tf.saved_model.load(os.fspath(path))
+    signature = loaded.signatures["serving_default"]
+
+    def run(images):
+        outputs = signature(**{SIGNATURE_INPUT: tf.convert_to_tensor(np.asarray(images, np.uint8))})
+        return {k: v.numpy() for k, v in outputs.items()}
+
+    run.loaded = loaded  # the signature's variables live as long as the loaded object
+    return run

@@ -1,0 +1,194 @@
+"""tools/infer.py and tools/export.py end to end on the tiny trained shapes model, and the
+TensorFlow copies of the pipeline's resize (geometry and pixels) that the export relies on."""
+
+import importlib.util
+import json
+
+import cv2
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import REPO
+from detection.data.images import read_image
+from detection.data.resize import resize_geometry
+from detection.export import SIGNATURE_INPUT, load_serving, tf_resize_geometry, tf_resize_image
+from detection.inference import image_records
+from tests.model_fixtures import numpy_iou
+from tests.trained_shapes import trained_shapes  # noqa: F401
+
+
+def load_tool(name):
+    """tools/NAME.py as a module, to run main(argv) in this process (TensorFlow loaded once)."""
+    spec = importlib.util.spec_from_file_location(f"tool_{name}", REPO / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def write_rgb(path, rgb):
+    assert cv2.imwrite(str(path), np.ascontiguousarray(rgb[:, :, ::-1]))
+
+
+# ---------------------------------------------------------------------------------------
+# The resize arithmetic and pixels, against the pipeline's (no model).
+
+
+class FakeConfig:
+    def __init__(self, mode, min_dim, max_dim, min_scale=0.0):
+        self.IMAGE_RESIZE_MODE, self.IMAGE_MIN_DIM, self.IMAGE_MAX_DIM = mode, min_dim, max_dim
+        self.IMAGE_MIN_SCALE = min_scale
+
+
+@pytest.mark.parametrize("mode,min_dim,max_dim,min_scale", [
+    ("square", 800, 1024, 0.0), ("square", 64, 64, 0.0), ("square", 100, 128, 0.0),
+    ("pad64", 600, 1000, 0.0), ("pad64", 0, 512, 2.0), ("none", 800, 1024, 0.0)])
+def test_tf_resize_geometry_equals_resize_geometry(mode, min_dim, max_dim, min_scale):
+    rng = np.random.default_rng(min_dim + max_dim)
+    sizes = [tuple(s) for s in rng.integers(1, 3000, (150, 2))]
+    # Ties and edges: exact multiples, squares, the .5 roundings of 1024/3 and 64/3.
+    sizes += [(1, 1), (3, 3), (1024, 1024), (600, 800), (800, 600), (480, 640), (333, 500), (3, 1000),
+              (1000, 3), (48, 80), (100, 60), (37, 111), (75, 125), (64, 64), (128, 64)]
+    config = FakeConfig(mode, min_dim, max_dim, min_scale)
+    geometry = tf.function(lambda h, w: tf_resize_geometry(h, w, config))
+    for h, w in sizes:
+        expected = resize_geometry(int(h), int(w), mode, min_dim, max_dim, min_scale)
+        scale, rh, rw, ph, pw = (v.numpy() for v in geometry(tf.constant(h, tf.int32), tf.constant(w, tf.int32)))
+        got = (float(scale), (int(rh), int(rw)), (int(ph), int(pw)))
+        assert got == (expected.scale, expected.resized_shape, expected.padded_shape), (h, w)
+
+
+def test_tf_resize_image_is_bit_exact_with_opencv():
+    rng = np.random.default_rng(0)
+    resize = tf.function(tf_resize_image)
+    cases = [((48, 80), (38, 64)), ((100, 60), (64, 38)), ((30, 40), (48, 64)), ((128, 128), (64, 64)),
+             ((64, 64), (64, 64)), ((7, 5), (11, 13)), ((1, 9), (3, 4)), ((333, 517), (659, 1024))]
+    cases += [(tuple(rng.integers(1, 200, 2)), tuple(rng.integers(1, 200, 2))) for _ in range(25)]
+    for (h, w), (rh, rw) in cases:
+        image = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        expected = cv2.resize(image, (int(rw), int(rh)), interpolation=cv2.INTER_LINEAR)
+        got = resize(tf.constant(image), tf.constant(rh, tf.int32), tf.constant(rw, tf.int32)).numpy()
+        np.testing.assert_array_equal(got, expected, err_msg=f"{h}x{w} -> {rh}x{rw}")
+
+
+# ---------------------------------------------------------------------------------------
+# tools/infer.py
+
+
+def test_infer_tool_finds_the_shapes_and_skips_an_unreadable_image(trained_shapes, tmp_path, capsys):
+    config, weights, dataset = trained_shapes
+    folder = tmp_path / "images"
+    folder.mkdir()
+    expected = {}  # file name -> (GT boxes in ITS pixels, class ids)
+    for record in dataset.records:
+        image, _ = record.synthetic.render()
+        # Half the images at 2x (128 px: the model scales them back to 64), upper-case
+        # extension on one: detections must come back in each file's own pixels.
+        factor = 2 if record.image_id % 2 else 1
+        name = f"shape{record.image_id}.{'PNG' if record.image_id == 3 else 'png'}"
+        write_rgb(folder / name, cv2.resize(image, None, fx=factor, fy=factor, interpolation=cv2.INTER_NEAREST))
+        expected[name] = (record.boxes * factor, record.class_ids)
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
+    (folder / "notes.txt").write_text("not an image: ignored")
+    out = tmp_path / "out"
+
+    # 4 images in batches of 3: the last batch is partial (padded by the pipeline).
+    status = load_tool("infer").main([
+        "--config", str(weights.parent / "config.yaml"), "--weights", str(weights), "--output", str(out),
+        "--batch-size", "3", str(folder)])
+    captured = capsys.readouterr()
+    assert status == 0
+    assert "broken.jpg" in captured.err and "warning" in captured.err
+    assert "4 image(s) processed" in captured.out and "1 unreadable image(s) skipped" in captured.out
+
+    results = json.loads((out / "detections.json").read_text())
+    by_file = {}
+    for r in results:
+        assert set(r) == {"image_id", "category_id", "bbox", "score", "segmentation", "file_name"}
+        by_file.setdefault(r["file_name"].rsplit("/", 1)[-1], []).append(r)
+    assert sorted(by_file) == sorted(expected)
+    for name, (gt_boxes, gt_classes) in expected.items():
+        dets = by_file[name]
+        boxes = np.array([[y, x, y + h, x + w] for x, y, w, h in (d["bbox"] for d in dets)])
+        iou = numpy_iou(gt_boxes, boxes)
+        for i, k in enumerate(gt_classes):
+            j = int(np.argmax(iou[i]))
+            assert iou[i, j] >= 0.5 and dets[j]["category_id"] == int(k), (name, i, iou[i], dets)
+        assert len(dets) == len(gt_classes), name  # nothing extra on these images
+        size = 128 if "1" in name or "3" in name else 64
+        assert all(d["segmentation"]["size"] == [size, size] for d in dets)
+        picture = read_image(str(out / (name.rsplit(".", 1)[0] + ".jpg")))
+        assert picture.shape == (256, 256, 3)  # drawn at >= 256 px
+
+
+def test_image_records_reads_sizes_and_reports_unreadable(tmp_path):
+    write_rgb(tmp_path / "a.JPG", np.zeros((30, 50, 3), np.uint8))
+    (tmp_path / "b.png").write_bytes(b"")
+    warnings = []
+    records, skipped = image_records([tmp_path, tmp_path / "missing.png"], warn=warnings.append)
+    assert [(r.path.rsplit("/", 1)[-1], r.height, r.width, r.image_id) for r in records] == [("a.JPG", 30, 50, 0)]
+    assert [p.rsplit("/", 1)[-1] for p, _ in skipped] == ["b.png", "missing.png"]
+    assert len(warnings) == 2 and "b.png" in warnings[0]
+
+
+# ---------------------------------------------------------------------------------------
+# tools/export.py: the SavedModel against the Keras Predictor
+
+
+@pytest.fixture(scope="module")
+def exported(trained_shapes, tmp_path_factory):
+    config, weights, _ = trained_shapes
+    path = tmp_path_factory.mktemp("export") / "detector" / "1"
+    status = load_tool("export").main(["--config", str(weights.parent / "config.yaml"), "--weights", str(weights),
+                                       "--output", str(path)])
+    assert status == 0
+    return path
+
+
+def off_size_images(dataset, folder):
+    """Each training image placed in 48x80 and 100x60 originals (scaled to 48 and 60 px,
+    the rest filled by repeating the border): {size: [paths]}."""
+    paths = {(48, 80): [], (100, 60): []}
+    for record in dataset.records:
+        image, _ = record.synthetic.render()
+        for h, w in paths:
+            side = min(h, w)
+            small = cv2.resize(image, (side, side), interpolation=cv2.INTER_AREA)
+            full = cv2.copyMakeBorder(small, 0, h - side, 0, w - side, cv2.BORDER_REPLICATE)
+            path = folder / f"s{record.image_id}_{h}x{w}.png"
+            write_rgb(path, full)
+            paths[(h, w)].append(str(path))
+    return paths
+
+
+def test_saved_model_matches_the_keras_predictor(trained_shapes, exported, tmp_path):
+    from detection.engine.predictor import Predictor
+
+    config, weights, dataset = trained_shapes
+    paths = off_size_images(dataset, tmp_path)
+    records, _ = image_records([p for group in paths.values() for p in group])
+    keras_dets = {d["record"].path: d for d in Predictor.from_weights(config, weights).predict_records(records)}
+    serve = load_serving(exported)
+    signature_input = serve.loaded.signatures["serving_default"].structured_input_signature[1][SIGNATURE_INPUT]
+    assert signature_input.dtype == tf.uint8 and signature_input.shape.as_list() == [None, None, None, 3]
+
+    compared = 0
+    for (h, w), group in paths.items():
+        images = np.stack([read_image(p) for p in group])
+        # The whole group as one batch, and its first two images as a batch of 2.
+        for batch in (images, images[:2]):
+            out = serve(batch)
+            assert out["masks"].shape[1:] == (config.DETECTION_MAX_INSTANCES, 28, 28)
+            for i in range(len(batch)):
+                n = int(out["num_detections"][i])
+                det = keras_dets[group[i]]
+                assert n == len(det["boxes"]), group[i]
+                np.testing.assert_array_equal(out["class_ids"][i, :n], det["class_ids"])  # ids 1..3 = category ids
+                np.testing.assert_allclose(out["boxes"][i, :n], det["boxes"], atol=0.5)
+                np.testing.assert_allclose(out["scores"][i, :n], det["scores"], atol=1e-4)
+                assert np.all(out["boxes"][i, :n] <= [h, w, h, w]) and np.all(out["class_ids"][i, n:] == 0)
+                compared += n
+    assert compared >= 8  # the comparison covered real detections
+
+    classes = json.loads((exported / "assets.extra" / "classes.json").read_text())
+    assert classes == {"class_names": ["square", "circle", "triangle"], "category_ids": [1, 2, 3]}
