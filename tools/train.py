@@ -1,0 +1,127 @@
+"""Trains a detector.
+
+    python tools/train.py --config configs/shapes.yaml --output runs/shapes
+    python tools/train.py --config configs/coco_r50_fpn.yaml --gpus 4 --weights imagenet --layers heads
+    python tools/train.py --config configs/voc_r50_fpn.yaml --format voc --images VOC/JPEGImages \\
+        --annotations VOC/Annotations --split VOC/ImageSets/Main/train.txt --output runs/voc
+    python tools/train.py --config C --output runs/x --resume          # continue after an interruption
+
+Several GPUs: ``--gpus N`` (IMAGES_PER_GPU images on each, global batch IMAGES_PER_GPU x N).
+Several hosts: set TF_CONFIG on each host and run the same command (MultiWorkerMirroredStrategy).
+``--cpu-replicas N`` splits the CPU into N logical devices to exercise the multi-replica path.
+Everything the run writes goes to --output: config.yaml, log.csv, logs/ (TensorBoard),
+checkpoints/ (one per epoch, `last`, `best`), final.weights.h5.
+"""
+
+import argparse
+import os
+import pathlib
+import sys
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def parse_args(argv=None):
+    from detection.data.cli import add_dataset_flags
+
+    parser = argparse.ArgumentParser(description="Train a two-stage detector.",
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser.add_argument("--config", required=True, help="YAML config (see configs/ and docs/config.md)")
+    parser.add_argument("--output", default=None, help="run folder (default runs/<NAME>)")
+    devices = parser.add_mutually_exclusive_group()
+    devices.add_argument("--gpus", type=int, help="train on N GPUs (MirroredStrategy)")
+    devices.add_argument("--cpu-replicas", type=int, help="split the CPU into N logical devices")
+    parser.add_argument("--weights", help="imagenet (backbone), last (newest checkpoint under --output), "
+                                          "or a .weights.h5 / legacy .h5 file / checkpoint folder")
+    parser.add_argument("--layers", help="layers to train: heads, 3+, 4+, 5+, all, or a regex (TRAIN_LAYERS)")
+    parser.add_argument("--epochs", type=int, help="EPOCHS")
+    parser.add_argument("--steps-per-epoch", type=int, help="STEPS_PER_EPOCH")
+    parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --output")
+    parser.add_argument("--seed", type=int, help="SEED")
+    parser.add_argument("--debug", action="store_true", help="tf.debugging.enable_check_numerics: name the first op "
+                                                            "that makes a NaN or inf")
+    parser.add_argument("--keep-checkpoints", type=int, default=None, help="newest epoch checkpoints kept")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override (YAML value)")
+    add_dataset_flags(parser)
+    return parser.parse_args(argv)
+
+
+def resolve_config(args):
+    """The Config from --config, --set and the shortcut flags."""
+    from detection.config import Config
+
+    overrides = list(args.set)
+    for flag, key in (("layers", "TRAIN_LAYERS"), ("epochs", "EPOCHS"), ("steps_per_epoch", "STEPS_PER_EPOCH"),
+                      ("seed", "SEED")):
+        if getattr(args, flag) is not None:
+            overrides.append(f"{key}={getattr(args, flag)}")
+    if args.weights == "imagenet":
+        overrides.append("BACKBONE_WEIGHTS=imagenet")
+    return Config.from_yaml(args.config, overrides=overrides)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    from detection.config import ConfigError
+    from detection.data.validation import DataError
+    from detection.engine.distribute import DeviceError, make_strategy
+
+    try:
+        # The strategy first: logical CPU devices must be set up before any TF op runs.
+        strategy, info = make_strategy(gpus=args.gpus, cpu_replicas=args.cpu_replicas)
+        config = resolve_config(args)
+        return run(args, config, strategy, info)
+    except (ConfigError, DataError, DeviceError, FileExistsError, FileNotFoundError) as e:
+        print(f"error: {e}".splitlines()[0] if not isinstance(e, ConfigError) else f"error: {e}", file=sys.stderr)
+        return 2
+
+
+def run(args, config, strategy, info):
+    from detection.data.cli import config_with_dataset_flags
+    from detection.data.datasets import load_dataset
+    from detection.data.pipeline import make_dataset
+    from detection.engine import checkpoints
+    from detection.engine.trainer import train
+    from detection.modeling.detector import Detector
+
+    output = args.output or os.path.join("runs", config.NAME)
+    train_config = config_with_dataset_flags(config, args, "train")
+    train_set = load_dataset(train_config, "train", strict=args.strict or None)
+    train_set.report.summary()
+    val_set = None
+    if config.VALIDATION_STEPS and (config.DATASET_FORMAT == "shapes" or config.VAL_ANNOTATIONS):
+        val_set = load_dataset(config_with_dataset_flags(config, args, "val"), "val", strict=args.strict or None)
+        val_set.report.summary()
+    if config.CLASS_NAMES is None:
+        config = config.replace(CLASS_NAMES=list(train_set.class_names))
+    if train_set.num_classes != config.NUM_CLASSES:
+        from detection.config import ConfigError
+
+        raise ConfigError(f"{args.config}: NUM_CLASSES does not fit the dataset's {len(train_set.class_names)} "
+                          f"classes\nNUM_CLASSES={config.NUM_CLASSES}: expected {train_set.num_classes} "
+                          "(classes + background)")
+
+    weights = None
+    if args.weights == "last":
+        weights = checkpoints.find_last(output)
+        if weights is None:
+            raise FileNotFoundError(f"--weights last: no checkpoint under {output}")
+    elif args.weights not in (None, "imagenet"):
+        weights = args.weights
+
+    result = train(
+        lambda cfg: Detector(cfg), config,
+        lambda cfg: make_dataset(train_set, cfg, training=True),
+        (lambda cfg: make_dataset(val_set, cfg, training=False, repeat=True)) if val_set else None,
+        output, strategy=strategy, strategy_info=info, resume=args.resume, weights=weights,
+        seed=args.seed, debug=args.debug, keep_checkpoints=args.keep_checkpoints)
+    print(result.message)
+    print(f"run folder: {output}")
+    if result.final_weights:
+        print(f"final weights: {result.final_weights}")
+    return 0 if result.stopped != "non_finite" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
