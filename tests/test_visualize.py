@@ -92,3 +92,36 @@ def test_save_image_writes_rgb(tmp_path, name):
     assert back.shape == (20, 30, 3)
     assert abs(int(back[10, 10, 0]) - 200) <= 2 and int(back[10, 10, 2]) <= 2  # still red, not blue
     assert cv2.imread(str(path)) is not None
+
+
+def test_show_samples_tool_draws_augmented_inputs(tmp_path, capsys):
+    """Every sample is a record flipped upside down (VerticalFlip p=1) and scaled 32 -> 64 px
+    (then drawn at 256: x 8 in all): each GT box's right edge is found where the flip puts it."""
+    import importlib.util
+
+    from conftest import REPO
+    from detection.config import Config
+    from detection.data.datasets import load_dataset
+
+    overrides = ["SHAPES_IMAGE_SIZE=32", "IMAGE_MIN_DIM=64", "IMAGE_MAX_DIM=64", "SHAPES_TRAIN_COUNT=2",
+                 "IMAGES_PER_GPU=2", "MINI_MASK_SHAPE=[28,28]", "AUGMENTATION=[{name: VerticalFlip, p: 1.0}]"]
+    spec = importlib.util.spec_from_file_location("tool_show_samples", REPO / "tools" / "show_samples.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    args = ["--config", str(REPO / "configs" / "shapes.yaml"), "-n", "3", "--output", str(tmp_path)]
+    assert tool.main(args + [a for o in overrides for a in ("--set", o)]) == 0
+    assert "wrote 3 sample(s)" in capsys.readouterr().out
+
+    records = load_dataset(Config.from_yaml(REPO / "configs" / "shapes.yaml", overrides=overrides), "train").records
+    for k in range(3):  # 3 from a dataset of 2: the stream repeats
+        picture = read_image(str(tmp_path / f"sample_{k:03d}.png"))
+        assert picture.shape == (256, 256, 3)
+
+        def matches(record):
+            for (y1, x1, y2, x2), c in zip(record.boxes, record.class_ids):
+                fy1, fy2 = 32 - y2, 32 - y1
+                if tuple(picture[int((fy1 + fy2) / 2 * 8), int(x2 * 8) - 1]) != class_colour(c):
+                    return False
+            return True
+
+        assert any(matches(r) for r in records), k
