@@ -24,10 +24,12 @@ Inside the signature, per image, what the training pipeline does: resize with th
 IMAGE_RESIZE_MODE (``tf_resize_geometry``: the arithmetic of detection/data/resize.py in
 float64, tested equal to ``resize_geometry``) by ``tf_resize_image``, a bit-exact copy of
 cv2.resize INTER_LINEAR on uint8 (the pipeline's resize; tf.image.resize differs by 1 grey
-level on 12% of the pixels); zero-pad at the bottom and right; build image_meta; run the inference model. The inference model's batch is static
-(batch_slice), so the batch is run one image at a time through a batch-1 Detector with
-``tf.map_fn``: any batch works, and no compute is spent on padding rows. (Padding the batch to
-a fixed size instead would cap the batch size and waste work on small requests.)
+level on 12% of the pixels); zero-pad at the bottom and right; build image_meta; run the
+inference model. The inference model's batch is static (batch_slice), so the batch is run one
+image at a time through a batch-1 Detector with ``tf.map_fn``: any batch works, and no compute
+is spent on padding rows. (Padding the batch to a fixed size instead would cap the batch size
+and waste work on small requests.) IMAGE_RESIZE_MODE pad64 and none work too (the model input
+is then [1, None, None, 3]; checked by hand on the tiny model: boxes equal the Predictor's).
 
 Differences from the Keras Predictor (detection.engine.predictor) on the same image file,
 measured on the tiny shapes model at 48x80, 90x90 and 100x60: the model input is the same

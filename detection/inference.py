@@ -22,6 +22,8 @@ import json
 import os
 import sys
 
+import numpy as np
+
 from detection.data.images import IMAGE_EXTENSIONS, ImageReadError, read_image
 from detection.data.records import Record
 from detection.evaluation.results import detections_to_coco_results
@@ -57,8 +59,6 @@ def image_records(paths, warn=_warn):
     Returns (records, skipped): skipped is a list of (path, reason) of unreadable images,
     each also passed to ``warn``.
     """
-    import numpy as np
-
     records, skipped = [], []
     for path in find_images(paths):
         try:

@@ -95,7 +95,7 @@ def test_infer_tool_finds_the_shapes_and_skips_an_unreadable_image(trained_shape
     # 4 images in batches of 3: the last batch is partial (padded by the pipeline).
     status = load_tool("infer").main([
         "--config", str(weights.parent / "config.yaml"), "--weights", str(weights), "--output", str(out),
-        "--batch-size", "3", str(folder)])
+        "--batch-size", "3", "--score-threshold", "0.6", str(folder)])
     captured = capsys.readouterr()
     assert status == 0
     assert "broken.jpg" in captured.err and "warning" in captured.err
@@ -105,6 +105,7 @@ def test_infer_tool_finds_the_shapes_and_skips_an_unreadable_image(trained_shape
     by_file = {}
     for r in results:
         assert set(r) == {"image_id", "category_id", "bbox", "score", "segmentation", "file_name"}
+        assert r["score"] >= 0.6
         by_file.setdefault(r["file_name"].rsplit("/", 1)[-1], []).append(r)
     assert sorted(by_file) == sorted(expected)
     for name, (gt_boxes, gt_classes) in expected.items():
@@ -129,6 +130,21 @@ def test_image_records_reads_sizes_and_reports_unreadable(tmp_path):
     assert [(r.path.rsplit("/", 1)[-1], r.height, r.width, r.image_id) for r in records] == [("a.JPG", 30, 50, 0)]
     assert [p.rsplit("/", 1)[-1] for p, _ in skipped] == ["b.png", "missing.png"]
     assert len(warnings) == 2 and "b.png" in warnings[0]
+
+
+def test_model_categories_from_config_dataset_or_fallback():
+    from detection.categories import model_categories
+    from detection.config import Config
+
+    shapes = Config.from_yaml(REPO / "configs" / "shapes.yaml", overrides=["SHAPES_VAL_COUNT=2"])
+    assert model_categories(shapes) == (["square", "circle", "triangle"], [1, 2, 3])  # CLASS_NAMES
+    # No CLASS_NAMES: the dataset's names and ids.
+    assert model_categories(shapes.replace(CLASS_NAMES=None)) == (["square", "circle", "triangle"], [1, 2, 3])
+    # No CLASS_NAMES and no annotations to read: "class k", ids k, and a warning.
+    coco = Config.from_yaml(REPO / "configs" / "coco_r50_fpn.yaml", overrides=["VAL_ANNOTATIONS=/nonexistent.json"])
+    messages = []
+    names, ids = model_categories(coco, log=messages.append)
+    assert names[0] == "class 1" and ids == list(range(1, 81)) and "CLASS_NAMES" in messages[0]
 
 
 # ---------------------------------------------------------------------------------------

@@ -9,7 +9,8 @@ The model OVERFITS the 4 fixed images of ``dataset`` (64 px shapes, SEED 42; the
 subset of ``config``): one batch of all 4, no augmentation, 300 SGD steps at lr 0.02 with
 momentum 0.9 and global-norm clipping 5. On those images its detections are right: every GT
 box has a detection of its class at IoU >= 0.7 (0.95 on the worst box when written; 200
-steps left one at 0.70), scores above 0.9, no extra detection. Not a model of shapes in general: on other images it is poor.
+steps left one at 0.70), scores above 0.9, no extra detection. Not a model of shapes in
+general: on other images it is poor.
 
 Files in the session's tmp folder: ``weights_path`` (``tiny_shapes.weights.h5``) and, beside
 it, ``config.yaml`` (the resolved config, for tools that take ``--config``; its train subset
