@@ -365,6 +365,8 @@ class Config:
             problems.append(("ROI_NEGATIVE_IOU", v["ROI_NEGATIVE_IOU"], f"at most ROI_POSITIVE_IOU ({v['ROI_POSITIVE_IOU']})"))
         if v["MASK_SHAPE"] != [2 * v["MASK_POOL_SIZE"]] * 2:
             problems.append(("MASK_SHAPE", v["MASK_SHAPE"], f"[{2 * v['MASK_POOL_SIZE']}, {2 * v['MASK_POOL_SIZE']}] (twice MASK_POOL_SIZE)"))
+        if v["BACKBONE"] == "resnet_tiny" and v["BACKBONE_WEIGHTS"] != "none":
+            problems.append(("BACKBONE_WEIGHTS", v["BACKBONE_WEIGHTS"], "none with BACKBONE resnet_tiny (it has no pretrained weights)"))
         if v["CLASS_NAMES"] is not None and len(v["CLASS_NAMES"]) != v["NUM_CLASSES"] - 1:
             problems.append(("CLASS_NAMES", v["CLASS_NAMES"], f"{v['NUM_CLASSES'] - 1} names (NUM_CLASSES - 1)"))
         if v["POST_NMS_ROIS_TRAINING"] > v["PRE_NMS_LIMIT"]:
