@@ -14,10 +14,12 @@ general: on other images it is poor.
 
 Files in the session's tmp folder: ``weights_path`` (``tiny_shapes.weights.h5``) and, beside
 it, ``config.yaml`` (the resolved config, for tools that take ``--config``; its train subset
-is ``dataset``). Deterministic: keras.utils.set_random_seed(config.SEED) before building.
+is ``dataset``). Deterministic on one machine: keras.utils.set_random_seed(config.SEED) before
+building and TensorFlow's op determinism while training (other CPUs may pick other kernels).
 About 75 s of CPU (imports and tracing included); on 2 busy shared cores up to 3 minutes.
 """
 
+import contextlib
 import pathlib
 
 import pytest
@@ -62,14 +64,31 @@ def train_tiny_shapes(directory, steps=STEPS):
     optimizer = keras.optimizers.SGD(config.LEARNING_RATE, momentum=config.LEARNING_MOMENTUM,
                                      global_clipnorm=config.GRADIENT_CLIP_NORM)
     detector.training_model.compile(optimizer)
-    detector.training_model.fit(tf.data.Dataset.from_tensors(batch).repeat(), steps_per_epoch=steps,
-                                epochs=1, verbose=0)
+    with _op_determinism():
+        detector.training_model.fit(tf.data.Dataset.from_tensors(batch).repeat(), steps_per_epoch=steps,
+                                    epochs=1, verbose=0)
     directory = pathlib.Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     weights_path = directory / "tiny_shapes.weights.h5"
     detector.save_weights(weights_path)
     config.dump(directory / "config.yaml")
     return config, weights_path, dataset
+
+
+@contextlib.contextmanager
+def _op_determinism():
+    """TensorFlow's deterministic kernels for the block, then the previous setting back (it is
+    process-wide). Without them two runs of 300 steps ended on different weights (multi-
+    threaded float reductions differ in the last bit, and SGD amplifies it); 20 steps did not."""
+    from tensorflow.python.framework import config as tf_config
+
+    was_enabled = tf_config.is_op_determinism_enabled()
+    tf_config.enable_op_determinism()
+    try:
+        yield
+    finally:
+        if not was_enabled:
+            tf_config.disable_op_determinism()
 
 
 @pytest.fixture(scope="session")
