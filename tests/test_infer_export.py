@@ -234,3 +234,19 @@ def test_saved_model_runs_without_the_detection_package(exported, tmp_path):
                           cwd=tmp_path, env={**__import__("os").environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     assert done.returncode == 0, done.stderr[-2000:]
     assert "['boxes', 'class_ids', 'masks', 'num_detections', 'scores'] (3, 10, 4) (3,)" in done.stdout
+
+
+def test_serving_maps_classes_to_the_dataset_ids(trained_shapes):
+    """Non-contiguous dataset ids (COCO-like): class k comes out as category_ids[k - 1]."""
+    from detection.export import ServingModel
+    from detection.modeling.detector import Detector
+
+    config, weights, dataset = trained_shapes
+    detector = Detector(config, batch_size=1, training=False)
+    detector.load_weights(weights)
+    serve = tf.function(ServingModel(detector, category_ids=[10, 20, 30]).serve)
+    image, _ = dataset.records[0].synthetic.render()
+    out = serve(tf.constant(image[None]))
+    n = int(out["num_detections"][0])
+    assert sorted(out["class_ids"][0, :n].numpy().tolist()) == sorted((10 * dataset.records[0].class_ids).tolist())
+    assert np.all(out["class_ids"][0, n:].numpy() == 0)
