@@ -110,12 +110,23 @@ def run(args, config, strategy, info):
     elif args.weights not in (None, "imagenet"):
         weights = args.weights
 
+    built = {}
+
+    def build_detector(cfg):
+        built["detector"] = Detector(cfg)
+        return built["detector"]
+
+    extra_callbacks = []
+    if config.EVAL_AP_IMAGES and val_set is not None:
+        from detection.engine.ap_callback import CocoApCallback
+
+        extra_callbacks.append(CocoApCallback(lambda: built["detector"], val_set, config.EVAL_AP_IMAGES))
     result = train(
-        lambda cfg: Detector(cfg), config,
+        build_detector, config,
         lambda cfg: make_dataset(train_set, cfg, training=True),
         (lambda cfg: make_dataset(val_set, cfg, training=False, repeat=True)) if val_set else None,
         output, strategy=strategy, strategy_info=info, resume=args.resume, weights=weights,
-        seed=args.seed, debug=args.debug, keep_checkpoints=args.keep_checkpoints)
+        seed=args.seed, debug=args.debug, keep_checkpoints=args.keep_checkpoints, callbacks=extra_callbacks)
     print(result.message)
     print(f"run folder: {output}")
     if result.final_weights:

@@ -9,6 +9,7 @@ LearningRateLogger before CSVLogger (the rate is a column); EpochCheckpoint befo
 import csv
 import math
 import os
+import re
 
 import keras
 import numpy as np
@@ -104,8 +105,9 @@ class ReduceLROnPlateau(keras.callbacks.ReduceLROnPlateau):
 
 def monitor_mode(monitor):
     """"max" for accuracy / AP-like metrics, else "min" (losses)."""
-    name = monitor.lower().removeprefix("val_")
-    return "max" if name.startswith(("ap", "ar", "acc", "mean_ap", "map")) or "accuracy" in name else "min"
+    tokens = monitor.lower().removeprefix("val_").split("_")  # val_bbox_AP50 -> bbox, ap50
+    higher = any(re.fullmatch(r"(ap|ar|map|acc|accuracy)\d*", token) for token in tokens)
+    return "max" if higher else "min"
 
 
 class EpochCheckpoint(keras.callbacks.Callback):

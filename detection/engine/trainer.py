@@ -95,7 +95,7 @@ def train(model_builder, config, train_dataset, val_dataset=None, output_dir="ru
     keep_checkpoints: newest checkpoints kept (None: all; `last` and `best` always kept).
     jit_compile: off by default: crop_and_resize has no XLA kernel (GUIDE section 4), and
       Keras' "auto" turns XLA on whenever a GPU is visible.
-    callbacks: extra Keras callbacks (after the engine's own).
+    callbacks: extra Keras callbacks, run before the engine's own (so their epoch logs are logged).
     """
     strategy = strategy or tf.distribute.get_strategy()
     info = strategy_info or StrategyInfo("default strategy", ("/cpu:0",), strategy.num_replicas_in_sync, 1, True)
@@ -154,7 +154,9 @@ def train(model_builder, config, train_dataset, val_dataset=None, output_dir="ru
                                     keep=keep_checkpoints, best=best, write=info.is_chief)
     engine_callbacks, early = _engine_callbacks(config, output_dir, info, monitor, schedule, guard,
                                                 checkpoint, initial_epoch)
-    all_callbacks = engine_callbacks + list(callbacks)
+    # Extra callbacks first: what they add to an epoch's logs (e.g. val_bbox_AP) is then
+    # seen by the checkpoint's monitor, the CSV log and TensorBoard.
+    all_callbacks = list(callbacks) + engine_callbacks
 
     train_ds = _dataset(train_dataset, config)
     val_ds = _dataset(val_dataset, config) if has_val else None
