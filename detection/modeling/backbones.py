@@ -31,7 +31,7 @@ def build_backbone(image, config):
     elif name == "mobilenetv2":
         features = _keras_application(name, image, config, _MOBILENET_STAGE_OUTPUTS)
     elif name == "resnet_tiny":
-        features = _resnet_tiny(image, config.TINY_BACKBONE_WIDTH)
+        features = _resnet_tiny(image, config.TINY_BACKBONE_WIDTH, config.TRAIN_BN)
     else:  # the config validates names; this guards a new entry added there only
         raise ValueError(f"unknown BACKBONE {name!r}")
     return features
@@ -67,28 +67,28 @@ def _prefix_mobilenet_stages(net):
             layer.name = f"conv{stage}_{layer.name}"
 
 
-def _resnet_tiny(image, width):
+def _resnet_tiny(image, width, train_bn):
     """A small ResNet (one basic block per stage, widths w, 2w, 4w, 8w) for CPU work and tests."""
     x = keras.layers.Conv2D(width, 7, strides=2, padding="same", use_bias=False, name="conv1_conv")(image)
-    x = normalization.BatchNorm(name="conv1_bn")(x)
+    x = normalization.BatchNorm(name="conv1_bn", trainable=train_bn)(x)
     x = keras.layers.Activation("relu", name="conv1_relu")(x)
     x = keras.layers.MaxPooling2D(3, strides=2, padding="same", name="pool1_pool")(x)
     features = []
     for stage, stride in zip(range(2, 6), (1, 2, 2, 2)):
-        x = _basic_block(x, width * 2 ** (stage - 2), stride, f"conv{stage}_block1")
+        x = _basic_block(x, width * 2 ** (stage - 2), stride, f"conv{stage}_block1", train_bn)
         features.append(x)
     return features
 
 
-def _basic_block(x, filters, stride, prefix):
+def _basic_block(x, filters, stride, prefix, train_bn):
     shortcut = x
     if stride != 1 or x.shape[-1] != filters:
         shortcut = keras.layers.Conv2D(filters, 1, strides=stride, use_bias=False, name=f"{prefix}_0_conv")(x)
-        shortcut = normalization.BatchNorm(name=f"{prefix}_0_bn")(shortcut)
+        shortcut = normalization.BatchNorm(name=f"{prefix}_0_bn", trainable=train_bn)(shortcut)
     y = keras.layers.Conv2D(filters, 3, strides=stride, padding="same", use_bias=False, name=f"{prefix}_1_conv")(x)
-    y = normalization.BatchNorm(name=f"{prefix}_1_bn")(y)
+    y = normalization.BatchNorm(name=f"{prefix}_1_bn", trainable=train_bn)(y)
     y = keras.layers.Activation("relu", name=f"{prefix}_1_relu")(y)
     y = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{prefix}_2_conv")(y)
-    y = normalization.BatchNorm(name=f"{prefix}_2_bn")(y)
+    y = normalization.BatchNorm(name=f"{prefix}_2_bn", trainable=train_bn)(y)
     y = keras.layers.Add(name=f"{prefix}_add")([shortcut, y])
     return keras.layers.Activation("relu", name=f"{prefix}_out")(y)

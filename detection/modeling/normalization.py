@@ -4,9 +4,13 @@ import keras
 from keras import ops
 
 
-def BatchNorm(name):
-    """BatchNormalization with the epsilon of keras.applications' ResNet."""
-    return keras.layers.BatchNormalization(epsilon=1.001e-5, name=name)
+def BatchNorm(name, trainable=True):
+    """BatchNormalization with the epsilon of keras.applications' ResNet; ``trainable=False``
+    freezes it (inference mode, marked so that layer selection never unfreezes it)."""
+    layer = keras.layers.BatchNormalization(epsilon=1.001e-5, name=name)
+    if not trainable:
+        freeze_batch_norm([layer])
+    return layer
 
 
 def freeze_batch_norm(layers):

@@ -26,3 +26,11 @@ def test_application_backbone_detector_predicts(backbone, last_stage_layer):
     out = model.predict({k: inputs[k] for k in ("image", "image_meta")}, verbose=0)
     assert out["boxes"].shape == (1, config.DETECTION_MAX_INSTANCES, 4)
     assert np.all(np.isfinite(out["scores"]))
+
+
+@pytest.mark.parametrize("train_bn", [False, True])
+def test_tiny_backbone_batch_norm_follows_train_bn(train_bn):
+    detector = Detector(tiny_config(TRAIN_BN=train_bn), batch_size=1, training=False)
+    batch_norms = [l for l in detector.inference_model.layers if isinstance(l, keras.layers.BatchNormalization)]
+    assert len(batch_norms) == 12  # conv1, 2 in stage 2 (identity shortcut), 3 in each of stages 3-5
+    assert all(l.trainable == train_bn for l in batch_norms)
