@@ -11,6 +11,11 @@ polygons and crowd RLE). Unless --no-augment, the training augmentation below is
 shipped configs have none): flip, scale jitter, brightness/contrast. A run pulls --batches
 batches after --warmup batches pulled once per dataset; printed: each run's images/s and the
 median. The real datasets come from ../shared/data (skipped when absent).
+
+With --model-steps N the same run then times N training steps of the config's detector
+(random initialisation, BACKBONE_WEIGHTS none: the speed is the same) on a batch taken from
+that pipeline, after 2 warm-up steps, and prints input images/s over training images/s: the
+input must outrun the model at least 4x.
 """
 
 import argparse
@@ -73,6 +78,32 @@ def measure(config, runs, batches, warmup):
     return rates, dataset
 
 
+def measure_train_step(config, dataset, steps):
+    """Median images/s of the detector's training step for ``config`` on one fixed batch."""
+    import keras
+    import tensorflow as tf
+
+    from detection.modeling.detector import Detector
+
+    config = config.replace(BACKBONE_WEIGHTS="none")
+    batch = next(iter(make_dataset(dataset, config, training=True)))
+    detector = Detector(config)
+    detector.training_model.compile(keras.optimizers.SGD(0.001, momentum=0.9))
+    data = tf.data.Dataset.from_tensors(batch).repeat()
+    detector.training_model.fit(data, epochs=1, steps_per_epoch=2, verbose=0)  # trace and warm up
+    times = []
+
+    class StepTimer(keras.callbacks.Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            self.start = time.perf_counter()
+
+        def on_train_batch_end(self, batch, logs=None):
+            times.append(time.perf_counter() - self.start)
+
+    detector.training_model.fit(data, epochs=1, steps_per_epoch=steps, verbose=0, callbacks=[StepTimer()])
+    return config.BATCH_SIZE / statistics.median(times)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", nargs="+", default=list(bench_configs()), choices=list(bench_configs()))
@@ -81,6 +112,8 @@ def main(argv=None):
     parser.add_argument("--warmup", type=int, default=5, help="batches pulled before timing")
     parser.add_argument("--no-augment", action="store_true", help="time without augmentation")
     parser.add_argument("--json", metavar="OUT", help="also write the results as JSON")
+    parser.add_argument("--model-steps", type=int, default=0,
+                        help="also time N training steps of the config's detector (0: skip)")
     args = parser.parse_args(argv)
 
     results = {"cpu_count": os.cpu_count(), "augmentation": [] if args.no_augment else AUGMENTATION, "datasets": {}}
@@ -101,6 +134,12 @@ def main(argv=None):
         print(f"{name:10s} {config_file:18s} batch {config.BATCH_SIZE} input {config.IMAGE_MAX_DIM} px "
               f"masks {'yes' if config.USE_MASK else 'no ':3s}  images/s median {median:7.1f}  "
               f"runs {' '.join(f'{r:.1f}' for r in rates)}", flush=True)
+        if args.model_steps:
+            train_rate = measure_train_step(config, dataset, args.model_steps)
+            results["datasets"][name]["train_images_per_second"] = round(train_rate, 2)
+            results["datasets"][name]["input_over_train"] = round(median / train_rate, 1)
+            print(f"{'':10s} training step of the same config: {train_rate:.2f} images/s; "
+                  f"input / train = {median / train_rate:.1f}x", flush=True)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)
