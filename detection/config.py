@@ -200,7 +200,6 @@ _key(S, "MASK_POOL_SIZE", 14, integer(1), "Side of the RoIAlign output for the m
 _key(S, "MASK_SHAPE", [28, 28], sequence(integer(1), length=2), "Side of the predicted masks (twice MASK_POOL_SIZE).")
 _key(S, "FPN_CLASSIF_FC_LAYERS_SIZE", 1024, integer(1), "Width of the two fully connected layers of the box head.")
 _key(S, "USE_MASK", True, boolean(), "Add the mask head (Mask R-CNN); false gives Faster R-CNN.")
-_key(S, "ROI_ALIGN_MODE", "crop_and_resize", text(["crop_and_resize", "gather"]), "RoIAlign kernel: crop_and_resize (fast on CPU/GPU) or gather (compiles with XLA).")
 
 S = "Detection (inference)"
 _key(S, "DETECTION_MAX_INSTANCES", 100, integer(1), "Most detections returned per image.")
