@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Quiet TensorFlow's C++ start-up chatter; errors still show.
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: setup demo test bench docs clean
+.PHONY: setup demo test clean
 
 setup: $(STAMP)
 
@@ -24,9 +24,6 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests
-
-bench: $(STAMP)
-	$(PY) bench/run.py
 
 clean:
 	rm -rf $(VENV) demo_output .pytest_cache
