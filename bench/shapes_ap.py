@@ -10,6 +10,7 @@ when time does, whatever the machine's speed.
 
 import argparse
 import json
+import math
 import os
 import pathlib
 import sys
@@ -44,8 +45,6 @@ class WallClockSchedule(keras.callbacks.Callback):
         self.start = time.monotonic()
 
     def on_train_batch_begin(self, batch, logs=None):
-        import math
-
         fraction = min((time.monotonic() - self.start) / self.seconds, 1.0)
         lr = self.base_lr * 0.5 * (1.0 + math.cos(math.pi * fraction))
         if self.steps < self.warmup_steps:
@@ -74,8 +73,7 @@ def train_and_evaluate(config, minutes, log=print):
     detector.training_model.fit(make_dataset(train, config, training=True), epochs=10**6,
                                 steps_per_epoch=config.STEPS_PER_EPOCH, callbacks=[schedule], verbose=2)
     train_seconds = time.monotonic() - started
-    predictor = Predictor(config, detector=Detector(config, training=False))
-    predictor.detector.inference_model.set_weights(detector.inference_model.get_weights())
+    predictor = Predictor(config, detector=detector)  # its inference model shares the trained weights
     metrics, _ = evaluate_predictor(predictor, val, batch_size=predictor.batch_size, progress=False, log=log)
     result = {
         "bbox_AP": metrics["bbox"]["AP"], "bbox_AP50": metrics["bbox"]["AP50"],

@@ -73,7 +73,9 @@ def main(argv=None):
         config = resolve_config(args)
         return run(args, config, strategy, info)
     except (ConfigError, DataError, DeviceError, FileExistsError, FileNotFoundError) as e:
-        print(f"error: {e}".splitlines()[0] if not isinstance(e, ConfigError) else f"error: {e}", file=sys.stderr)
+        # A ConfigError's last line names the key; other errors are one line already.
+        message = str(e) if isinstance(e, ConfigError) else str(e).splitlines()[0]
+        print(f"error: {message}", file=sys.stderr)
         return 2
 
 

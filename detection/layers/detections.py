@@ -10,9 +10,9 @@ detections of several classes, as in Detectron2.
 import keras
 import tensorflow as tf
 
+from detection.config import Config
 from detection.core import boxes as box_ops
 from detection.core.image_meta import boxes_to_original
-from detection.layers.rpn_target import _config_from_dict
 
 
 @keras.saving.register_keras_serializable(package="detection")
@@ -64,4 +64,4 @@ class DetectionLayer(keras.layers.Layer):
 
     @classmethod
     def from_config(cls, config):
-        return cls(config=_config_from_dict(config.pop("config")), **config)
+        return cls(config=Config(config.pop("config")), **config)

@@ -9,10 +9,11 @@ proposals (NMS has none; the RPN trains through its own losses).
 import keras
 import tensorflow as tf
 
+from detection.config import Config
 from detection.core import anchors as anchor_ops
 from detection.core import boxes as box_ops
 from detection.core.batching import batch_slice
-from detection.layers.rpn_target import _config_from_dict, image_hw
+from detection.layers.rpn_target import image_hw
 
 
 def proposals_for_image(scores, deltas, anchors, window, pre_nms_limit, count, nms_threshold, std):
@@ -67,4 +68,4 @@ class ProposalLayer(keras.layers.Layer):
 
     @classmethod
     def from_config(cls, config):
-        return cls(config=_config_from_dict(config.pop("config")), **config)
+        return cls(config=Config(config.pop("config")), **config)

@@ -14,11 +14,12 @@ and sampled at MASK_SHAPE bin centres, then rounded to {0, 1}.
 import keras
 import tensorflow as tf
 
+from detection.config import Config
 from detection.core import boxes as box_ops
 from detection.core import matching, sampling
 from detection.core.batching import batch_slice
 from detection.layers.roi_align import aligned_crop_boxes
-from detection.layers.rpn_target import CROWD_IOU, _config_from_dict
+from detection.layers.rpn_target import CROWD_IOU
 from detection.modeling import diagnostics
 
 
@@ -133,4 +134,4 @@ class DetectionTargetLayer(keras.layers.Layer):
 
     @classmethod
     def from_config(cls, config):
-        return cls(config=_config_from_dict(config.pop("config")), **config)
+        return cls(config=Config(config.pop("config")), **config)

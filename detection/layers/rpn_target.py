@@ -11,6 +11,7 @@ is negative and every delta is 0.
 import keras
 import tensorflow as tf
 
+from detection.config import Config
 from detection.core import anchors as anchor_ops
 from detection.core import boxes as box_ops
 from detection.core import matching, sampling
@@ -101,7 +102,7 @@ class RPNTargetLayer(keras.layers.Layer):
 
     @classmethod
     def from_config(cls, config):
-        return cls(config=_config_from_dict(config.pop("config")), **config)
+        return cls(config=Config(config.pop("config")), **config)
 
 
 def image_hw(image):
@@ -118,9 +119,3 @@ def anchor_count(image_shape, config):
     if image_shape[1] is None or image_shape[2] is None:
         return None
     return len(anchor_ops.pyramid_anchors_for_image((image_shape[1], image_shape[2]), config))
-
-
-def _config_from_dict(values):
-    from detection.config import Config
-
-    return Config(values)
