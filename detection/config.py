@@ -196,6 +196,7 @@ _key(S, "ROI_POSITIVE_IOU", 0.5, number(0, 1), "A RoI whose IoU with a GT box is
 _key(S, "ROI_NEGATIVE_IOU", 0.5, number(0, 1), "A RoI whose best IoU with every GT box is below this is negative.")
 _key(S, "BBOX_STD_DEV", [0.1, 0.1, 0.2, 0.2], sequence(number(1e-6), length=4), "Divisors of the RCNN box deltas (dy, dx, log dh, log dw).")
 _key(S, "POOL_SIZE", 7, integer(1), "Side of the RoIAlign output for the box head.")
+_key(S, "ROI_ALIGN_MODE", "crop_and_resize", text(["crop_and_resize", "gather"]), "RoIAlign implementation: crop_and_resize (fast on CPU/GPU without XLA) or gather (static shapes, compiles with XLA / jit_compile).")
 _key(S, "MASK_POOL_SIZE", 14, integer(1), "Side of the RoIAlign output for the mask head.")
 _key(S, "MASK_SHAPE", [28, 28], sequence(integer(1), length=2), "Side of the predicted masks (twice MASK_POOL_SIZE).")
 _key(S, "FPN_CLASSIF_FC_LAYERS_SIZE", 1024, integer(1), "Width of the two fully connected layers of the box head.")

@@ -4,8 +4,24 @@ Each RoI is pooled from one level, chosen by its size (FPN paper, eq. 1):
 ``k = clip(floor(4 + log2(sqrt(h * w) / 224)), 2, 5)`` with h, w in input pixels.
 Pooling is Detectron2's aligned RoIAlign with 2 x 2 samples per bin: samples sit at
 ``(y1 + (j + 0.5) * h / (2 * size)) / stride - 0.5`` in feature pixels (pixel centres at
-integers), made with ``tf.image.crop_and_resize`` at twice the output size and then
-averaged 2 x 2. Features are cast to float32 around crop_and_resize so mixed precision works.
+integers), bilinearly interpolated, a sample outside ``[0, h_k - 1] x [0, w_k - 1]`` reading 0
+(crop_and_resize's extrapolation), then averaged 2 x 2. Two implementations give the same
+numbers to float rounding (on unit-scale features about 1e-6 eagerly, up to 1e-4 in a graph or
+under XLA, whose rewrites round sample positions differently), but for a sample that lands
+exactly on a map's edge, which integer boxes can do: crop_and_resize's rounding puts it just
+inside or just outside, the gather path (with and without XLA alike) counts it as inside.
+
+- ``crop_and_resize``: per level, the RoIs of that level (tf.where, dynamic count) go through
+  ``tf.image.crop_and_resize`` at twice the output size. Fast on CPU/GPU, but has no XLA kernel.
+- ``gather``: all RoIs at once with static shapes: the levels are flattened into one
+  [sum_k B * h_k * w_k, C] table and each sample's 4 neighbours are gathered at indices
+  offset into the RoI's own level. Compiles with XLA (``jit_compile=True``). It gathers four
+  [B * R, 2 * size, 2 * size, C] grids (one per neighbour) and its gradient scatters as many
+  rows, so it moves about 4x crop_and_resize's memory; on CPU it is slower (bench/roi_align.py).
+  Its gradient is deterministic; crop_and_resize's CPU gradient is not, and loses
+  contributions where crops overlap unless TF op determinism is on (tensorflow/tensorflow#42033).
+
+Features are cast to float32 inside so mixed precision works.
 """
 
 import keras
@@ -50,6 +66,131 @@ def roi_levels(rois):
     return tf.cast(tf.clip_by_value(level, 2.0, 5.0), tf.int32) - 2
 
 
+def clean_rois(rois):
+    """rois: [B, R, 4] input pixels, any dtype -> [B, R, 4] float32, non-finite values set to 0.
+
+    No gradient flows to the RoIs (they are targets or proposals, not learned through here).
+    Non-finite RoIs appear only after a divergence, when the losses are NaN anyway and the
+    trainer's guard names the step: crop_and_resize would refuse them, so pool a zero box."""
+    rois = tf.stop_gradient(tf.cast(rois, tf.float32))
+    return tf.where(tf.math.is_finite(rois), rois, 0.0)
+
+
+def pool_by_crop_and_resize(rois, feature_maps, strides, pool_size):
+    """RoIAlign with tf.image.crop_and_resize, one call per level (dynamic shapes, no XLA).
+
+    rois: [B, R, 4] float32 input pixels, finite. feature_maps: P2..P5 [B, h_k, w_k, C].
+    strides: the 4 level strides in input pixels. Returns [B, R, pool_size, pool_size, C] float32.
+    """
+    batch, num_rois = tf.shape(rois)[0], tf.shape(rois)[1]
+    levels = roi_levels(rois)
+    samples = 2 * pool_size
+    pooled, positions = [], []
+    for k, (features, stride) in enumerate(zip(feature_maps, strides)):
+        where = tf.cast(tf.where(tf.equal(levels, k)), tf.int32)  # [n, 2] (image, roi)
+        level_boxes = tf.gather_nd(rois, where)
+        crop = aligned_crop_boxes(level_boxes, [0.0, 0.0], 1.0 / stride, tf.shape(features)[1:3], samples)
+        crops = tf.image.crop_and_resize(
+            tf.cast(features, tf.float32), crop, where[:, 0], [samples, samples], method="bilinear")
+        pooled.append(tf.nn.avg_pool2d(crops, 2, 2, "VALID"))
+        positions.append(where[:, 0] * num_rois + where[:, 1])
+    pooled = tf.concat(pooled, axis=0)
+    # Back to (image, roi) order: position p holds the crop of flat RoI p.
+    order = tf.math.invert_permutation(tf.concat(positions, axis=0))
+    pooled = tf.gather(pooled, order)
+    channels = feature_maps[0].shape[-1]
+    return tf.reshape(pooled, [batch, num_rois, pool_size, pool_size, channels])
+
+
+def flat_level_table(feature_maps):
+    """All levels as one gather table, plus where each level sits in it.
+
+    feature_maps: P2..P5 [B, h_k, w_k, C], any float dtype.
+    Returns table [sum_k B * h_k * w_k, C] float32 (level-major, then image, y, x), and int32
+    [4] tensors heights h_k, widths w_k and offsets (first row of each level in the table).
+    """
+    shapes = [tf.shape(f) for f in feature_maps]
+    sizes = tf.stack([s[0] * s[1] * s[2] for s in shapes])
+    offsets = tf.concat([[0], tf.cumsum(sizes)[:-1]], axis=0)
+    channels = feature_maps[0].shape[-1]
+    table = tf.concat([tf.reshape(tf.cast(f, tf.float32), [-1, channels]) for f in feature_maps], axis=0)
+    return table, tf.stack([s[1] for s in shapes]), tf.stack([s[2] for s in shapes]), offsets
+
+
+def sample_coords(first, last, size, samples):
+    """Sample positions along one axis in feature pixels, computed as crop_and_resize does.
+
+    first, last: [N] float32 normalised positions of the first and last sample (a pair of
+    columns of aligned_crop_boxes); size: [N] int32 length of the axis; samples: int.
+    Returns [N, samples]: ``first * (size - 1) + j * ((last - first) * (size - 1) / (samples - 1))``,
+    the float operations of crop_and_resize's kernel in its order, so that without XLA the
+    positions are crop_and_resize's to the bit (also its collapse to row 0 on a 1-pixel map).
+    """
+    span = tf.cast(size - 1, tf.float32)[:, None]
+    step = (last - first)[:, None] * span / (samples - 1)
+    return first[:, None] * span + tf.range(samples, dtype=tf.float32)[None, :] * step
+
+
+def bilinear_taps(coords, size):
+    """The two neighbours of each sample along one axis and their weights.
+
+    coords: [N, S] float32 positions in feature pixels; size: [N] int32 length of the axis.
+    Returns (low, high) [N, S] int32 indices in [0, size - 1] and (w_low, w_high) [N, S]
+    float32 weights. A sample outside [0, size - 1] (or NaN) gets weights 0, as
+    crop_and_resize's extrapolation_value=0 does; its indices are clamped to stay valid.
+    """
+    last = tf.cast(size - 1, tf.float32)[:, None]
+    # A sample exactly on the edge (integer boxes put some there) is inside, but rounding puts
+    # it a few ulp either side, differently with and without XLA: so a few ulp of slack.
+    slack = 1e-6 * (last + 1.0)
+    inside = (coords >= -slack) & (coords <= last + slack)
+    coords = tf.minimum(tf.maximum(tf.where(inside, coords, 0.0), 0.0), last)
+    low = tf.floor(coords)
+    w_high = tf.where(inside, coords - low, 0.0)
+    w_low = tf.where(inside, 1.0 - w_high, 0.0)
+    low = tf.cast(low, tf.int32)
+    high = tf.minimum(low + 1, size[:, None] - 1)  # at coords == size - 1, w_high is 0
+    return (low, high), (w_low, w_high)
+
+
+def pool_by_gather(rois, feature_maps, strides, pool_size):
+    """RoIAlign by gathering bilinear neighbours from one flat table (static shapes, XLA-ready).
+
+    rois: [B, R, 4] float32 input pixels, finite. feature_maps: P2..P5 [B, h_k, w_k, C].
+    strides: the 4 level strides in input pixels. Returns [B, R, pool_size, pool_size, C] float32,
+    the same numbers as pool_by_crop_and_resize (to float rounding).
+    """
+    batch, num_rois = tf.shape(rois)[0], tf.shape(rois)[1]
+    channels = feature_maps[0].shape[-1]
+    samples = 2 * pool_size
+    table, heights, widths, offsets = flat_level_table(feature_maps)
+    flat = tf.reshape(rois, [-1, 4])  # [N, 4], N = B * R
+    # Per-RoI level geometry, looked up instead of branching so every shape stays static.
+    level = roi_levels(flat)
+    stride = tf.gather(tf.constant(strides, tf.float32), level)
+    height, width = tf.gather(heights, level), tf.gather(widths, level)
+    image = tf.repeat(tf.range(batch), num_rois)
+    first_row = tf.gather(offsets, level) + image * height * width  # [N], table row of (image, 0, 0)
+    scale = tf.stack([1.0 / stride, 1.0 / stride], axis=-1)
+    crop = aligned_crop_boxes(flat, [0.0, 0.0], scale, (height, width), samples)  # [N, 4] normalised
+    first_y, first_x, last_y, last_x = tf.unstack(crop, 4, axis=-1)
+    y_taps, wy_taps = bilinear_taps(sample_coords(first_y, last_y, height, samples), height)
+    x_taps, wx_taps = bilinear_taps(sample_coords(first_x, last_x, width, samples), width)
+    # Weighted sum of the 4 neighbours, one [N, S, S, C] gather each into a running total,
+    # rather than one stacked [N, S, S, 4, C] gather that holds all four at once.
+    sampled = 0.0
+    for y, wy in zip(y_taps, wy_taps):
+        rows = first_row[:, None] + y * width[:, None]  # [N, S]
+        for x, wx in zip(x_taps, wx_taps):
+            values = tf.gather(table, rows[:, :, None] + x[:, None, :])  # [N, S, S, C]
+            sampled += values * (wy[:, :, None] * wx[:, None, :])[..., None]
+    pooled = tf.nn.avg_pool2d(sampled, 2, 2, "VALID")  # [N, pool, pool, C]
+    return tf.reshape(pooled, [batch, num_rois, pool_size, pool_size, channels])
+
+
+POOLERS = {"crop_and_resize": pool_by_crop_and_resize, "gather": pool_by_gather}
+
+
 @keras.saving.register_keras_serializable(package="detection")
 class PyramidROIAlign(keras.layers.Layer):
     """Pools a fixed-size feature crop for every RoI from its FPN level.
@@ -57,36 +198,20 @@ class PyramidROIAlign(keras.layers.Layer):
     Inputs: rois [B, R, 4] input pixels (zero rows are padding and pool garbage that the
     losses weight out), then P2..P5 [B, h_k, w_k, C].
     Output: [B, R, size, size, C] in the layer's compute dtype.
+    mode: "crop_and_resize" (fast without XLA) or "gather" (static shapes, compiles with XLA);
+    both give the same numbers, see the module docstring.
     """
 
-    def __init__(self, pool_size, strides=(4, 8, 16, 32), **kwargs):
+    def __init__(self, pool_size, strides=(4, 8, 16, 32), mode="crop_and_resize", **kwargs):
         super().__init__(**kwargs)
+        if mode not in POOLERS:
+            raise ValueError(f"PyramidROIAlign mode must be one of {sorted(POOLERS)}, got {mode!r}")
         self.pool_size = int(pool_size)
         self.strides = [int(s) for s in strides]
+        self.mode = mode
 
     def call(self, rois, *feature_maps):
-        rois = tf.stop_gradient(tf.cast(rois, tf.float32))
-        # crop_and_resize refuses non-finite boxes; after a divergence the losses are NaN
-        # anyway and the trainer's guard names the step, so pool a zero box instead of failing.
-        rois = tf.where(tf.math.is_finite(rois), rois, 0.0)
-        batch, num_rois = tf.shape(rois)[0], tf.shape(rois)[1]
-        levels = roi_levels(rois)
-        samples = 2 * self.pool_size
-        pooled, positions = [], []
-        for k, (features, stride) in enumerate(zip(feature_maps, self.strides)):
-            where = tf.cast(tf.where(tf.equal(levels, k)), tf.int32)  # [n, 2] (image, roi)
-            level_boxes = tf.gather_nd(rois, where)
-            crop = aligned_crop_boxes(level_boxes, [0.0, 0.0], 1.0 / stride, tf.shape(features)[1:3], samples)
-            crops = tf.image.crop_and_resize(
-                tf.cast(features, tf.float32), crop, where[:, 0], [samples, samples], method="bilinear")
-            pooled.append(tf.nn.avg_pool2d(crops, 2, 2, "VALID"))
-            positions.append(where[:, 0] * num_rois + where[:, 1])
-        pooled = tf.concat(pooled, axis=0)
-        # Back to (image, roi) order: position p holds the crop of flat RoI p.
-        order = tf.math.invert_permutation(tf.concat(positions, axis=0))
-        pooled = tf.gather(pooled, order)
-        channels = feature_maps[0].shape[-1]
-        out = tf.reshape(pooled, [batch, num_rois, self.pool_size, self.pool_size, channels])
+        out = POOLERS[self.mode](clean_rois(rois), feature_maps, self.strides, self.pool_size)
         return tf.cast(out, self.compute_dtype)
 
     def compute_output_spec(self, rois, *feature_maps):
@@ -94,4 +219,4 @@ class PyramidROIAlign(keras.layers.Layer):
         return keras.KerasTensor(shape, self.compute_dtype)
 
     def get_config(self):
-        return {**super().get_config(), "pool_size": self.pool_size, "strides": self.strides}
+        return {**super().get_config(), "pool_size": self.pool_size, "strides": self.strides, "mode": self.mode}

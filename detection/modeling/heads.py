@@ -74,7 +74,8 @@ class BoxHead:
     def __init__(self, config):
         self.num_classes = config.NUM_CLASSES
         self.pool_size = config.POOL_SIZE
-        self.align = PyramidROIAlign(config.POOL_SIZE, config.BACKBONE_STRIDES[:4], name="rcnn_roi_align")
+        self.align = PyramidROIAlign(config.POOL_SIZE, config.BACKBONE_STRIDES[:4], mode=config.ROI_ALIGN_MODE,
+                                     name="rcnn_roi_align")
         self.fc1 = keras.layers.Dense(config.FPN_CLASSIF_FC_LAYERS_SIZE, activation="relu", name="rcnn_fc1")
         self.fc2 = keras.layers.Dense(config.FPN_CLASSIF_FC_LAYERS_SIZE, activation="relu", name="rcnn_fc2")
         self.class_logits = keras.layers.Dense(config.NUM_CLASSES, name="rcnn_class_logits")
@@ -102,7 +103,8 @@ class MaskHead:
 
     def __init__(self, config):
         channels = config.TOP_DOWN_PYRAMID_SIZE
-        self.align = PyramidROIAlign(config.MASK_POOL_SIZE, config.BACKBONE_STRIDES[:4], name="mask_roi_align")
+        self.align = PyramidROIAlign(config.MASK_POOL_SIZE, config.BACKBONE_STRIDES[:4], mode=config.ROI_ALIGN_MODE,
+                                     name="mask_roi_align")
         self.convs = [keras.layers.Conv2D(channels, 3, padding="same", activation="relu", name=f"mask_conv{i}")
                       for i in range(1, 5)]
         self.deconv = keras.layers.Conv2DTranspose(channels, 2, strides=2, activation="relu", name="mask_deconv")

@@ -75,8 +75,9 @@ def test_rpn_target_counts_on_a_hand_made_case():
     assert layer.trackers["miss_match_gt_num"].result().numpy() == 0.0
 
 
-def test_gradient_reaches_backbone_through_roi_align():
-    config = tiny_config()
+@pytest.mark.parametrize("mode", ["crop_and_resize", "gather"])
+def test_gradient_reaches_backbone_through_roi_align(mode):
+    config = tiny_config(ROI_ALIGN_MODE=mode)
     detector = Detector(config)
     inputs = {k: tf.constant(v) for k, v in batch(config, [[[8, 8, 40, 30]], [[20, 20, 60, 50]]]).items()}
     kernel = detector.training_model.get_layer("conv1_conv").kernel
@@ -145,6 +146,22 @@ def test_faster_rcnn_without_masks_trains():
     detector, logs = fit_one_step(config, inputs)
     assert "mask_loss" not in logs and np.isfinite(logs["loss"])
     assert "masks" not in detector.inference_model.output
+
+
+def test_gather_roi_align_trains_a_step():
+    config = tiny_config(ROI_ALIGN_MODE="gather")
+    _, logs = fit_one_step(config, batch(config, [[[8, 8, 40, 30]], [[20, 20, 60, 50]]]))
+    assert all(np.isfinite(logs[n]) for n in LOSSES)
+
+
+def test_roi_align_modes_give_the_same_losses():
+    def losses(mode):
+        keras.utils.set_random_seed(0)  # the same weights and RoI samples in both detectors
+        config = tiny_config(ROI_ALIGN_MODE=mode)
+        inputs = {k: tf.constant(v) for k, v in batch(config, [[[8, 8, 40, 30]], [[20, 20, 60, 50]]]).items()}
+        return [float(x) for x in Detector(config).training_model(inputs, training=True)[:len(LOSSES)]]
+
+    np.testing.assert_allclose(losses("gather"), losses("crop_and_resize"), rtol=1e-4)
 
 
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
