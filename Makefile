@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Quiet TensorFlow's C++ start-up chatter; errors still show.
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: setup demo test clean
+.PHONY: setup demo test bench clean
 
 setup: $(STAMP)
 
@@ -24,6 +24,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests
+
+# Every speed and memory figure, side by side with TF Model Garden (installed into its own
+# venv, bench/.peer-venv, on first use); about an hour on 2 CPU cores. See docs/BENCHMARKS.md.
+bench: $(STAMP)
+	$(PY) bench/run.py --peer --json bench/results.json
 
 clean:
 	rm -rf $(VENV) demo_output .pytest_cache

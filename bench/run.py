@@ -1,0 +1,346 @@
+"""The benchmark suite: every speed and memory figure of the project in one run.
+
+    python bench/run.py [--only NAME ...] [--runs 5] [--warmup 2] [--peer] [--json OUT]
+    make bench                       # the same, all benchmarks, with the peer, JSON in bench/results.json
+
+Each benchmark runs in a fresh child process (so one model's memory and graphs never slow the
+next, and peak RSS is the child's own) and prints the median of ``--runs`` runs after
+``--warmup`` runs, with its ratio to the baseline measured in the same run:
+
+  train        train_step_s (ResNet-50-FPN, 2 x 512 x 512, 2-FC head, 2000 pre-NMS / 1000
+               proposals, 512 RoIs), train_step_mask_s (the same with the mask head),
+               backbone_step_s (ResNet-50 alone), conv_only_step_s (every conv and FC of the
+               detector on fixed RoIs, see bench/models.py); ratios to both baselines and the
+               non-convolution share 1 - conv_only / detector
+  infer        infer_512_s and infer_800x1333_s (batch 1, 91 classes; 800 x 1333 is padded to
+               832 x 1344 like the pad64 resize does) against backbone_fpn_512_s /
+               backbone_fpn_800x1333_s
+  memory       train_peak_rss_mib: peak RSS of a process that builds the training model and
+               runs 3 steps at the train settings
+  first_call   first_train_step_s, first_predict_s: seconds from starting a fresh Python to
+               the first finished train step / prediction
+  precision    train steps under mixed_bfloat16 and mixed_float16 against float32
+  roi_align    bench/roi_align.py: crop_and_resize against gather (eager and XLA)
+  pipeline     input pipeline images/s at the train settings against the train step's images/s
+  stat_gt      bench/stat_gt.py on 100,000 boxes
+  coco_eval    bench/coco_eval_backends.py: pycocotools against faster-coco-eval
+
+With ``--peer`` the same run also measures TF Model Garden's Faster R-CNN at the same settings
+(bench/peer_model_garden.py in the separate virtual environment bench/peer_setup.sh makes; the
+project never imports it) and prints our figure over the peer's for every shared name.
+"""
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+BENCH = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(BENCH)
+BENCHMARKS = ("train", "infer", "memory", "first_call", "precision", "roi_align", "pipeline", "stat_gt",
+              "coco_eval")
+FIRST_STEP_MARK = "BENCH-FIRST-STEP-DONE"
+RESULT_MARK = "BENCH-RESULT "
+# Figures compared with the peer's (ours / peer's) and the target ratio of each (the issue).
+PEER_TARGETS = {"train_step_s": 1.0, "infer_512_s": 0.85, "infer_800x1333_s": 0.85, "train_peak_rss_mib": 0.9,
+                "backbone_step_s": None, "backbone_fpn_512_s": None, "first_train_step_s": None,
+                "first_predict_s": None}
+
+
+# -- children: each measures one thing in a fresh process ------------------------------------
+
+
+def _child_train(args):
+    import models
+
+    config = models.bench_config()
+    batch = models.synthetic_batch(config, 512, 512)
+    image = {"image": batch["image"]}
+    cases = {
+        "train_step_s": lambda: (models.detector_training(config), batch),
+        "train_step_mask_s": lambda: (models.detector_training(models.bench_config(mask=True)), batch),
+        "backbone_step_s": lambda: (models.backbone_training(config), image),
+        "conv_only_step_s": lambda: (models.conv_only_training(config),
+                                     {**image, "rois": models.fixed_rois(config, 512, 512)}),
+    }
+    name = args.case
+    model, inputs = cases[name]()
+    return {name: models.time_train_steps(model, inputs, args.runs, args.warmup)}
+
+
+def _child_infer(args):
+    import models
+
+    height, width = (512, 512) if args.case.endswith("512_s") else (832, 1344)
+    config = models.bench_config(batch_size=1, size=512 if height == 512 else None)
+    batch = models.synthetic_batch(config, height, width, batch_size=1)
+    if args.case.startswith("infer"):
+        from detection.modeling.detector import Detector
+
+        model = Detector(config, batch_size=1, training=False).inference_model
+        inputs = {"image": batch["image"], "image_meta": batch["image_meta"]}
+    else:
+        model, inputs = models.backbone_fpn(config), {"image": batch["image"]}
+    return {args.case: models.time_forward(model, inputs, args.runs, args.warmup)}
+
+
+def _child_memory(args):
+    import resource
+
+    import models
+
+    config = models.bench_config()
+    models.time_train_steps(models.detector_training(config), models.synthetic_batch(config, 512, 512), 2, 1)
+    return {"train_peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def _child_first_call(args):
+    import models
+
+    if args.case == "first_train_step_s":
+        config = models.bench_config()
+        models.time_train_steps(models.detector_training(config), models.synthetic_batch(config, 512, 512), 1, 0)
+    else:
+        from detection.engine.predictor import Predictor
+
+        config = models.bench_config(batch_size=1)
+        batch = models.synthetic_batch(config, 512, 512, batch_size=1)
+        Predictor(config, batch_size=1).predict_batch({"image": batch["image"], "image_meta": batch["image_meta"]})
+    print(FIRST_STEP_MARK, flush=True)
+    return {}
+
+
+def _child_precision(args):
+    import keras
+
+    import models
+
+    keras.mixed_precision.set_dtype_policy(args.case)
+    config = models.bench_config()
+    model = models.detector_training(config)
+    return {f"train_step_{args.case}_s": models.time_train_steps(
+        model, models.synthetic_batch(config, 512, 512), args.runs, args.warmup)}
+
+
+CHILDREN = {"train": _child_train, "infer": _child_infer, "memory": _child_memory,
+            "first_call": _child_first_call, "precision": _child_precision}
+
+
+def run_child(benchmark, case, args, timeout=3600):
+    """Runs ``benchmark``'s child for ``case`` -> (its result dict, seconds from spawn to the
+    first-step mark or None)."""
+    command = [sys.executable, os.path.abspath(__file__), "--child", benchmark, "--case", case,
+               "--runs", str(args.runs), "--warmup", str(args.warmup)]
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONWARNINGS": "ignore"}
+    start = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env, cwd=REPO)
+    mark_seconds, result = None, None
+    for line in process.stdout:
+        if line.startswith(FIRST_STEP_MARK):
+            mark_seconds = time.perf_counter() - start
+        elif line.startswith(RESULT_MARK):
+            result = json.loads(line[len(RESULT_MARK):])
+    if process.wait(timeout) != 0 or result is None:
+        raise RuntimeError(f"benchmark {benchmark} / {case} failed (exit {process.returncode}): {' '.join(command)}")
+    return result, mark_seconds
+
+
+# -- the parent: runs the children, prints medians and ratios --------------------------------
+
+
+class Report:
+    """Collects figures (name -> median) and the lines printed about them."""
+
+    def __init__(self):
+        self.figures, self.runs = {}, {}
+
+    def add(self, name, values, unit="s", baseline=None, note=""):
+        values = values if isinstance(values, list) else [values]
+        median = statistics.median(values)
+        self.figures[name], self.runs[name] = median, values
+        ratio = ""
+        if baseline is not None and self.figures.get(baseline):
+            ratio = f"  = {median / self.figures[baseline]:.2f} x {baseline}"
+        spread = f"  (runs {' '.join(f'{v:.3g}' for v in values)})" if len(values) > 1 else ""
+        print(f"  {name:28s} {median:10.3f} {unit:4s}{ratio}{spread}{note}", flush=True)
+        return median
+
+
+def bench_train(args, report):
+    print("train step, ResNet-50-FPN, 2 x 512 x 512, 2-FC head, 2000/1000 proposals, 512 RoIs, float32", flush=True)
+    for case in ("backbone_step_s", "conv_only_step_s", "train_step_s", "train_step_mask_s"):
+        result, _ = run_child("train", case, args)
+        baseline = {"conv_only_step_s": "backbone_step_s", "train_step_s": "conv_only_step_s",
+                    "train_step_mask_s": "train_step_s"}.get(case)
+        report.add(case, result[case], baseline=baseline)
+    f = report.figures
+    report.add("train_over_backbone", f["train_step_s"] / f["backbone_step_s"], unit="x")
+    report.add("non_conv_share", 1 - f["conv_only_step_s"] / f["train_step_s"], unit="",
+               note="  (1 - conv_only / detector; target < 0.15)")
+
+
+def bench_infer(args, report):
+    print("inference, batch 1, 91 classes, float32", flush=True)
+    for case, baseline in (("backbone_fpn_512_s", None), ("infer_512_s", "backbone_fpn_512_s"),
+                           ("backbone_fpn_800x1333_s", None), ("infer_800x1333_s", "backbone_fpn_800x1333_s")):
+        result, _ = run_child("infer", case, args)
+        report.add(case, result[case], baseline=baseline)
+
+
+def bench_memory(args, report):
+    print("peak RSS of a training process (build + 3 steps at the train settings)", flush=True)
+    result, _ = run_child("memory", "train_peak_rss_mib", args)
+    report.add("train_peak_rss_mib", result["train_peak_rss_mib"], unit="MiB")
+
+
+def bench_first_call(args, report):
+    print("first call: seconds from a fresh Python to the first finished step / prediction", flush=True)
+    for case in ("first_train_step_s", "first_predict_s"):
+        _, seconds = run_child("first_call", case, args)
+        report.add(case, seconds)
+
+
+def bench_precision(args, report):
+    print("mixed precision train step (same settings; CPUs without bf16/fp16 units emulate them)", flush=True)
+    if "train_step_s" not in report.figures:
+        result, _ = run_child("train", "train_step_s", args)
+        report.add("train_step_s", result["train_step_s"])
+    for policy in ("mixed_bfloat16", "mixed_float16"):
+        # float16 is emulated on most CPUs and slow: fewer runs.
+        runs = args if policy == "mixed_bfloat16" else argparse.Namespace(**{**vars(args), "runs": 2, "warmup": 1})
+        result, _ = run_child("precision", policy, runs)
+        name = f"train_step_{policy}_s"
+        report.add(name, result[name], baseline="train_step_s")
+
+
+def _script(name, argv):
+    """Runs bench/<name>.py main(argv) with a JSON output in this process; returns its JSON."""
+    import importlib
+    import tempfile
+
+    sys.path.insert(0, BENCH)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "out.json")
+        importlib.import_module(name).main(argv + ["--json", out])
+        with open(out) as f:
+            return json.load(f)
+
+
+def bench_roi_align(args, report):
+    print("RoIAlign: crop_and_resize against gather (2 x 512 RoIs, P2..P5 of 512 x 512, 256 channels)", flush=True)
+    data = _script("roi_align", ["--runs", str(args.runs)])
+    for name, value in data.get("figures", data).items():
+        if isinstance(value, (int, float)):
+            report.add(f"roi_align_{name}", value)
+
+
+def bench_pipeline(args, report):
+    print("input pipeline at the train settings against the train step", flush=True)
+    sys.path.insert(0, BENCH)
+    import input_pipeline
+
+    import models
+
+    coco_tiny = os.path.join(REPO, "..", "shared", "data", "coco_tiny")
+    config = models.bench_config(AUGMENTATION=input_pipeline.AUGMENTATION, USE_MASK=True)
+    if os.path.isdir(coco_tiny):
+        config = config.replace(DATASET_FORMAT="coco", TRAIN_IMAGES=os.path.join(coco_tiny, "train2017"),
+                                TRAIN_ANNOTATIONS=os.path.join(coco_tiny, "annotations", "instances_train2017.json"))
+        source = "coco_tiny (real JPEGs, polygons and RLE)"
+    else:
+        config = config.replace(DATASET_FORMAT="shapes", NUM_CLASSES=4, SHAPES_IMAGE_SIZE=512)
+        source = "shapes (../shared/data absent)"
+    rates, _ = input_pipeline.measure(config, args.runs, 10, 3)
+    report.add("pipeline_images_per_s", rates, unit="img/s", note=f"  {source}, flip/affine/colour, masks")
+    if report.figures.get("train_step_s"):
+        train_rate = 2 / report.figures["train_step_s"]
+        report.add("pipeline_over_train", statistics.median(rates) / train_rate, unit="x",
+                   note="  (input images/s over training images/s; must stay > 4)")
+
+
+def bench_stat_gt(args, report):
+    print("stat_gt on 100,000 boxes against 261,888 anchors per 1024 x 1024 image", flush=True)
+    data = _script("stat_gt", ["--boxes", "100000"])
+    report.add("stat_gt_100k_s", data["seconds_total"])
+    report.add("stat_gt_peak_rss_mib", data["peak_rss_mb"], unit="MiB")
+
+
+def bench_coco_eval(args, report):
+    print("COCO evaluation of 2000 synthetic images: pycocotools against faster-coco-eval", flush=True)
+    data = _script("coco_eval_backends", ["--runs", "1", "--iou-type", "both"])
+    for iou_type, figures in data["iou_types"].items():
+        seconds = figures["median_seconds"]
+        report.add(f"coco_eval_{iou_type}_pycocotools_s", seconds["pycocotools"])
+        report.add(f"coco_eval_{iou_type}_faster_s", seconds["faster-coco-eval"],
+                   baseline=f"coco_eval_{iou_type}_pycocotools_s")
+
+
+def bench_peer(args, report):
+    """Runs bench/peer_model_garden.py in the peer's venv; prints ours / peer's per shared name."""
+    python = args.peer_python or subprocess.run(  # creates the venv on first use (~2 min)
+        ["bash", os.path.join(BENCH, "peer_setup.sh")], check=True, capture_output=True, text=True).stdout.strip()
+    print(f"peer: TF Model Garden Faster R-CNN ({python})", flush=True)
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "peer.json")
+        subprocess.run([python, os.path.join(BENCH, "peer_model_garden.py"), "--runs", str(args.runs),
+                        "--warmup", str(args.warmup), "--json", out], check=True, cwd=REPO,
+                       env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+        with open(out) as f:
+            peer = json.load(f)
+    report.peer = peer
+    print("ours / peer (target):", flush=True)
+    for name, target in PEER_TARGETS.items():
+        if name in report.figures and isinstance(peer.get(name), (int, float)):
+            ratio = report.figures[name] / peer[name]
+            verdict = "" if target is None else ("  met" if ratio <= target else "  MISSED")
+            goal = "" if target is None else f" (<= {target})"
+            print(f"  {name:28s} ours {report.figures[name]:9.3f}  peer {peer[name]:9.3f}  "
+                  f"ratio {ratio:.2f}{goal}{verdict}", flush=True)
+            report.figures[f"peer_{name}"] = peer[name]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", nargs="+", choices=BENCHMARKS, default=list(BENCHMARKS))
+    parser.add_argument("--runs", type=int, default=5, help="timed runs per figure (the median is reported)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed runs first (the first traces)")
+    parser.add_argument("--peer", action="store_true", help="also measure TF Model Garden (separate venv)")
+    parser.add_argument("--peer-python", help="python of an existing peer venv")
+    parser.add_argument("--json", metavar="OUT", help="write every figure and run to this JSON file")
+    parser.add_argument("--child", choices=list(CHILDREN), help=argparse.SUPPRESS)
+    parser.add_argument("--case", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    sys.path.insert(0, REPO)
+    sys.path.insert(0, BENCH)
+    if args.child:
+        print(RESULT_MARK + json.dumps(CHILDREN[args.child](args)), flush=True)
+        return None
+
+    import tensorflow as tf  # only for the versions line
+
+    print(f"bench/run.py  {time.strftime('%Y-%m-%d %H:%M')}  {platform.node()}  {os.cpu_count()} CPUs  "
+          f"python {platform.python_version()}  tensorflow {tf.__version__}  runs {args.runs} warmup {args.warmup}",
+          flush=True)
+    report = Report()
+    for name in args.only:
+        globals()[f"bench_{name}"](args, report)
+    if args.peer:
+        bench_peer(args, report)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.node()} {os.cpu_count()} CPUs",
+                       "tensorflow": tf.__version__, "runs": args.runs, "warmup": args.warmup,
+                       **{k: round(v, 4) for k, v in report.figures.items()},
+                       "all_runs": report.runs, "peer": getattr(report, "peer", None)}, f, indent=1)
+    return report.figures
+
+
+if __name__ == "__main__":
+    main()
