@@ -41,8 +41,10 @@ import time
 
 BENCH = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(BENCH)
-BENCHMARKS = ("train", "infer", "memory", "first_call", "precision", "roi_align", "pipeline", "stat_gt",
-              "coco_eval")
+# pipeline last: it loads TensorFlow into this process, and Linux children inherit the parent's
+# peak RSS through fork, which would inflate stat_gt's own memory figure.
+BENCHMARKS = ("train", "infer", "memory", "first_call", "precision", "roi_align", "stat_gt", "coco_eval",
+              "pipeline")
 FIRST_STEP_MARK = "BENCH-FIRST-STEP-DONE"
 RESULT_MARK = "BENCH-RESULT "
 # Figures compared with the peer's (ours / peer's) and the target ratio of each (the issue).
@@ -217,14 +219,14 @@ def bench_precision(args, report):
 
 
 def _script(name, argv):
-    """Runs bench/<name>.py main(argv) with a JSON output in this process; returns its JSON."""
-    import importlib
+    """Runs bench/<name>.py with a JSON output in a fresh process (its peak RSS is its own);
+    returns its JSON."""
     import tempfile
 
-    sys.path.insert(0, BENCH)
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "out.json")
-        importlib.import_module(name).main(argv + ["--json", out])
+        subprocess.run([sys.executable, os.path.join(BENCH, f"{name}.py"), *argv, "--json", out], check=True,
+                       cwd=REPO, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
         with open(out) as f:
             return json.load(f)
 
@@ -323,10 +325,11 @@ def main(argv=None):
         print(RESULT_MARK + json.dumps(CHILDREN[args.child](args)), flush=True)
         return None
 
-    import tensorflow as tf  # only for the versions line
+    from importlib.metadata import version
 
+    tf_version = version("tensorflow")  # not imported here: children would inherit its memory
     print(f"bench/run.py  {time.strftime('%Y-%m-%d %H:%M')}  {platform.node()}  {os.cpu_count()} CPUs  "
-          f"python {platform.python_version()}  tensorflow {tf.__version__}  runs {args.runs} warmup {args.warmup}",
+          f"python {platform.python_version()}  tensorflow {tf_version}  runs {args.runs} warmup {args.warmup}",
           flush=True)
     report = Report()
     for name in args.only:
@@ -336,7 +339,7 @@ def main(argv=None):
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.node()} {os.cpu_count()} CPUs",
-                       "tensorflow": tf.__version__, "runs": args.runs, "warmup": args.warmup,
+                       "tensorflow": tf_version, "runs": args.runs, "warmup": args.warmup,
                        **{k: round(v, 4) for k, v in report.figures.items()},
                        "all_runs": report.runs, "peer": getattr(report, "peer", None)}, f, indent=1)
     return report.figures
