@@ -35,11 +35,10 @@ def call_flops(layer, input_shape, output_shape):
     # A None batch (a model without a static batch size) counts as one image.
     input_shape = [1 if d is None else d for d in input_shape]
     output_shape = [1 if d is None else d for d in output_shape]
-    if isinstance(layer, keras.layers.Conv2DTranspose):  # kernel [kh, kw, out, in], one MAC per input pixel
-        return 2 * int(np.prod(input_shape[:-1])) * int(np.prod(kernel))
-    if isinstance(layer, keras.layers.Conv2D):  # kernel [kh, kw, in, out], one MAC set per output pixel
-        return 2 * int(np.prod(output_shape[:-1])) * int(np.prod(kernel))
-    return 2 * int(np.prod(output_shape[:-1])) * int(np.prod(kernel))  # Dense: [in, out]
+    # Conv2D and Dense: one set of kernel MACs per output position; Conv2DTranspose (kernel
+    # [kh, kw, out, in]): one per input position.
+    positions = input_shape if isinstance(layer, keras.layers.Conv2DTranspose) else output_shape
+    return 2 * int(np.prod(positions[:-1])) * int(np.prod(kernel))
 
 
 def part_of(name):

@@ -80,27 +80,11 @@ def measure(config, runs, batches, warmup):
 
 def measure_train_step(config, dataset, steps):
     """Median images/s of the detector's training step for ``config`` on one fixed batch."""
-    import keras
-    import tensorflow as tf
-
-    from detection.modeling.detector import Detector
+    import models  # bench/models.py (imports TensorFlow, so only when asked)
 
     config = config.replace(BACKBONE_WEIGHTS="none")
     batch = next(iter(make_dataset(dataset, config, training=True)))
-    detector = Detector(config)
-    detector.training_model.compile(keras.optimizers.SGD(0.001, momentum=0.9))
-    data = tf.data.Dataset.from_tensors(batch).repeat()
-    detector.training_model.fit(data, epochs=1, steps_per_epoch=2, verbose=0)  # trace and warm up
-    times = []
-
-    class StepTimer(keras.callbacks.Callback):
-        def on_train_batch_begin(self, batch, logs=None):
-            self.start = time.perf_counter()
-
-        def on_train_batch_end(self, batch, logs=None):
-            times.append(time.perf_counter() - self.start)
-
-    detector.training_model.fit(data, epochs=1, steps_per_epoch=steps, verbose=0, callbacks=[StepTimer()])
+    times = models.time_train_steps(models.detector_training(config), batch, steps, warmup=2)
     return config.BATCH_SIZE / statistics.median(times)
 
 

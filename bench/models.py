@@ -84,23 +84,25 @@ def _image_inputs(config, batch_size):
     return image, normalized
 
 
-def detector_training(config):
-    """The detector's training model, compiled."""
-    model = Detector(config).training_model
+def _compiled(model):
+    """``model`` compiled with the optimizer every benchmark uses (SGD, momentum 0.9)."""
     model.compile(keras.optimizers.SGD(0.001, momentum=0.9))
     return model
+
+
+def detector_training(config):
+    """The detector's training model, compiled."""
+    return _compiled(Detector(config).training_model)
 
 
 def backbone_training(config):
     """ResNet-50 alone on the same input, loss = mean(C5^2), compiled."""
     image, normalized = _image_inputs(config, config.IMAGES_PER_GPU)
     c5 = build_backbone(normalized, config)[-1]
-    model = keras.Model({"image": image}, MeanSquareLoss()(c5), name="backbone_training")
-    model.compile(keras.optimizers.SGD(0.001, momentum=0.9))
-    return model
+    return _compiled(keras.Model({"image": image}, MeanSquareLoss()(c5), name="backbone_training"))
 
 
-def conv_only_training(config, seed=0):
+def conv_only_training(config):
     """Backbone + FPN + RPN head + box head (RoIAlign and 2 FC) on fixed random RoIs, compiled.
 
     Input "rois" [B, TRAIN_ROIS_PER_IMAGE, 4]: see ``fixed_rois``."""
@@ -111,9 +113,7 @@ def conv_only_training(config, seed=0):
     rpn_logits, _, rpn_deltas = RPNHead(len(config.RPN_ANCHOR_RATIOS), config.TOP_DOWN_PYRAMID_SIZE)(maps)
     class_logits, _, deltas = BoxHead(config)(rois, maps[:4], prefix="conv_only")
     loss = MeanSquareLoss()(rpn_logits, rpn_deltas, class_logits, deltas)
-    model = keras.Model({"image": image, "rois": rois}, loss, name="conv_only_training")
-    model.compile(keras.optimizers.SGD(0.001, momentum=0.9))
-    return model
+    return _compiled(keras.Model({"image": image, "rois": rois}, loss, name="conv_only_training"))
 
 
 def fixed_rois(config, height, width, seed=0):
@@ -149,10 +149,23 @@ def time_train_steps(model, inputs, runs, warmup):
     (the first traces the step function)."""
     data = tf.data.Dataset.from_tensors(inputs).repeat()
     if warmup:  # fit with 0 steps would run the endless dataset
-        model.fit(data, epochs=1, steps_per_epoch=warmup, verbose=0)
+        model.fit(data, epochs=1, steps_per_epoch=warmup, shuffle=False, verbose=0)
     timer = _StepTimer()
-    model.fit(data, epochs=1, steps_per_epoch=runs, verbose=0, callbacks=[timer])
+    model.fit(data, epochs=1, steps_per_epoch=runs, shuffle=False, verbose=0, callbacks=[timer])
     return timer.seconds
+
+
+def time_calls(call, runs, warmup):
+    """[seconds of each of ``runs`` calls of ``call()``] after ``warmup`` untimed calls.
+    ``call`` must fetch its results to the host, so that the time includes all the work."""
+    for _ in range(warmup):
+        call()
+    seconds = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        call()
+        seconds.append(time.perf_counter() - start)
+    return seconds
 
 
 def time_forward(model, inputs, runs, warmup):
@@ -160,11 +173,4 @@ def time_forward(model, inputs, runs, warmup):
     outputs fetched to the host, after ``warmup`` calls."""
     forward = tf.function(lambda x: model(x, training=False))
     inputs = {k: tf.constant(v) for k, v in inputs.items()}
-    for _ in range(warmup):
-        tf.nest.map_structure(lambda t: t.numpy(), forward(inputs))
-    seconds = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        tf.nest.map_structure(lambda t: t.numpy(), forward(inputs))
-        seconds.append(time.perf_counter() - start)
-    return seconds
+    return time_calls(lambda: tf.nest.map_structure(lambda t: t.numpy(), forward(inputs)), runs, warmup)

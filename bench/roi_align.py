@@ -26,7 +26,6 @@ import os
 import platform
 import statistics
 import sys
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
@@ -34,6 +33,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+import models  # noqa: E402  (bench/models.py: the timing loop)
 from detection.evaluation.json_io import write_json  # noqa: E402
 from detection.layers.roi_align import PyramidROIAlign, roi_levels  # noqa: E402
 
@@ -74,20 +74,8 @@ def passes(mode, jit, pool, weights):
 
 
 def time_runs(fn, args, runs, warmup):
-    """Seconds of each of ``runs`` calls of fn(*args) after ``warmup`` calls; results are
-    fetched to numpy so that the time includes all the work."""
-    def call():
-        out = fn(*args)
-        return [t.numpy() for t in tf.nest.flatten(out)]
-
-    for _ in range(warmup):
-        call()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return times
+    """Seconds of each of ``runs`` calls of fn(*args) after ``warmup`` calls, results fetched."""
+    return models.time_calls(lambda: [t.numpy() for t in tf.nest.flatten(fn(*args))], runs, warmup)
 
 
 def main(argv=None):

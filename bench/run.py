@@ -132,7 +132,7 @@ CHILDREN = {"train": _child_train, "infer": _child_infer, "memory": _child_memor
             "first_call": _child_first_call, "precision": _child_precision}
 
 
-def run_child(benchmark, case, args, timeout=3600):
+def run_child(benchmark, case, args):
     """Runs ``benchmark``'s child for ``case`` -> (its result dict, seconds from spawn to the
     first-step mark or None)."""
     command = [sys.executable, os.path.abspath(__file__), "--child", benchmark, "--case", case,
@@ -146,7 +146,7 @@ def run_child(benchmark, case, args, timeout=3600):
             mark_seconds = time.perf_counter() - start
         elif line.startswith(RESULT_MARK):
             result = json.loads(line[len(RESULT_MARK):])
-    if process.wait(timeout) != 0 or result is None:
+    if process.wait() != 0 or result is None:
         raise RuntimeError(f"benchmark {benchmark} / {case} failed (exit {process.returncode}): {' '.join(command)}")
     return result, mark_seconds
 
@@ -159,6 +159,7 @@ class Report:
 
     def __init__(self):
         self.figures, self.runs = {}, {}
+        self.peer = None  # the peer's JSON, with --peer
 
     def add(self, name, values, unit="s", baseline=None, note=""):
         values = values if isinstance(values, list) else [values]
@@ -218,14 +219,14 @@ def bench_precision(args, report):
         report.add(name, result[name], baseline="train_step_s")
 
 
-def _script(name, argv):
-    """Runs bench/<name>.py with a JSON output in a fresh process (its peak RSS is its own);
-    returns its JSON."""
+def _script(name, argv, python=sys.executable):
+    """Runs bench/<name>.py with ``python`` and a JSON output, in a fresh process (so its peak
+    RSS is its own); returns its JSON."""
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "out.json")
-        subprocess.run([sys.executable, os.path.join(BENCH, f"{name}.py"), *argv, "--json", out], check=True,
+        subprocess.run([python, os.path.join(BENCH, f"{name}.py"), *argv, "--json", out], check=True,
                        cwd=REPO, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
         with open(out) as f:
             return json.load(f)
@@ -241,7 +242,6 @@ def bench_roi_align(args, report):
 
 def bench_pipeline(args, report):
     print("input pipeline at the train settings against the train step", flush=True)
-    sys.path.insert(0, BENCH)
     import input_pipeline
 
     import models
@@ -258,7 +258,7 @@ def bench_pipeline(args, report):
     rates, _ = input_pipeline.measure(config, args.runs, 10, 3)
     report.add("pipeline_images_per_s", rates, unit="img/s", note=f"  {source}, flip/affine/colour, masks")
     if report.figures.get("train_step_s"):
-        train_rate = 2 / report.figures["train_step_s"]
+        train_rate = config.BATCH_SIZE / report.figures["train_step_s"]
         report.add("pipeline_over_train", statistics.median(rates) / train_rate, unit="x",
                    note="  (input images/s over training images/s; must stay > 4)")
 
@@ -285,16 +285,7 @@ def bench_peer(args, report):
     python = args.peer_python or subprocess.run(  # creates the venv on first use (~2 min)
         ["bash", os.path.join(BENCH, "peer_setup.sh")], check=True, capture_output=True, text=True).stdout.strip()
     print(f"peer: TF Model Garden Faster R-CNN ({python})", flush=True)
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as tmp:
-        out = os.path.join(tmp, "peer.json")
-        subprocess.run([python, os.path.join(BENCH, "peer_model_garden.py"), "--runs", str(args.runs),
-                        "--warmup", str(args.warmup), "--json", out], check=True, cwd=REPO,
-                       env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
-        with open(out) as f:
-            peer = json.load(f)
-    report.peer = peer
+    peer = report.peer = _script("peer_model_garden", ["--runs", str(args.runs), "--warmup", str(args.warmup)], python)
     print("ours / peer (target):", flush=True)
     for name, target in PEER_TARGETS.items():
         if name in report.figures and isinstance(peer.get(name), (int, float)):
@@ -341,7 +332,7 @@ def main(argv=None):
             json.dump({"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.node()} {os.cpu_count()} CPUs",
                        "tensorflow": tf_version, "runs": args.runs, "warmup": args.warmup,
                        **{k: round(v, 4) for k, v in report.figures.items()},
-                       "all_runs": report.runs, "peer": getattr(report, "peer", None)}, f, indent=1)
+                       "all_runs": report.runs, "peer": report.peer}, f, indent=1)
     return report.figures
 
 
