@@ -250,6 +250,7 @@ _key(S, "LOSS_WEIGHTS", {n: 1.0 for n in LOSS_NAMES}, mapping(number(0), keys=LO
 _key(S, "TRAIN_LAYERS", "all", text(), "Layers to train: heads, 3+, 4+, 5+, all, or a regular expression over layer names.")
 _key(S, "TRAIN_STAGES", [], sequence(anything("a mapping {layers, epochs}")), "Staged schedule: a list of {layers: ..., epochs: N}; overrides TRAIN_LAYERS.")
 _key(S, "MIXED_PRECISION", "none", text(["none", "float16", "bfloat16"]), "Compute dtype of convolutions; variables, losses, NMS and RoIAlign stay float32.")
+_key(S, "DETERMINISTIC_OPS", "cpu", text(["cpu", "always", "never"]), "TF op determinism in training: cpu = when no GPU is visible (crop_and_resize's CPU gradient otherwise drops contributions of overlapping RoIs, TF #42033); always needs ROI_ALIGN_MODE gather on GPUs.")
 _key(S, "EARLY_STOPPING_PATIENCE", 0, integer(0), "Stop after this many epochs without improvement of MONITOR (0: off).")
 _key(S, "REDUCE_LR_PATIENCE", 0, integer(0), "Divide the rate by 10 after this many epochs without improvement (0: off).")
 _key(S, "MONITOR", "val_loss", text(), "Metric for the best checkpoint, early stopping and rate reduction.")

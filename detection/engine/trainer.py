@@ -29,6 +29,7 @@ import tensorflow as tf
 
 from detection.engine import callbacks as cb
 from detection.engine import checkpoints
+from detection.engine.determinism import OpDeterminism, wants_op_determinism
 from detection.engine.distribute import StrategyInfo
 from detection.engine.layer_selection import plan_stages, set_trainable, stage_variables
 from detection.engine.optimizer import dtype_policy_name, make_optimizer
@@ -81,9 +82,18 @@ def _load_initial_weights(built, model, weights):
         built.load_weights(weights)
 
 
-def train(model_builder, config, train_dataset, val_dataset=None, output_dir="runs/train",
-          strategy=None, strategy_info=None, resume=False, weights=None, seed=None, verbose=1,
-          debug=False, keep_checkpoints=None, jit_compile=False, callbacks=()):
+def train(model_builder, config, train_dataset, val_dataset=None, output_dir="runs/train", **options):
+    """Trains per config (Training section) and returns a TrainResult; ``options`` are
+    _train's. Under DETERMINISTIC_OPS (see determinism.py) TF op determinism is on for the run
+    and restored after it."""
+    has_gpu = bool(tf.config.list_logical_devices("GPU"))
+    with OpDeterminism(wants_op_determinism(config, has_gpu)):
+        return _train(model_builder, config, train_dataset, val_dataset, output_dir, **options)
+
+
+def _train(model_builder, config, train_dataset, val_dataset=None, output_dir="runs/train",
+           strategy=None, strategy_info=None, resume=False, weights=None, seed=None, verbose=1,
+           debug=False, keep_checkpoints=None, jit_compile=False, callbacks=()):
     """Trains per config (Training section) and returns a TrainResult.
 
     resume: continue from find_last(output_dir) (weights, optimizer state, learning-rate
