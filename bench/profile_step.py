@@ -1,9 +1,11 @@
-"""Where a training step's time goes: TensorFlow profiler op statistics of the benchmark
-detector (bench/models.py settings), and the wall time no convolution covers.
+"""Where a training step's (or a prediction's) time goes: TensorFlow profiler op statistics of
+the benchmark detector (bench/models.py settings), and the wall time no convolution covers.
 
     python bench/profile_step.py [--mask] [--steps 2] [--top 25] [--json OUT]
+    python bench/profile_step.py --infer 832 1344    # batch-1 inference at that input size
 
-Traces ``--steps`` fit steps after warm-up with tf.profiler and reads the trace (XPlane):
+Traces ``--steps`` fit steps (or inference calls) after warm-up with tf.profiler and reads the
+trace (XPlane):
 
   op time      summed duration of each op type on TensorFlow's executor threads (ops run
                concurrently, so the sum exceeds the wall time; the shares are what count)
@@ -29,6 +31,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import tensorflow as tf  # noqa: E402
 
 import models  # noqa: E402
+from detection.modeling.detector import Detector  # noqa: E402
 
 # Op types that are the arithmetic floor: convolutions and matmuls with their gradients.
 DENSE_OP_MARKERS = ("Conv2D", "MatMul", "Conv2DBackprop", "Einsum")
@@ -76,10 +79,11 @@ def covered(intervals):
 
 
 def layer_of(op_name):
-    """The Keras layer in a TF op name (.../detector_training_1/<layer>_1/...), else its scope."""
+    """The Keras layer in a TF op name (.../detector_training_1/<layer>_1/..., or
+    detector_inference), else its scope."""
     parts = op_name.split("/")
     for i, part in enumerate(parts):
-        if part.startswith("detector_training") and i + 1 < len(parts):
+        if part.startswith(("detector_training", "detector_inference")) and i + 1 < len(parts):
             return parts[i + 1].rsplit("_", 1)[0] if parts[i + 1][-1].isdigit() else parts[i + 1]
     return parts[1] if len(parts) > 1 else op_name
 
@@ -104,21 +108,39 @@ def summarize(ops, steps, top):
     }
 
 
+def training_runner(mask):
+    """run(n): n fit steps of the benchmark training model on a fixed 2 x 512 x 512 batch."""
+    config = models.bench_config(mask=mask)
+    model = models.detector_training(config)
+    data = tf.data.Dataset.from_tensors(models.synthetic_batch(config, 512, 512)).repeat()
+    return lambda n: model.fit(data, epochs=1, steps_per_epoch=n, shuffle=False, verbose=0)
+
+
+def inference_runner(mask, height, width):
+    """run(n): n batch-1 predictions at height x width, built as bench/run.py's infer does."""
+    config = models.bench_config(mask=mask, batch_size=1, size=height if height == width else None)
+    batch = models.synthetic_batch(config, height, width, batch_size=1)
+    model = Detector(config, batch_size=1, training=False).inference_model
+    forward = tf.function(lambda x: model(x, training=False))
+    inputs = {"image": tf.constant(batch["image"]), "image_meta": tf.constant(batch["image_meta"])}
+    return lambda n: models.time_calls(lambda: tf.nest.map_structure(lambda t: t.numpy(), forward(inputs)), n, 0)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--mask", action="store_true", help="profile the Mask R-CNN step")
     parser.add_argument("--steps", type=int, default=2, help="traced steps (after 2 warm-up steps)")
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--infer", nargs=2, type=int, metavar=("H", "W"),
+                        help="profile batch-1 inference at H x W (multiples of 64) instead of training")
     parser.add_argument("--json", metavar="OUT")
     args = parser.parse_args(argv)
 
-    config = models.bench_config(mask=args.mask)
-    model = models.detector_training(config)
-    data = tf.data.Dataset.from_tensors(models.synthetic_batch(config, 512, 512)).repeat()
-    model.fit(data, epochs=1, steps_per_epoch=2, verbose=0)
+    run = inference_runner(args.mask, *args.infer) if args.infer else training_runner(args.mask)
+    run(2)  # trace and warm up
     with tempfile.TemporaryDirectory() as logdir:
         tf.profiler.experimental.start(logdir)
-        model.fit(data, epochs=1, steps_per_epoch=args.steps, verbose=0)
+        run(args.steps)
         tf.profiler.experimental.stop()
         summary = summarize(trace_ops(logdir), args.steps, args.top)
 
