@@ -6,6 +6,7 @@ depend on Model Garden):
     PEER_PYTHON=$(bench/peer_setup.sh)
     $PEER_PYTHON bench/peer_model_garden.py [--runs 5] [--warmup 2] [--only NAME,NAME]
                                             [--json OUT] [--quick] [--mask] [--bf16]
+    $PEER_PYTHON bench/peer_model_garden.py --serve NAME  # paired timing (bench/paired.py)
 
 Model: the `fasterrcnn_resnetfpn_coco` experiment (`maskrcnn_resnetfpn_coco` with --mask),
 built by the MaskRCNN task (official.vision.tasks.maskrcnn) with these overrides: ResNet-50,
@@ -337,6 +338,21 @@ def measure_in_process(names, args):
             lambda: fetch(predict(image, image_shape)), args.runs, args.warmup)
 
 
+PAIRED = ("train_step_s", "infer_512_s", "infer_800x1333_s")  # figures --serve offers
+
+
+def paired_call(name, mask):
+    """A zero-argument function that runs one ``name`` call to the end (results fetched)."""
+    if name == "train_step_s":
+        task, _, train_step = train_setup(mask)
+        images, labels = synthetic_train_batch(task)
+        return lambda: fetch(train_step(images, labels))
+    hw = TRAIN_SIZE if name == "infer_512_s" else LARGE_SIZE
+    config, _, predict = inference_setup(mask, hw)
+    image, image_shape = serving_input(config, hw)
+    return lambda: fetch(predict(image, image_shape))
+
+
 def cold_child(mode, mask):
     """Body of a subprocess (--cold MODE): prints one JSON line {figure: value}."""
     if mode == "predict":
@@ -403,11 +419,17 @@ def main():
     parser.add_argument("--bf16", action="store_true",
                         help="mixed_bfloat16 instead of float32 (see the docstring)")
     parser.add_argument("--cold", choices=sorted(set(COLD.values())), help=argparse.SUPPRESS)
+    parser.add_argument("--serve", choices=PAIRED, help="paired timing server (see bench/paired.py)")
     args = parser.parse_args()
     # Before any model is built: Model Garden's trainer sets the policy the same way.
     performance.set_mixed_precision_policy(tf.bfloat16 if args.bf16 else tf.float32)
     if args.cold:
         cold_child(args.cold, args.mask)
+        return
+    if args.serve:  # paired timing, see bench/paired.py
+        import paired  # bench/paired.py (stdlib only); this script's folder is on sys.path
+
+        paired.serve(paired_call(args.serve, args.mask), args.warmup)
         return
     if args.quick:
         args.runs, args.warmup = 1, 1

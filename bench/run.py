@@ -24,6 +24,11 @@ next, and peak RSS is the child's own) and prints the median of ``--runs`` runs 
   pipeline     input pipeline images/s at the train settings against the train step's images/s
   stat_gt      bench/stat_gt.py on 100,000 boxes
   coco_eval    bench/coco_eval_backends.py: pycocotools against faster-coco-eval
+  paired       (with --peer) train_step_s, infer_512_s and infer_800x1333_s of ours and of the
+               peer, interleaved call by call: both processes are built and warmed up, then
+               each round times one call of ours and one of the peer's, so that the host's
+               drift (a shared VM: 1.4 x between hours here) hits both alike; prints both
+               medians and the median of the per-round ratios (paired_*_ratio)
 
 With ``--peer`` the same run also measures TF Model Garden's Faster R-CNN at the same settings
 (bench/peer_model_garden.py in the separate virtual environment bench/peer_setup.sh makes; the
@@ -44,7 +49,8 @@ REPO = os.path.dirname(BENCH)
 # pipeline last: it loads TensorFlow into this process, and Linux children inherit the parent's
 # peak RSS through fork, which would inflate stat_gt's own memory figure.
 BENCHMARKS = ("train", "infer", "memory", "first_call", "precision", "roi_align", "stat_gt", "coco_eval",
-              "pipeline")
+              "paired", "pipeline")
+PAIRED = ("train_step_s", "infer_512_s", "infer_800x1333_s")
 FIRST_STEP_MARK = "BENCH-FIRST-STEP-DONE"
 RESULT_MARK = "BENCH-RESULT "
 # Figures compared with the peer's (ours / peer's) and the target ratio of each (the issue).
@@ -126,6 +132,33 @@ def _child_precision(args):
     model = models.detector_training(config)
     return {f"train_step_{args.case}_s": models.time_train_steps(
         model, models.synthetic_batch(config, 512, 512), args.runs, args.warmup)}
+
+
+def _paired_call(name):
+    """A zero-argument function that runs one call of ``name`` to the end (results fetched),
+    built as the train / infer children build it."""
+    import tensorflow as tf
+
+    import models
+    from detection.modeling.detector import Detector
+
+    if name == "train_step_s":
+        config = models.bench_config()
+        model, batch = models.detector_training(config), models.synthetic_batch(config, 512, 512)
+        models.time_train_steps(model, batch, 1, 1)  # builds the optimizer, traces the step
+        # The step function itself, as the peer's side calls its tf.function: a whole fit()
+        # call per step would add fit's own overhead, which now and then is another 4 to 5 s.
+        step = model.make_train_function()
+        iterator = iter(tf.data.Dataset.from_tensors(batch).repeat())
+        return lambda: tf.nest.map_structure(lambda t: t.numpy(), step(iterator))
+
+    height, width = (512, 512) if name == "infer_512_s" else (832, 1344)
+    config = models.bench_config(batch_size=1, size=512 if height == 512 else None)
+    batch = models.synthetic_batch(config, height, width, batch_size=1)
+    model = Detector(config, batch_size=1, training=False).inference_model
+    forward = tf.function(lambda x: model(x, training=False))
+    inputs = {"image": tf.constant(batch["image"]), "image_meta": tf.constant(batch["image_meta"])}
+    return lambda: tf.nest.map_structure(lambda t: t.numpy(), forward(inputs))
 
 
 CHILDREN = {"train": _child_train, "infer": _child_infer, "memory": _child_memory,
@@ -280,10 +313,43 @@ def bench_coco_eval(args, report):
                    baseline=f"coco_eval_{iou_type}_pycocotools_s")
 
 
+def _peer_python(args):
+    """The peer venv's python: --peer-python, else bench/peer_setup.sh's (creates the venv on
+    first use, about 2 min)."""
+    if not args.peer_python:
+        args.peer_python = subprocess.run(["bash", os.path.join(BENCH, "peer_setup.sh")], check=True,
+                                          capture_output=True, text=True).stdout.strip()
+    return args.peer_python
+
+
+def bench_paired(args, report):
+    if not args.peer:
+        print("paired: needs --peer (skipped)", flush=True)
+        return
+    python = _peer_python(args)
+    print(f"paired with the peer, call by call ({args.runs} rounds after {args.warmup} warm-up calls each)",
+          flush=True)
+    import paired
+
+    for name in PAIRED:
+        warmup = ["--warmup", str(args.warmup)]
+        # Built one after the other (each builds on both cores), then timed alternately.
+        ours = paired.Server([sys.executable, os.path.abspath(__file__), "--child", "serve", "--case", name, *warmup], cwd=REPO)
+        ours.ready()
+        peer = paired.Server([python, os.path.join(BENCH, "peer_model_garden.py"), "--serve", name, *warmup], cwd=REPO)
+        peer.ready()
+        rounds = [(ours.time(), peer.time()) for _ in range(args.runs)]
+        ours.close()
+        peer.close()
+        report.add(f"paired_{name}", [a for a, _ in rounds])
+        report.add(f"paired_peer_{name}", [b for _, b in rounds])
+        report.add(f"paired_{name.removesuffix('_s')}_ratio", [a / b for a, b in rounds], unit="x",
+                   note=f"  (ours / peer per round; target <= {PEER_TARGETS[name]})")
+
+
 def bench_peer(args, report):
     """Runs bench/peer_model_garden.py in the peer's venv; prints ours / peer's per shared name."""
-    python = args.peer_python or subprocess.run(  # creates the venv on first use (~2 min)
-        ["bash", os.path.join(BENCH, "peer_setup.sh")], check=True, capture_output=True, text=True).stdout.strip()
+    python = _peer_python(args)
     print(f"peer: TF Model Garden Faster R-CNN ({python})", flush=True)
     peer = report.peer = _script("peer_model_garden", ["--runs", str(args.runs), "--warmup", str(args.warmup)], python)
     print("ours / peer (target):", flush=True)
@@ -306,12 +372,17 @@ def main(argv=None):
     parser.add_argument("--peer-python", help="python of an existing peer venv")
     parser.add_argument("--float16", action="store_true", help="also time mixed_float16 (slow on CPUs)")
     parser.add_argument("--json", metavar="OUT", help="write every figure and run to this JSON file")
-    parser.add_argument("--child", choices=list(CHILDREN), help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=[*CHILDREN, "serve"], help=argparse.SUPPRESS)
     parser.add_argument("--case", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     sys.path.insert(0, REPO)
     sys.path.insert(0, BENCH)
+    if args.child == "serve":
+        import paired
+
+        paired.serve(_paired_call(args.case), args.warmup)
+        return None
     if args.child:
         print(RESULT_MARK + json.dumps(CHILDREN[args.child](args)), flush=True)
         return None
@@ -325,8 +396,8 @@ def main(argv=None):
     report = Report()
     for name in args.only:
         globals()[f"bench_{name}"](args, report)
-    if args.peer:
-        bench_peer(args, report)
+    if args.peer and set(args.only) & {"train", "infer", "memory", "first_call"}:
+        bench_peer(args, report)  # the peer's side of those figures
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.node()} {os.cpu_count()} CPUs",

@@ -19,6 +19,8 @@ def test_layer_of_strips_the_keras_call_suffix():
     grad = "StatefulPartitionedCall/gradient_tape/detector_training_1/rpn_conv_shared_7/convolution/Conv2DBackpropFilter"
     assert profile_step.layer_of(grad) == "rpn_conv_shared"
     assert profile_step.layer_of("StatefulPartitionedCall/sgd/Mul_261") == "sgd"
+    inference = "StatefulPartitionedCall/detector_inference_1/rpn_conv_shared_3/convolution"
+    assert profile_step.layer_of(inference) == "rpn_conv_shared"
 
 
 def test_dense_ops_are_convolutions_and_matmuls():

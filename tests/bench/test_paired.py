@@ -1,0 +1,36 @@
+"""bench/paired.py: the paired-timing protocol, server and coordinator sides."""
+import sys
+
+import pytest
+
+from tests.conftest import REPO
+
+sys.path.insert(0, str(REPO / "bench"))
+
+import paired  # noqa: E402
+
+# A server through paired.serve whose calls take about 0, 0.2 and 0.4 s and print a log line.
+SERVER = ("import sys, time\n"
+          f"sys.path.insert(0, {str(REPO / 'bench')!r})\n"
+          "import paired\n"
+          "durations = iter([0.0, 0.0, 0.2, 0.4])  # the first is the warm-up call\n"
+          "def call():\n"
+          "    print('log line', flush=True)\n"
+          "    time.sleep(next(durations))\n"
+          "print('building...', flush=True)\n"
+          "paired.serve(call, warmup=1)\n")
+
+
+def test_server_times_one_call_per_request_and_skips_other_output():
+    server = paired.Server([sys.executable, "-c", SERVER])
+    server.ready()
+    seconds = [server.time() for _ in range(3)]
+    assert seconds[1] >= 0.2 and seconds[2] >= 0.4  # each its own call (sleep sets a floor only)
+    server.close()
+    assert server.process.returncode == 0
+
+
+def test_a_server_that_dies_before_ready_names_its_command():
+    server = paired.Server([sys.executable, "-c", "import sys; sys.exit(3)"])
+    with pytest.raises(RuntimeError, match=r"paired server ended \(exit 3\): .*sys.exit\(3\)"):
+        server.ready()
