@@ -26,7 +26,8 @@ test: $(STAMP)
 	$(PY) -m pytest -q tests
 
 # Every speed and memory figure, side by side with TF Model Garden (installed into its own
-# venv, bench/.peer-venv, on first use); about an hour on 2 CPU cores. See docs/BENCHMARKS.md.
+# venv, bench/.peer-venv, on first use), with the paired run; about 80 minutes on 2 CPU cores.
+# See docs/BENCHMARKS.md.
 bench: $(STAMP)
 	$(PY) bench/run.py --peer --json bench/results.json
 
