@@ -29,6 +29,7 @@ from detection.modeling.detector import _CAFFE_BACKBONES, Detector
 from detection.modeling.fpn import build_fpn
 from detection.modeling.heads import BoxHead, RPNHead
 from detection.modeling.normalization import NormalizeImage
+from timing import time_calls  # bench/timing.py (this folder is on sys.path wherever models is)
 
 GT_PER_IMAGE = 8
 CONFIGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "configs")
@@ -155,22 +156,31 @@ def time_train_steps(model, inputs, runs, warmup):
     return timer.seconds
 
 
-def time_calls(call, runs, warmup):
-    """[seconds of each of ``runs`` calls of ``call()``] after ``warmup`` untimed calls.
-    ``call`` must fetch its results to the host, so that the time includes all the work."""
-    for _ in range(warmup):
-        call()
-    seconds = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        call()
-        seconds.append(time.perf_counter() - start)
-    return seconds
+def fetch(structure):
+    """Copies every tensor of ``structure`` to numpy: a timed call ends when its results exist."""
+    return tf.nest.map_structure(lambda t: t.numpy(), structure)
+
+
+def forward_call(model, inputs):
+    """A zero-argument function: one tf.function forward of ``model`` (training=False) on
+    ``inputs`` (dict of arrays), results fetched."""
+    forward = tf.function(lambda x: model(x, training=False))
+    inputs = {k: tf.constant(v) for k, v in inputs.items()}
+    return lambda: fetch(forward(inputs))
 
 
 def time_forward(model, inputs, runs, warmup):
-    """[seconds of each of ``runs`` calls] of a tf.function model forward (training=False),
-    outputs fetched to the host, after ``warmup`` calls."""
-    forward = tf.function(lambda x: model(x, training=False))
-    inputs = {k: tf.constant(v) for k, v in inputs.items()}
-    return time_calls(lambda: tf.nest.map_structure(lambda t: t.numpy(), forward(inputs)), runs, warmup)
+    """[seconds of each of ``runs`` forward calls (``forward_call``)] after ``warmup`` calls."""
+    return time_calls(forward_call(model, inputs), runs, warmup)
+
+
+def inference_config(height, width, mask=False):
+    """Batch-1 config for height x width inputs: square resize when square, else pad64."""
+    return bench_config(mask=mask, batch_size=1, size=height if height == width else None)
+
+
+def detector_inference(config, height, width):
+    """(the detector's inference model, its inputs for one synthetic height x width image)."""
+    batch = synthetic_batch(config, height, width, batch_size=1)
+    model = Detector(config, batch_size=1, training=False).inference_model
+    return model, {"image": batch["image"], "image_meta": batch["image_meta"]}

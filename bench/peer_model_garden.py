@@ -81,6 +81,8 @@ from official.vision.modeling import factory  # noqa: E402
 from official.vision.modeling.backbones import factory as backbone_factory  # noqa: E402
 from official.vision.ops import preprocess_ops  # noqa: E402
 
+import timing  # noqa: E402  (bench/timing.py, stdlib only; this script's folder is on sys.path)
+
 FIGURES = ("train_step_s", "backbone_step_s", "backbone_fpn_512_s", "infer_512_s",
            "infer_800x1333_s", "first_train_step_s", "first_predict_s", "train_peak_rss_mib")
 COLD = {"first_train_step_s": "train", "first_predict_s": "predict",
@@ -284,13 +286,7 @@ def machine_state():
 def median_seconds(fn, runs, warmup):
     """Median wall seconds of fn() over `runs` calls after `warmup` calls, and all runs.
     fn must block until its result exists (it ends with .numpy())."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
+    times = timing.time_calls(fn, runs, warmup)
     return statistics.median(times), times
 
 

@@ -31,7 +31,6 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import tensorflow as tf  # noqa: E402
 
 import models  # noqa: E402
-from detection.modeling.detector import Detector  # noqa: E402
 
 # Op types that are the arithmetic floor: convolutions and matmuls with their gradients.
 DENSE_OP_MARKERS = ("Conv2D", "MatMul", "Conv2DBackprop", "Einsum")
@@ -118,12 +117,9 @@ def training_runner(mask):
 
 def inference_runner(mask, height, width):
     """run(n): n batch-1 predictions at height x width, built as bench/run.py's infer does."""
-    config = models.bench_config(mask=mask, batch_size=1, size=height if height == width else None)
-    batch = models.synthetic_batch(config, height, width, batch_size=1)
-    model = Detector(config, batch_size=1, training=False).inference_model
-    forward = tf.function(lambda x: model(x, training=False))
-    inputs = {"image": tf.constant(batch["image"]), "image_meta": tf.constant(batch["image_meta"])}
-    return lambda n: models.time_calls(lambda: tf.nest.map_structure(lambda t: t.numpy(), forward(inputs)), n, 0)
+    config = models.inference_config(height, width, mask)
+    call = models.forward_call(*models.detector_inference(config, height, width))
+    return lambda n: models.time_calls(call, n, 0)
 
 
 def main(argv=None):

@@ -33,7 +33,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-import models  # noqa: E402  (bench/models.py: the timing loop)
+import timing  # noqa: E402  (bench/timing.py)
 from detection.evaluation.json_io import write_json  # noqa: E402
 from detection.layers.roi_align import PyramidROIAlign, roi_levels  # noqa: E402
 
@@ -75,7 +75,7 @@ def passes(mode, jit, pool, weights):
 
 def time_runs(fn, args, runs, warmup):
     """Seconds of each of ``runs`` calls of fn(*args) after ``warmup`` calls, results fetched."""
-    return models.time_calls(lambda: [t.numpy() for t in tf.nest.flatten(fn(*args))], runs, warmup)
+    return timing.time_calls(lambda: [t.numpy() for t in tf.nest.flatten(fn(*args))], runs, warmup)
 
 
 def main(argv=None):

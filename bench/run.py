@@ -84,15 +84,11 @@ def _child_infer(args):
     import models
 
     height, width = (512, 512) if args.case.endswith("512_s") else (832, 1344)
-    config = models.bench_config(batch_size=1, size=512 if height == 512 else None)
-    batch = models.synthetic_batch(config, height, width, batch_size=1)
+    config = models.inference_config(height, width)
     if args.case.startswith("infer"):
-        from detection.modeling.detector import Detector
-
-        model = Detector(config, batch_size=1, training=False).inference_model
-        inputs = {"image": batch["image"], "image_meta": batch["image_meta"]}
+        model, inputs = models.detector_inference(config, height, width)
     else:
-        model, inputs = models.backbone_fpn(config), {"image": batch["image"]}
+        model, inputs = models.backbone_fpn(config), {"image": models.synthetic_batch(config, height, width)["image"]}
     return {args.case: models.time_forward(model, inputs, args.runs, args.warmup)}
 
 
@@ -140,7 +136,6 @@ def _paired_call(name):
     import tensorflow as tf
 
     import models
-    from detection.modeling.detector import Detector
 
     if name == "train_step_s":
         config = models.bench_config()
@@ -150,15 +145,9 @@ def _paired_call(name):
         # call per step would add fit's own overhead, which now and then is another 4 to 5 s.
         step = model.make_train_function()
         iterator = iter(tf.data.Dataset.from_tensors(batch).repeat())
-        return lambda: tf.nest.map_structure(lambda t: t.numpy(), step(iterator))
-
+        return lambda: models.fetch(step(iterator))
     height, width = (512, 512) if name == "infer_512_s" else (832, 1344)
-    config = models.bench_config(batch_size=1, size=512 if height == 512 else None)
-    batch = models.synthetic_batch(config, height, width, batch_size=1)
-    model = Detector(config, batch_size=1, training=False).inference_model
-    forward = tf.function(lambda x: model(x, training=False))
-    inputs = {"image": tf.constant(batch["image"]), "image_meta": tf.constant(batch["image_meta"])}
-    return lambda: tf.nest.map_structure(lambda t: t.numpy(), forward(inputs))
+    return models.forward_call(*models.detector_inference(models.inference_config(height, width), height, width))
 
 
 CHILDREN = {"train": _child_train, "infer": _child_infer, "memory": _child_memory,
