@@ -78,6 +78,7 @@ import numpy as np
 import tensorflow as tf
 
 from detection.core.image_meta import IMAGE_META_SIZE
+from detection.modeling.folding import fold_batch_norms
 
 SIGNATURE_INPUT = "images"
 
@@ -180,16 +181,20 @@ def preprocess_image(image, config):
 class ServingModel(tf.Module):
     """The serving function around a batch-1 inference model (see the module docstring).
 
-    detector: a detection.modeling.detector.Detector built with batch_size=1.
+    detector: a detection.modeling.detector.Detector built with batch_size=1, weights loaded.
     category_ids: K ints; class k is reported as category_ids[k - 1].
+    fold_batch_norm: serve the inference model with its BatchNormalizations folded into the
+    convolutions (detection.modeling.folding; the weights as they are now).
     """
 
-    def __init__(self, detector, category_ids):
+    def __init__(self, detector, category_ids, fold_batch_norm=True):
         super().__init__(name="detector_serving")
         if detector.batch_size != 1:
             raise ValueError(f"ServingModel needs a batch-1 Detector, got batch size {detector.batch_size}")
         self.config = detector.config
         self.model = detector.inference_model
+        if fold_batch_norm:
+            self.model, _ = fold_batch_norms(self.model)
         # Index 0 (background / padding) maps to 0.
         self._category_table = tf.constant([0] + [int(c) for c in category_ids], tf.int32)
         self.use_mask = bool(self.config.USE_MASK)
@@ -218,17 +223,17 @@ class ServingModel(tf.Module):
         return tf.map_fn(self.detect_one, images, fn_output_signature=self.output_signature())
 
 
-def export_saved_model(detector, category_ids, path, class_names=None):
+def export_saved_model(detector, category_ids, path, class_names=None, fold_batch_norm=True):
     """Writes the SavedModel of ``detector`` (batch-1, weights loaded) to ``path``.
 
     category_ids: K dataset ids of classes 1..K; class_names: K names, stored in
-    ``assets.extra/classes.json``. Returns ``path``.
+    ``assets.extra/classes.json``; fold_batch_norm: see ServingModel. Returns ``path``.
     """
     import keras
 
-    serving = ServingModel(detector, category_ids)
+    serving = ServingModel(detector, category_ids, fold_batch_norm)
     archive = keras.export.ExportArchive()
-    archive.track(detector.inference_model)
+    archive.track(serving.model)
     archive.add_endpoint(name="serve", fn=serving.serve,
                          input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8, name=SIGNATURE_INPUT)])
     path = os.fspath(path)

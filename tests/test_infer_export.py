@@ -122,6 +122,29 @@ def test_infer_tool_finds_the_shapes_and_skips_an_unreadable_image(trained_shape
         assert picture.shape == (256, 256, 3)  # drawn at >= 256 px
 
 
+def test_folded_predictor_equals_the_model_as_trained(trained_shapes):
+    """Predictor.from_weights folds the BatchNormalizations (trained ones here: TRAIN_BN is
+    true in the shapes config); detections and masks must not change beyond float rounding."""
+    from detection.engine.predictor import Predictor
+
+    config, weights, dataset = trained_shapes
+    config = config.replace(DETECTION_MIN_CONFIDENCE=0.05)  # uncertain detections too
+    folded = Predictor.from_weights(config, weights)
+    plain = Predictor.from_weights(config, weights, fold_batch_norm=False)
+    assert not any("_bn" in layer.name for layer in folded.model.layers)
+    assert sum("_bn" in layer.name for layer in plain.model.layers) >= 5
+    compared = 0
+    for got, expected in zip(folded.predict_records(dataset), plain.predict_records(dataset)):
+        assert len(got["boxes"]) == len(expected["boxes"]), got["image_id"]
+        np.testing.assert_array_equal(got["class_ids"], expected["class_ids"])
+        np.testing.assert_allclose(got["boxes"], expected["boxes"], atol=1e-3)
+        np.testing.assert_allclose(got["scores"], expected["scores"], atol=1e-5)
+        np.testing.assert_allclose(got["proposals"], expected["proposals"], atol=1e-3)
+        assert np.mean(got["masks"] != expected["masks"]) < 1e-3
+        compared += len(got["boxes"])
+    assert compared >= len(dataset.records) * 2
+
+
 def test_image_records_reads_sizes_and_reports_unreadable(tmp_path):
     write_rgb(tmp_path / "a.JPG", np.zeros((30, 50, 3), np.uint8))
     (tmp_path / "b.png").write_bytes(b"")

@@ -19,25 +19,38 @@ from tqdm import tqdm
 from detection.core.image_meta import boxes_to_original
 from detection.data.pipeline import make_inference_batches
 from detection.modeling.detector import Detector
+from detection.modeling.folding import fold_batch_norms
 
 
 class Predictor:
     """Runs an inference-only Detector of a fixed batch size (default config.IMAGES_PER_GPU)."""
 
-    def __init__(self, config, detector=None, batch_size=None, mask_threshold=0.5):
+    def __init__(self, config, detector=None, batch_size=None, mask_threshold=0.5, fold_batch_norm=False):
+        """detector: a Detector to run (default: a new one, random weights until loaded).
+
+        fold_batch_norm: fold the BatchNormalizations into their convolutions now (see
+        detection.modeling.folding): about 25 % less time per image on CPU, the same outputs
+        within float32 rounding. The fold copies the weights it touches as they are now, so
+        use it only when the detector's weights will not change (not during training, where
+        the AP callback shares the training weights).
+        """
         self.config = config
         self.batch_size = batch_size or config.IMAGES_PER_GPU
         self.detector = detector or Detector(config, batch_size=self.batch_size, training=False)
         self.mask_threshold = mask_threshold
-        model = self.detector.inference_model
+        self.model = self.detector.inference_model
+        if fold_batch_norm:
+            self.model, _ = fold_batch_norms(self.model)
+        model = self.model
         self._forward = tf.function(lambda inputs: model(inputs, training=False), reduce_retracing=True)
 
     @classmethod
-    def from_weights(cls, config, weights_path, batch_size=None):
-        """A Predictor with weights from a ``.weights.h5`` file saved by Detector.save_weights."""
-        predictor = cls(config, batch_size=batch_size)
-        predictor.detector.load_weights(weights_path)
-        return predictor
+    def from_weights(cls, config, weights_path, batch_size=None, fold_batch_norm=True):
+        """A Predictor with weights from a ``.weights.h5`` file saved by Detector.save_weights,
+        BatchNormalizations folded (``fold_batch_norm``, see __init__)."""
+        detector = Detector(config, batch_size=batch_size or config.IMAGES_PER_GPU, training=False)
+        detector.load_weights(weights_path)
+        return cls(config, detector=detector, batch_size=batch_size, fold_batch_norm=fold_batch_norm)
 
     def predict_batch(self, inputs):
         """inputs: {"image": [B, H, W, 3], "image_meta": [B, 12]} with B = batch_size ->
