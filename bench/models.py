@@ -11,6 +11,9 @@ RPN 2000 pre-NMS / 1000 proposals per image in training, 512 sampled RoIs per im
                       detector, none of its targets, proposals, NMS or sampling
   backbone_fpn        forward of backbone + FPN (the floor of inference)
 
+The inference models are timed with their BatchNormalizations folded into the convolutions
+(detection.modeling.folding), as Predictor.from_weights and the export run them.
+
 Every training model is compiled with SGD (momentum 0.9) and stepped through ``fit`` like
 tools/train.py does, so the harness overhead is the same for all of them.
 """
@@ -26,6 +29,7 @@ from detection.config import Config
 from detection.core.image_meta import compose_image_meta
 from detection.modeling.backbones import build_backbone
 from detection.modeling.detector import _CAFFE_BACKBONES, Detector
+from detection.modeling.folding import fold_batch_norms
 from detection.modeling.fpn import build_fpn
 from detection.modeling.heads import BoxHead, RPNHead
 from detection.modeling.normalization import NormalizeImage
@@ -126,11 +130,13 @@ def fixed_rois(config, height, width, seed=0):
     return np.concatenate([corners, corners + sides], axis=-1).astype(np.float32)
 
 
-def backbone_fpn(config):
-    """Forward model image [1, H, W, 3] -> P2..P6 (inference)."""
+def backbone_fpn(config, fold=True):
+    """Forward model image [1, H, W, 3] -> P2..P6 (inference), BatchNormalizations folded
+    into the convolutions as in detector_inference unless ``fold`` is False."""
     image, normalized = _image_inputs(config, 1)
     maps = build_fpn(*build_backbone(normalized, config), config.TOP_DOWN_PYRAMID_SIZE)
-    return keras.Model({"image": image}, maps, name="backbone_fpn")
+    model = keras.Model({"image": image}, maps, name="backbone_fpn")
+    return fold_batch_norms(model)[0] if fold else model
 
 
 class _StepTimer(keras.callbacks.Callback):
@@ -179,8 +185,13 @@ def inference_config(height, width, mask=False):
     return bench_config(mask=mask, batch_size=1, size=height if height == width else None)
 
 
-def detector_inference(config, height, width):
-    """(the detector's inference model, its inputs for one synthetic height x width image)."""
+def detector_inference(config, height, width, fold=True):
+    """(the detector's inference model, its inputs for one synthetic height x width image).
+
+    fold: fold the BatchNormalizations into their convolutions, as Predictor.from_weights
+    and the export do (the model users run); False times the model as built."""
     batch = synthetic_batch(config, height, width, batch_size=1)
     model = Detector(config, batch_size=1, training=False).inference_model
+    if fold:
+        model, _ = fold_batch_norms(model)
     return model, {"image": batch["image"], "image_meta": batch["image_meta"]}

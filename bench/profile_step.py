@@ -115,10 +115,10 @@ def training_runner(mask):
     return lambda n: model.fit(data, epochs=1, steps_per_epoch=n, shuffle=False, verbose=0)
 
 
-def inference_runner(mask, height, width):
+def inference_runner(mask, height, width, fold=True):
     """run(n): n batch-1 predictions at height x width, built as bench/run.py's infer does."""
     config = models.inference_config(height, width, mask)
-    call = models.forward_call(*models.detector_inference(config, height, width))
+    call = models.forward_call(*models.detector_inference(config, height, width, fold))
     return lambda n: models.time_calls(call, n, 0)
 
 
@@ -129,10 +129,12 @@ def main(argv=None):
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--infer", nargs=2, type=int, metavar=("H", "W"),
                         help="profile batch-1 inference at H x W (multiples of 64) instead of training")
+    parser.add_argument("--no-fold", action="store_true",
+                        help="with --infer: keep the BatchNormalizations (default: folded, as users run it)")
     parser.add_argument("--json", metavar="OUT")
     args = parser.parse_args(argv)
 
-    run = inference_runner(args.mask, *args.infer) if args.infer else training_runner(args.mask)
+    run = inference_runner(args.mask, *args.infer, fold=not args.no_fold) if args.infer else training_runner(args.mask)
     run(2)  # trace and warm up
     with tempfile.TemporaryDirectory() as logdir:
         tf.profiler.experimental.start(logdir)

@@ -14,7 +14,8 @@ next, and peak RSS is the child's own) and prints the median of ``--runs`` runs 
                non-convolution share 1 - conv_only / detector
   infer        infer_512_s and infer_800x1333_s (batch 1, 91 classes; 800 x 1333 is padded to
                832 x 1344 like the pad64 resize does) against backbone_fpn_512_s /
-               backbone_fpn_800x1333_s
+               backbone_fpn_800x1333_s, BatchNormalizations folded as Predictor.from_weights
+               and the export do
   memory       train_peak_rss_mib: peak RSS of a process that builds the training model and
                runs 3 steps at the train settings
   first_call   first_train_step_s, first_predict_s: seconds from starting a fresh Python to
@@ -113,7 +114,7 @@ def _child_first_call(args):
 
         config = models.bench_config(batch_size=1)
         batch = models.synthetic_batch(config, 512, 512, batch_size=1)
-        Predictor(config, batch_size=1).predict_batch({"image": batch["image"], "image_meta": batch["image_meta"]})
+        Predictor(config, batch_size=1, fold_batch_norm=True).predict_batch({"image": batch["image"], "image_meta": batch["image_meta"]})
     print(FIRST_STEP_MARK, flush=True)
     return {}
 
@@ -320,7 +321,7 @@ def bench_paired(args, report):
           flush=True)
     import paired
 
-    for name in PAIRED:
+    for name in args.paired:
         warmup = ["--warmup", str(args.warmup)]
         # Built one after the other (each builds on both cores), then timed alternately.
         ours = paired.Server([sys.executable, os.path.abspath(__file__), "--child", "serve", "--case", name, *warmup], cwd=REPO)
@@ -359,6 +360,8 @@ def main(argv=None):
     parser.add_argument("--warmup", type=int, default=2, help="untimed runs first (the first traces)")
     parser.add_argument("--peer", action="store_true", help="also measure TF Model Garden (separate venv)")
     parser.add_argument("--peer-python", help="python of an existing peer venv")
+    parser.add_argument("--paired", nargs="+", choices=PAIRED, default=list(PAIRED), metavar="NAME",
+                        help=f"with --only paired: these figures only (default all: {' '.join(PAIRED)})")
     parser.add_argument("--float16", action="store_true", help="also time mixed_float16 (slow on CPUs)")
     parser.add_argument("--json", metavar="OUT", help="write every figure and run to this JSON file")
     parser.add_argument("--child", choices=[*CHILDREN, "serve"], help=argparse.SUPPRESS)
