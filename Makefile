@@ -26,7 +26,8 @@ test: $(STAMP)
 	$(PY) -m pytest -q tests
 
 # Every speed and memory figure, side by side with TF Model Garden (installed into its own
-# venv, bench/.peer-venv, on first use), with the paired run; about 80 minutes on 2 CPU cores.
+# venv, bench/.peer-venv, on first use), with the paired run; 39 minutes on 2 CPU cores once
+# the peer venv exists (2026-11-22).
 # See docs/BENCHMARKS.md.
 bench: $(STAMP)
 	$(PY) bench/run.py --peer --json bench/results.json
