@@ -103,3 +103,19 @@ def test_folds_the_detector_backbone_and_keeps_its_heads():
     assert folded.get_layer("rpn_conv_shared") is detector.rpn_head.conv
     images = np.random.default_rng(4).uniform(0, 255, (1, 64, 64, 3)).astype("float32")
     assert_same_outputs(model, folded, images, rtol=1e-4)
+
+
+def test_folds_a_mixed_bfloat16_model_into_float32_weights():
+    """Under mixed precision the weights stay float32 (computed in float64) and the folded
+    convolution keeps the layer's policy: outputs agree to bfloat16 rounding."""
+    policy = "mixed_bfloat16"
+    x = keras.Input((16, 16, 3))
+    y = keras.layers.Conv2D(8, 3, padding="same", use_bias=False, dtype=policy, name="conv")(x)
+    y = keras.layers.BatchNormalization(dtype=policy, name="bn")(y)
+    model = keras.Model(x, keras.layers.Activation("linear", dtype="float32")(y))
+    randomize_batch_norms(model)
+    folded, count = fold_batch_norms(model)
+    conv = folded.get_layer("conv")
+    assert count == 1 and conv.dtype_policy.name == policy and conv.kernel.dtype == "float32"
+    assert_same_outputs(model, folded, np.random.default_rng(5).normal(size=(2, 16, 16, 3)).astype("float32"),
+                        rtol=3e-2)
