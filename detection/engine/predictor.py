@@ -29,8 +29,8 @@ class Predictor:
         """detector: a Detector to run (default: a new one, random weights until loaded).
 
         fold_batch_norm: fold the BatchNormalizations into their convolutions now (see
-        detection.modeling.folding): about 25 % less time per image on CPU, the same outputs
-        within float32 rounding. The fold copies the weights it touches as they are now, so
+        detection.modeling.folding): on ResNet-50-FPN at 832 x 1344, 26 % less op time per
+        image on CPU, the same outputs within float32 rounding. The fold copies the weights it touches as they are now, so
         use it only when the detector's weights will not change (not during training, where
         the AP callback shares the training weights).
         """
@@ -38,17 +38,17 @@ class Predictor:
         self.batch_size = batch_size or config.IMAGES_PER_GPU
         self.detector = detector or Detector(config, batch_size=self.batch_size, training=False)
         self.mask_threshold = mask_threshold
-        self.model = self.detector.inference_model
+        model = self.detector.inference_model
         if fold_batch_norm:
-            self.model, _ = fold_batch_norms(self.model)
-        model = self.model
+            model, _ = fold_batch_norms(model)
+        self.model = model  # what predict_batch runs
         self._forward = tf.function(lambda inputs: model(inputs, training=False), reduce_retracing=True)
 
     @classmethod
     def from_weights(cls, config, weights_path, batch_size=None, fold_batch_norm=True):
         """A Predictor with weights from a ``.weights.h5`` file saved by Detector.save_weights,
         BatchNormalizations folded (``fold_batch_norm``, see __init__)."""
-        detector = Detector(config, batch_size=batch_size or config.IMAGES_PER_GPU, training=False)
+        detector = Detector(config, batch_size=batch_size, training=False)  # None: IMAGES_PER_GPU
         detector.load_weights(weights_path)
         return cls(config, detector=detector, batch_size=batch_size, fold_batch_norm=fold_batch_norm)
 

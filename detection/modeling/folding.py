@@ -32,16 +32,11 @@ def fold_batch_norms(model):
     feeds nothing else (the un-normalised output would otherwise be lost). Every other layer
     is reused as is; inputs and outputs keep their structure, names and shapes.
     """
-    pairs = _foldable_pairs(model)  # {id(bn layer): conv layer}
-    folded_convs = {}  # id(original conv) -> new conv with folded weights
+    pairs = _foldable_pairs(model)  # {id(bn): (conv, bn)}
+    folded_convs = {id(conv): _new_biased_conv(conv) for conv, _ in pairs.values()}
 
     def clone_layer(layer):
-        if id(layer) in folded_convs:
-            return folded_convs[id(layer)]
-        return layer  # shared, weights included
-
-    for conv, _ in pairs.values():
-        folded_convs[id(conv)] = _new_biased_conv(conv)
+        return folded_convs.get(id(layer), layer)  # every other layer shared, weights included
 
     def call_layer(layer, *args, **kwargs):
         if id(layer) in pairs:
@@ -58,6 +53,7 @@ def _foldable_pairs(model):
     """{id(bn): (conv, bn)} for the BatchNormalizations of ``model`` that can be folded."""
     consumers = {}  # id(KerasTensor) -> how many nodes or model outputs read it
     producers = {}  # id(KerasTensor) -> the layer whose node made it
+    calls = {}  # id(layer) -> how many nodes of this model call it
     bn_inputs = []  # (bn, its input tensor)
     for nodes in model._nodes_by_depth.values():
         for node in nodes:
@@ -65,6 +61,7 @@ def _foldable_pairs(model):
                 consumers[id(tensor)] = consumers.get(id(tensor), 0) + 1
             if node.operation is None or node.is_input:
                 continue
+            calls[id(node.operation)] = calls.get(id(node.operation), 0) + 1
             for tensor in node.outputs:
                 producers[id(tensor)] = node.operation
             if isinstance(node.operation, keras.layers.BatchNormalization) and len(node.input_tensors) == 1:
@@ -79,14 +76,10 @@ def _foldable_pairs(model):
             continue
         if consumers.get(id(tensor)) != 1 or bn.axis not in (-1, len(tensor.shape) - 1):
             continue
-        if conv.data_format != "channels_last" or _call_count(model, bn) != 1 or _call_count(model, conv) != 1:
+        if conv.data_format != "channels_last" or calls[id(bn)] != 1 or calls[id(conv)] != 1:
             continue  # a shared layer would need one fold per call
         pairs[id(bn)] = (conv, bn)
     return pairs
-
-
-def _call_count(model, layer):
-    return sum(node.operation is layer for nodes in model._nodes_by_depth.values() for node in nodes)
 
 
 def _new_biased_conv(conv):

@@ -25,14 +25,15 @@ def batch_norm_count(model):
     return sum(isinstance(layer, keras.layers.BatchNormalization) for layer in model.layers)
 
 
-def assert_same_outputs(model, folded, x, rtol=1e-5):
+def assert_same_outputs(model, folded, x, tolerance=1e-5):
+    """Every output of ``folded`` within ``tolerance`` x the largest |value| of the model's."""
     expected = keras.tree.flatten(model(x, training=False))
     got = keras.tree.flatten(folded(x, training=False))
     assert len(expected) == len(got)
     for e, g in zip(expected, got):
         e, g = np.asarray(e), np.asarray(g)
         assert e.shape == g.shape
-        np.testing.assert_allclose(g, e, atol=rtol * np.abs(e).max())
+        np.testing.assert_allclose(g, e, atol=tolerance * np.abs(e).max())
 
 
 def test_folds_conv_with_and_without_bias_and_depthwise_conv():
@@ -85,7 +86,7 @@ def test_folds_every_batch_norm_of_the_keras_backbones(application, expected):
     folded, count = fold_batch_norms(model)
     assert count == expected and batch_norm_count(folded) == 0
     images = np.random.default_rng(3).uniform(-1, 1, (1, 64, 64, 3)).astype("float32")
-    assert_same_outputs(model, folded, images, rtol=1e-4)
+    assert_same_outputs(model, folded, images, tolerance=1e-4)
 
 
 def test_folds_the_detector_backbone_and_keeps_its_heads():
@@ -102,7 +103,7 @@ def test_folds_the_detector_backbone_and_keeps_its_heads():
     assert count == bns and batch_norm_count(folded) == 0
     assert folded.get_layer("rpn_conv_shared") is detector.rpn_head.conv
     images = np.random.default_rng(4).uniform(0, 255, (1, 64, 64, 3)).astype("float32")
-    assert_same_outputs(model, folded, images, rtol=1e-4)
+    assert_same_outputs(model, folded, images, tolerance=1e-4)
 
 
 def test_folds_a_mixed_bfloat16_model_into_float32_weights():
@@ -118,4 +119,4 @@ def test_folds_a_mixed_bfloat16_model_into_float32_weights():
     conv = folded.get_layer("conv")
     assert count == 1 and conv.dtype_policy.name == policy and conv.kernel.dtype == "float32"
     assert_same_outputs(model, folded, np.random.default_rng(5).normal(size=(2, 16, 16, 3)).astype("float32"),
-                        rtol=3e-2)
+                        tolerance=3e-2)
