@@ -27,11 +27,11 @@ import tensorflow as tf
 
 from detection.config import Config
 from detection.core.image_meta import compose_image_meta
-from detection.modeling.backbones import build_backbone
-from detection.modeling.detector import _CAFFE_BACKBONES, Detector
+from detection.modeling.backbones import build_backbone, input_convention
+from detection.modeling.detector import Detector
 from detection.modeling.folding import fold_batch_norms
 from detection.modeling.fpn import build_fpn
-from detection.modeling.heads import BoxHead, RPNHead
+from detection.modeling.heads import BOX_HEADS, RPN_HEADS
 from detection.modeling.normalization import NormalizeImage
 from timing import time_calls  # bench/timing.py (this folder is on sys.path wherever models is)
 
@@ -85,7 +85,8 @@ class MeanSquareLoss(keras.layers.Layer):
 def _image_inputs(config, batch_size):
     shape = config.IMAGE_SHAPE
     image = keras.Input(batch_shape=(batch_size, shape[0], shape[1], 3), name="image")
-    normalized = NormalizeImage(config.MEAN_PIXEL, config.PIXEL_STD, to_bgr=config.BACKBONE in _CAFFE_BACKBONES)(image)
+    convention = input_convention(config)
+    normalized = NormalizeImage(convention.mean, convention.std, to_bgr=convention.to_bgr)(image)
     return image, normalized
 
 
@@ -115,8 +116,8 @@ def conv_only_training(config):
     image, normalized = _image_inputs(config, b)
     rois = keras.Input(batch_shape=(b, config.TRAIN_ROIS_PER_IMAGE, 4), name="rois")
     maps = build_fpn(*build_backbone(normalized, config), config.TOP_DOWN_PYRAMID_SIZE)
-    rpn_logits, _, rpn_deltas = RPNHead(len(config.RPN_ANCHOR_RATIOS), config.TOP_DOWN_PYRAMID_SIZE)(maps)
-    class_logits, _, deltas = BoxHead(config)(rois, maps[:4], prefix="conv_only")
+    rpn_logits, _, rpn_deltas = RPN_HEADS[config.RPN_HEAD](config)(maps)
+    class_logits, _, deltas = BOX_HEADS[config.BOX_HEAD](config)(rois, maps[:4], prefix="conv_only")
     loss = MeanSquareLoss()(rpn_logits, rpn_deltas, class_logits, deltas)
     return _compiled(keras.Model({"image": image, "rois": rois}, loss, name="conv_only_training"))
 

@@ -149,6 +149,10 @@ class Key:
     section: str
 
 
+# Kept here, not imported from detection.modeling: reading a config must not import TensorFlow.
+BACKBONES = ("resnet50", "resnet101", "mobilenetv2", "resnet_tiny", "matterport_resnet50", "matterport_resnet101")
+NO_PRETRAINED_BACKBONES = ("resnet_tiny", "matterport_resnet50", "matterport_resnet101")
+
 LOSS_NAMES = ("rpn_class_loss", "rpn_bbox_loss", "rcnn_class_loss", "rcnn_bbox_loss", "mask_loss")
 
 _KEYS: list[Key] = []
@@ -165,10 +169,11 @@ _key(S, "GPU_COUNT", 1, integer(1), "Replicas to train on (set by tools/train.py
 _key(S, "IMAGES_PER_GPU", 2, integer(1), "Images per replica per step; the global batch is IMAGES_PER_GPU x GPU_COUNT.")
 _key(S, "NUM_CLASSES", 4, integer(2), "Number of classes including background (class id 0).")
 _key(S, "CLASS_NAMES", None, sequence(text(), optional=True), "Names of classes 1..NUM_CLASSES-1; null takes them from the dataset.")
+_key(S, "CATEGORY_IDS", None, sequence(integer(), optional=True), "The dataset's own id of each class 1..NUM_CLASSES-1 (COCO's run 1..90 for 80 classes), used in every output; null: 1..NUM_CLASSES-1. tools/train.py records the training set's.")
 
 S = "Backbone and FPN"
-_key(S, "BACKBONE", "resnet50", text(["resnet50", "resnet101", "resnet_tiny", "mobilenetv2"]), "Backbone network; resnet_tiny is a small ResNet for CPU work and tests.")
-_key(S, "BACKBONE_WEIGHTS", "none", text(), "imagenet, none, or a path to a weights file for the backbone.")
+_key(S, "BACKBONE", "resnet50", text(BACKBONES), "Backbone network (detection/modeling/backbones.py): keras.applications' resnet50, resnet101, mobilenetv2; resnet_tiny, a small ResNet for CPU work and tests; matterport_resnet50 / _resnet101, matterport's, with its layer names.")
+_key(S, "BACKBONE_WEIGHTS", "none", text(), "Backbone weights a fresh training run starts from: imagenet, none, or a path to a weights file of the backbone. Never used when weights are loaded (inference, --weights, --resume).")
 _key(S, "BACKBONE_STRIDES", [4, 8, 16, 32, 64], sequence(integer(1), length=5), "Strides of the pyramid levels P2..P6 in input pixels.")
 _key(S, "TRAIN_BN", False, boolean(), "Train BatchNorm layers; false freezes them (the usual choice for small batches).")
 _key(S, "TOP_DOWN_PYRAMID_SIZE", 256, integer(8), "Channels of the FPN feature maps.")
@@ -177,7 +182,9 @@ _key(S, "TINY_BACKBONE_WIDTH", 32, integer(4), "Channels of the first stage of r
 S = "Anchors and RPN"
 _key(S, "RPN_ANCHOR_SCALES", [32, 64, 128, 256, 512], sequence(number(0.5), length=5), "Side in input pixels of the ratio-1 anchor at each level P2..P6.")
 _key(S, "RPN_ANCHOR_RATIOS", [0.5, 1.0, 2.0], sequence(number(0.01), min_length=1), "Anchor aspect ratios, width / height.")
-_key(S, "RPN_ANCHOR_STRIDE", 1, integer(1), "Anchors at every RPN_ANCHOR_STRIDE-th feature map cell.")
+_key(S, "RPN_ANCHOR_STRIDE", 1, integer(1), "Anchors at every RPN_ANCHOR_STRIDE-th feature map cell (the RPN conv runs with this stride).")
+_key(S, "ANCHOR_OFFSET", 0.5, number(0, 1), "Anchor centres at (cell + ANCHOR_OFFSET) x stride: 0.5 the cell centre, 0 its corner (matterport).")
+_key(S, "RPN_HEAD", "standard", text(["standard", "matterport"]), "standard: 3x3 conv of TOP_DOWN_PYRAMID_SIZE channels, one sigmoid logit per anchor; matterport: 512 channels, two softmax logits (its layer names).")
 _key(S, "RPN_POSITIVE_IOU", 0.7, number(0, 1), "An anchor whose IoU with a GT box is at least this is positive.")
 _key(S, "RPN_NEGATIVE_IOU", 0.3, number(0, 1), "An anchor whose best IoU with every GT box is below this is negative.")
 _key(S, "RPN_MATCH_LOW_QUALITY", True, boolean(), "Each GT box also claims its best anchor(s), even below RPN_POSITIVE_IOU.")
@@ -196,7 +203,10 @@ _key(S, "ROI_POSITIVE_IOU", 0.5, number(0, 1), "A RoI whose IoU with a GT box is
 _key(S, "ROI_NEGATIVE_IOU", 0.5, number(0, 1), "A RoI whose best IoU with every GT box is below this is negative.")
 _key(S, "BBOX_STD_DEV", [0.1, 0.1, 0.2, 0.2], sequence(number(1e-6), length=4), "Divisors of the RCNN box deltas (dy, dx, log dh, log dw).")
 _key(S, "POOL_SIZE", 7, integer(1), "Side of the RoIAlign output for the box head.")
-_key(S, "ROI_ALIGN_MODE", "crop_and_resize", text(["crop_and_resize", "gather"]), "RoIAlign implementation: crop_and_resize (fast on CPU/GPU without XLA) or gather (static shapes, compiles with XLA / jit_compile).")
+_key(S, "ROI_ALIGN_MODE", "crop_and_resize", text(["crop_and_resize", "gather", "matterport"]), "RoIAlign: crop_and_resize (aligned, 2x2 samples per bin; fast on CPU/GPU without XLA), gather (the same numbers with static shapes, compiles with XLA / jit_compile), matterport (its level rule with round() and one corner-aligned sample per bin).")
+_key(S, "BOX_FRAME", "pixels", text(["pixels", "normalized"]), "Frame of the box math inside the model: pixels (pixel edges) or normalized (matterport's (y2 - 1) / (H - 1) coordinates: its weights need it; proposals clipped to the whole input, outputs rounded to whole pixels).")
+_key(S, "BOX_HEAD", "fc", text(["fc", "matterport"]), "fc: two fully connected layers (rcnn_fc1/2); matterport: its conv + BatchNorm head (mrcnn_class_conv1/2, mrcnn_class_bn1/2).")
+_key(S, "MASK_HEAD", "fcn", text(["fcn", "matterport"]), "fcn: four 3x3 convs (mask_conv1..4); matterport: the same with a BatchNorm after each (mrcnn_mask_conv1..4, mrcnn_mask_bn1..4).")
 _key(S, "MASK_POOL_SIZE", 14, integer(1), "Side of the RoIAlign output for the mask head.")
 _key(S, "MASK_SHAPE", [28, 28], sequence(integer(1), length=2), "Side of the predicted masks (twice MASK_POOL_SIZE).")
 _key(S, "FPN_CLASSIF_FC_LAYERS_SIZE", 1024, integer(1), "Width of the two fully connected layers of the box head.")
@@ -204,16 +214,21 @@ _key(S, "USE_MASK", True, boolean(), "Add the mask head (Mask R-CNN); false give
 
 S = "Detection (inference)"
 _key(S, "DETECTION_MAX_INSTANCES", 100, integer(1), "Most detections returned per image.")
-_key(S, "DETECTION_MIN_CONFIDENCE", 0.7, number(0, 1), "Detections scoring below this are dropped.")
+_key(S, "DETECTION_MIN_CONFIDENCE", 0.7, number(0, 1), "Detections scoring below this are dropped (inference and pictures; evaluation uses EVAL_MIN_CONFIDENCE).")
 _key(S, "DETECTION_NMS_THRESHOLD", 0.3, number(0, 1), "IoU threshold of the per-class NMS over detections.")
+_key(S, "DETECTION_CLASSES_PER_ROI", "all", text(["all", "top"]), "all: every class of a RoI scoring at least the threshold may become a detection (Detectron2); top: only the RoI's most probable class, background included (matterport).")
+_key(S, "EVAL_MIN_CONFIDENCE", 0.05, number(0, 1), "Score threshold of every evaluation (eval_coco, the per-epoch AP): COCO AP counts detections down to low scores, up to DETECTION_MAX_INSTANCES per image.")
+_key(S, "MASK_PASTE", "bilinear", text(["bilinear", "matterport"]), "How a 28x28 mask is pasted into its box: bilinear (OpenCV, edges replicated) or matterport (its resize with zero borders at the box rounded to whole pixels), thresholded at 0.5.")
 
 S = "Images"
 _key(S, "IMAGE_RESIZE_MODE", "square", text(["square", "pad64", "none"]), "square: resize and pad to IMAGE_MAX_DIM^2; pad64: resize, pad to a multiple of 64; none: as is.")
 _key(S, "IMAGE_MIN_DIM", 800, integer(1), "The shorter side is scaled up to at least this.")
 _key(S, "IMAGE_MAX_DIM", 1024, integer(64), "The longer side is scaled down to at most this; a multiple of 64.")
 _key(S, "IMAGE_MIN_SCALE", 0.0, number(0), "Smallest allowed scale-up factor (0: no limit).")
-_key(S, "MEAN_PIXEL", [123.7, 116.8, 103.9], sequence(number(), length=3), "Per-channel RGB mean subtracted from the image.")
-_key(S, "PIXEL_STD", [1.0, 1.0, 1.0], sequence(number(1e-6), length=3), "Per-channel divisor applied after the mean.")
+_key(S, "IMAGE_PADDING", "top_left", text(["top_left", "center"]), "Where the resized image sits in the padded input: top_left, or center (matterport).")
+_key(S, "IMAGE_RESIZE_METHOD", "opencv", text(["opencv", "matterport"]), "opencv: bilinear cv2.resize (large JPEGs decoded at 1/2..1/8 first); matterport: scikit-image's bilinear with zero borders, truncated to uint8, as matterport's resize_image.")
+_key(S, "MEAN_PIXEL", None, sequence(number(), length=3, optional=True), "Per-channel RGB mean subtracted from the image; null: the backbone's own input convention (see docs/config.md).")
+_key(S, "PIXEL_STD", None, sequence(number(1e-6), length=3, optional=True), "Per-channel divisor applied after the mean; null: the backbone's own.")
 _key(S, "MAX_GT_INSTANCES", 100, integer(1), "GT boxes per image, padded to this; more are an error or dropped (see STRICT_DATA).")
 _key(S, "MINI_MASK_SHAPE", [56, 56], sequence(integer(1), length=2), "GT masks are stored cropped to their box and resized to this.")
 
@@ -366,8 +381,13 @@ class Config:
             problems.append(("ROI_NEGATIVE_IOU", v["ROI_NEGATIVE_IOU"], f"at most ROI_POSITIVE_IOU ({v['ROI_POSITIVE_IOU']})"))
         if v["MASK_SHAPE"] != [2 * v["MASK_POOL_SIZE"]] * 2:
             problems.append(("MASK_SHAPE", v["MASK_SHAPE"], f"[{2 * v['MASK_POOL_SIZE']}, {2 * v['MASK_POOL_SIZE']}] (twice MASK_POOL_SIZE)"))
-        if v["BACKBONE"] == "resnet_tiny" and v["BACKBONE_WEIGHTS"] != "none":
-            problems.append(("BACKBONE_WEIGHTS", v["BACKBONE_WEIGHTS"], "none with BACKBONE resnet_tiny (it has no pretrained weights)"))
+        if v["BACKBONE"] in NO_PRETRAINED_BACKBONES and v["BACKBONE_WEIGHTS"] != "none":
+            problems.append(("BACKBONE_WEIGHTS", v["BACKBONE_WEIGHTS"], f"none with BACKBONE {v['BACKBONE']} "
+                             "(no ImageNet weights; matterport weights load with --weights FILE.h5)"))
+        if v["CATEGORY_IDS"] is not None and len(v["CATEGORY_IDS"]) != v["NUM_CLASSES"] - 1:
+            problems.append(("CATEGORY_IDS", v["CATEGORY_IDS"], f"{v['NUM_CLASSES'] - 1} ids (NUM_CLASSES - 1)"))
+        if v["CATEGORY_IDS"] is not None and len(set(v["CATEGORY_IDS"])) != len(v["CATEGORY_IDS"]):
+            problems.append(("CATEGORY_IDS", v["CATEGORY_IDS"], "distinct ids"))
         if v["CLASS_NAMES"] is not None and len(v["CLASS_NAMES"]) != v["NUM_CLASSES"] - 1:
             problems.append(("CLASS_NAMES", v["CLASS_NAMES"], f"{v['NUM_CLASSES'] - 1} names (NUM_CLASSES - 1)"))
         if v["POST_NMS_ROIS_TRAINING"] > v["PRE_NMS_LIMIT"]:

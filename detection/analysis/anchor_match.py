@@ -30,55 +30,13 @@ import dataclasses
 
 import numpy as np
 
-from detection.core.anchors import anchor_shapes
+from detection.core.anchors import AnchorSpec, anchor_shapes  # noqa: F401 (AnchorSpec: re-exported)
 
 # Loosening of the window bound against float rounding (relative, and absolute in pixels).
 _RELATIVE_SLACK = 1e-3
 _ABSOLUTE_SLACK = 1e-3
 # Below this IoU the windows would grow towards every overlapping anchor for little value.
 _LOWEST_EXACT_IOU = 0.05
-
-
-@dataclasses.dataclass(frozen=True)
-class AnchorSpec:
-    """The anchor set of a config: one scale and stride per level, ratios shared by all levels.
-
-    scales: [L] side in input pixels of each level's ratio-1 anchor; ratios: [R] width / height;
-    strides: [L] input pixels per feature cell; anchor_stride: anchors at every k-th cell.
-    """
-
-    scales: tuple
-    ratios: tuple
-    strides: tuple
-    anchor_stride: int = 1
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(tuple(config.RPN_ANCHOR_SCALES), tuple(config.RPN_ANCHOR_RATIOS),
-                   tuple(config.BACKBONE_STRIDES), int(config.RPN_ANCHOR_STRIDE))
-
-    def replace(self, **changes):
-        """A copy with some fields changed; sequences become tuples (hashable, comparable)."""
-        return dataclasses.replace(self, **{k: tuple(float(x) for x in v) if k in ("scales", "ratios") else v
-                                            for k, v in changes.items()})
-
-    @property
-    def level_names(self):
-        """P2, P3, ... for the usual five levels (level index 0 is P2)."""
-        return [f"P{i + 2}" for i in range(len(self.scales))]
-
-    def grid_cells(self, padded_sides, level):
-        """Anchor rows (or columns) of ``level`` for input sides ``padded_sides`` [...] int -> [...] int.
-
-        Matches ``feature_shapes`` (ceil(side / stride)) then ``arange(0, cells, anchor_stride)``.
-        """
-        feature = -(-np.asarray(padded_sides, np.int64) // int(self.strides[level]))
-        return -(-feature // int(self.anchor_stride))
-
-    def anchor_count(self, padded_shape):
-        """Number of anchors of an input of ``padded_shape`` (H, W), as generate_pyramid_anchors makes."""
-        return int(sum(self.grid_cells(padded_shape[0], level) * self.grid_cells(padded_shape[1], level)
-                       for level in range(len(self.scales))) * len(self.ratios))
 
 
 @dataclasses.dataclass
@@ -130,7 +88,7 @@ def match_to_anchor_grid(boxes, padded_shapes, spec, positive_iou, exact_above=N
             gt_h, gt_w = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
             min_dy = c / np.minimum(gt_w, width) * (1 - _RELATIVE_SLACK) - _ABSOLUTE_SLACK
             min_dx = c / np.minimum(gt_h, height) * (1 - _RELATIVE_SLACK) - _ABSOLUTE_SLACK
-            axis = _AxisGrid(spec.anchor_stride, stride)
+            axis = _AxisGrid(spec.anchor_stride, stride, spec.offset)
             y_lo, y_hi = axis.window(boxes[:, 0], boxes[:, 2], height, rows, min_dy)
             x_lo, x_hi = axis.window(boxes[:, 1], boxes[:, 3], width, cols, min_dx)
             group_best, group_pos = _evaluate_windows(
@@ -146,14 +104,15 @@ def match_to_anchor_grid(boxes, padded_shapes, spec, positive_iou, exact_above=N
 
 @dataclasses.dataclass(frozen=True)
 class _AxisGrid:
-    """Anchor centres along one axis: (k * anchor_stride + 0.5) * stride for k = 0 .. cells - 1."""
+    """Anchor centres along one axis: (k * anchor_stride + offset) * stride for k = 0 .. cells - 1."""
 
     anchor_stride: int
     stride: int
+    offset: float = 0.5
 
     def centres(self, cells):
         """cells: [...] int64 -> [...] float64, computed as generate_anchors does."""
-        return (cells * self.anchor_stride + 0.5) * self.stride
+        return (cells * self.anchor_stride + self.offset) * self.stride
 
     def edges(self, cells, side):
         """cells: [...] int64, side: anchor extent -> (low, high) [...] float64 of the float32 anchors."""
@@ -169,7 +128,7 @@ class _AxisGrid:
         g1, g2: [G] GT extent along this axis; side: anchor extent; cells: [G] cells per image.
         """
         spacing = self.anchor_stride * self.stride
-        offset = 0.5 * self.stride
+        offset = self.offset * self.stride
         centre = (g1 + g2) / 2
         last = cells - 1
         nearest = np.floor((centre - offset) / spacing).astype(np.int64)

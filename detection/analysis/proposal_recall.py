@@ -11,26 +11,11 @@ Example: GT [0, 0, 10, 10]; proposals ranked [[0, 0, 10, 5], [0, 0, 10, 10]] giv
 import numpy as np
 
 from detection.analysis.anchor_stats import SIZE_BUCKETS, distribution, threshold_key
+from detection.core.overlaps import pairwise_iou
 
 TOP_K = (100, 300, 1000)
 IOU_THRESHOLDS = (0.5, 0.7)
 MISS_IOU = 0.5
-
-
-def pairwise_iou(boxes_a, boxes_b):
-    """IoU of boxes_a [N, 4] with boxes_b [M, 4] ([y1, x1, y2, x2], one frame) -> [N, M] float64.
-
-    Zero-area rows (padding) have IoU 0 with everything.
-    """
-    a = np.asarray(boxes_a, np.float64).reshape(-1, 4)
-    b = np.asarray(boxes_b, np.float64).reshape(-1, 4)
-    ih = np.maximum(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0.0)
-    iw = np.maximum(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0.0)
-    inter = ih * iw
-    area_a = np.maximum(a[:, 2] - a[:, 0], 0) * np.maximum(a[:, 3] - a[:, 1], 0)
-    area_b = np.maximum(b[:, 2] - b[:, 0], 0) * np.maximum(b[:, 3] - b[:, 1], 0)
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
 
 
 def best_iou_over_top_k(gt_boxes, proposals, top_ks=TOP_K):

@@ -1,14 +1,22 @@
 """Anchor generation.
 
-Conventions (matterport's and TF Model Garden's):
-  * An anchor's centre at feature cell (i, j) of a level with stride s is ((i + 0.5) s, (j + 0.5) s).
-  * A scale is the side of the ratio-1 anchor in input pixels; ratio = width / height, so an
-    anchor of scale S and ratio r has height S / sqrt(r) and width S * sqrt(r).
+Conventions:
+  * An anchor's centre at feature cell (i, j) of a level with stride s is
+    ((i + offset) s, (j + offset) s): offset 0.5 (the default, TF Model Garden and Detectron2's
+    centred anchors) puts it at the cell's centre, offset 0 at its corner (matterport).
+  * A scale is the side of the ratio-1 anchor in input pixels; ratio = width / height (the
+    sense of matterport and TF Model Garden), so an anchor of scale S and ratio r has height
+    S / sqrt(r) and width S * sqrt(r).
   * Boxes are [y1, x1, y2, x2] in input-image pixels.
   * Row order: level, then y, then x, then (scale, ratio) with ratio fastest. A level's rows
     are ``(y * W + x) * A + a``, which is the order of an RPN head's output reshaped from
     [H, W, A * k] to [H * W * A, k].
+
+This module needs NumPy only; the in-graph variant for dynamic input shapes imports
+TensorFlow when it is called.
 """
+
+import dataclasses
 
 import numpy as np
 
@@ -20,20 +28,22 @@ def anchor_shapes(scales, ratios):
     return scales / np.sqrt(ratios), scales * np.sqrt(ratios)
 
 
-def generate_anchors(scales, ratios, feature_shape, stride, anchor_stride=1):
+def generate_anchors(scales, ratios, feature_shape, stride, anchor_stride=1, offset=0.5):
     """Anchors of one level.
 
     scales: [S] sides of ratio-1 anchors in pixels; ratios: [R] width / height;
     feature_shape: (H, W) of the feature map; stride: input pixels per feature cell;
-    anchor_stride: anchors at every anchor_stride-th cell.
+    anchor_stride: anchors at every anchor_stride-th cell; offset: where in its cell an
+    anchor is centred (0.5 the centre, 0 the top-left corner).
     Returns [H' * W' * S * R, 4] float32 [y1, x1, y2, x2], H' = ceil(H / anchor_stride).
 
     Example: scale 64, ratio 1, a 2x2 map at stride 32 gives
-    [[-16,-16,48,48], [-16,16,48,80], [16,-16,80,48], [16,16,80,80]].
+    [[-16,-16,48,48], [-16,16,48,80], [16,-16,80,48], [16,16,80,80]] (offset 0.5) and
+    [[-32,-32,32,32], [-32,0,32,64], [0,-32,64,32], [0,0,64,64]] (offset 0).
     """
     heights, widths = anchor_shapes(scales, ratios)
-    ys = (np.arange(0, feature_shape[0], anchor_stride) + 0.5) * stride
-    xs = (np.arange(0, feature_shape[1], anchor_stride) + 0.5) * stride
+    ys = (np.arange(0, feature_shape[0], anchor_stride) + offset) * stride
+    xs = (np.arange(0, feature_shape[1], anchor_stride) + offset) * stride
     cy, cx = np.meshgrid(ys, xs, indexing="ij")  # [H', W']
     cy = cy[:, :, None]
     cx = cx[:, :, None]
@@ -46,42 +56,110 @@ def feature_shapes(image_shape, strides):
     return [(int(np.ceil(image_shape[0] / s)), int(np.ceil(image_shape[1] / s))) for s in strides]
 
 
-def generate_pyramid_anchors(scales, ratios, image_shape, strides, anchor_stride=1):
+def generate_pyramid_anchors(scales, ratios, image_shape, strides, anchor_stride=1, offset=0.5):
     """Anchors of all levels, one scale per level.
 
-    scales: [L] one scale per level; ratios: [R]; image_shape: [H, W, ...]; strides: [L].
+    scales: [L] one scale per level; ratios: [R]; image_shape: [H, W, ...]; strides: [L];
+    anchor_stride, offset: as generate_anchors.
     Returns (anchors [N, 4] float32 in level, y, x, ratio order; level_of_anchor [N] int32).
     """
     per_level = [
-        generate_anchors([scale], ratios, shape, stride, anchor_stride)
+        generate_anchors([scale], ratios, shape, stride, anchor_stride, offset)
         for scale, shape, stride in zip(scales, feature_shapes(image_shape, strides), strides)
     ]
     levels = np.concatenate([np.full(len(a), i, np.int32) for i, a in enumerate(per_level)])
     return np.concatenate(per_level, axis=0), levels
 
 
-def pyramid_anchors_for_image(image_shape, config):
-    """The config's anchors [N, 4] float32 for a model input of ``image_shape`` [H, W, ...].
+@dataclasses.dataclass(frozen=True)
+class AnchorSpec:
+    """The anchor set of a model: one scale and stride per level, ratios shared by all levels.
 
-    Static (python ints) -> a numpy constant built once at trace time; dynamic (tensors) ->
-    built in the graph with the same layout as ``generate_pyramid_anchors``.
+    scales: [L] side in input pixels of each level's ratio-1 anchor; ratios: [R] width / height;
+    strides: [L] input pixels per feature cell; anchor_stride: anchors at every k-th cell;
+    offset: anchor centres at (cell + offset) * stride (0.5 centred, 0 matterport's corners).
+    Hashable and comparable (tuples), so it can key caches and be compared in searches.
     """
-    args = (config.RPN_ANCHOR_SCALES, config.RPN_ANCHOR_RATIOS)
-    if isinstance(image_shape[0], int) and isinstance(image_shape[1], int):
-        return generate_pyramid_anchors(*args, image_shape, config.BACKBONE_STRIDES, config.RPN_ANCHOR_STRIDE)[0]
-    return _pyramid_anchors_tf(*args, image_shape, config.BACKBONE_STRIDES, config.RPN_ANCHOR_STRIDE)
+
+    scales: tuple
+    ratios: tuple
+    strides: tuple
+    anchor_stride: int = 1
+    offset: float = 0.5
+
+    @classmethod
+    def from_config(cls, config):
+        """The spec of a Config's RPN_ANCHOR_SCALES, RPN_ANCHOR_RATIOS, BACKBONE_STRIDES,
+        RPN_ANCHOR_STRIDE and ANCHOR_OFFSET."""
+        return cls(tuple(float(s) for s in config.RPN_ANCHOR_SCALES), tuple(float(r) for r in config.RPN_ANCHOR_RATIOS),
+                   tuple(int(s) for s in config.BACKBONE_STRIDES), int(config.RPN_ANCHOR_STRIDE),
+                   float(config.ANCHOR_OFFSET))
+
+    @classmethod
+    def from_dict(cls, values):
+        """The inverse of ``to_dict`` (for layers' get_config / from_config)."""
+        return cls(tuple(values["scales"]), tuple(values["ratios"]), tuple(values["strides"]),
+                   int(values.get("anchor_stride", 1)), float(values.get("offset", 0.5)))
+
+    def to_dict(self):
+        return {"scales": list(self.scales), "ratios": list(self.ratios), "strides": list(self.strides),
+                "anchor_stride": self.anchor_stride, "offset": self.offset}
+
+    def replace(self, **changes):
+        """A copy with some fields changed; sequences become tuples (hashable, comparable)."""
+        return dataclasses.replace(self, **{k: tuple(float(x) for x in v) if k in ("scales", "ratios") else v
+                                            for k, v in changes.items()})
+
+    @property
+    def level_names(self):
+        """P2, P3, ... for the usual five levels (level index 0 is P2)."""
+        return [f"P{i + 2}" for i in range(len(self.scales))]
+
+    @property
+    def anchors_per_location(self):
+        return len(self.ratios)
+
+    def grid_cells(self, padded_sides, level):
+        """Anchor rows (or columns) of ``level`` for input sides ``padded_sides`` [...] int -> [...] int.
+
+        Matches ``feature_shapes`` (ceil(side / stride)) then ``arange(0, cells, anchor_stride)``.
+        """
+        feature = -(-np.asarray(padded_sides, np.int64) // int(self.strides[level]))
+        return -(-feature // int(self.anchor_stride))
+
+    def anchor_count(self, padded_shape):
+        """Number of anchors of an input of ``padded_shape`` (H, W), as generate_pyramid_anchors makes."""
+        return int(sum(self.grid_cells(padded_shape[0], level) * self.grid_cells(padded_shape[1], level)
+                       for level in range(len(self.scales))) * len(self.ratios))
+
+    def anchors(self, image_shape):
+        """The anchors [N, 4] float32 of an input of ``image_shape`` (H, W[, C]).
+
+        Static sides (python ints) -> a numpy array built once at trace time; dynamic sides
+        (scalar tensors) -> built in the graph with the same layout as ``generate_pyramid_anchors``.
+        """
+        if isinstance(image_shape[0], (int, np.integer)) and isinstance(image_shape[1], (int, np.integer)):
+            return generate_pyramid_anchors(self.scales, self.ratios, image_shape, self.strides,
+                                            self.anchor_stride, self.offset)[0]
+        return _pyramid_anchors_tf(self, image_shape)
 
 
-def _pyramid_anchors_tf(scales, ratios, image_shape, strides, anchor_stride):
+def pyramid_anchors_for_image(image_shape, config):
+    """The config's anchors [N, 4] float32 for a model input of ``image_shape`` [H, W, ...]
+    (see AnchorSpec.anchors)."""
+    return AnchorSpec.from_config(config).anchors(image_shape)
+
+
+def _pyramid_anchors_tf(spec, image_shape):
     import tensorflow as tf
 
     levels = []
-    for scale, stride in zip(scales, strides):
-        heights, widths = anchor_shapes([scale], ratios)
+    for scale, stride in zip(spec.scales, spec.strides):
+        heights, widths = anchor_shapes([scale], spec.ratios)
         height = tf.cast(tf.math.ceil(tf.cast(image_shape[0], tf.float32) / stride), tf.int32)
         width = tf.cast(tf.math.ceil(tf.cast(image_shape[1], tf.float32) / stride), tf.int32)
-        ys = (tf.cast(tf.range(0, height, anchor_stride), tf.float32) + 0.5) * stride
-        xs = (tf.cast(tf.range(0, width, anchor_stride), tf.float32) + 0.5) * stride
+        ys = (tf.cast(tf.range(0, height, spec.anchor_stride), tf.float32) + spec.offset) * stride
+        xs = (tf.cast(tf.range(0, width, spec.anchor_stride), tf.float32) + spec.offset) * stride
         cy, cx = tf.meshgrid(ys, xs, indexing="ij")
         cy, cx = cy[:, :, None], cx[:, :, None]
         h = tf.constant(heights, tf.float32)

@@ -7,21 +7,45 @@ Layout (float32, IMAGE_META_SIZE = 12):
   [7:11]   window (y1, x1, y2, x2): where the resized image sits inside the padded input
   [11]     scale: input pixels per original pixel
 
-A box in input pixels maps to the original image as ``(box - [wy1, wx1, wy1, wx1]) / scale``.
+``parse_image_meta`` is the one place that knows the layout; everything else reads fields
+through it. A box in input pixels maps to the original image as
+``(box - [wy1, wx1, wy1, wx1]) / scale`` (``boxes_to_original``).
 """
 
 import numpy as np
-import tensorflow as tf
 
 IMAGE_META_SIZE = 12
 
 
-def compose_image_meta(image_id, original_shape, image_shape, window, scale):
-    """-> [12] float32 numpy vector (see the module docstring)."""
-    meta = [image_id, *original_shape[:3], *image_shape[:3], *window, scale]
+def _fields(image_id, original_shape, image_shape, window, scale):
     if len(original_shape) == 2 or len(image_shape) == 2:
         raise ValueError("shapes must be (H, W, C)")
-    return np.asarray(meta, np.float32)
+    return [image_id, *original_shape[:3], *image_shape[:3], *window, scale]
+
+
+def compose_image_meta(image_id, original_shape, image_shape, window, scale):
+    """-> [12] float32 numpy vector (see the module docstring)."""
+    return np.asarray(_fields(image_id, original_shape, image_shape, window, scale), np.float32)
+
+
+def compose_image_meta_tensor(image_id, original_shape, image_shape, window, scale):
+    """compose_image_meta in a graph: the same fields as scalars or scalar tensors -> [12] float32."""
+    import tensorflow as tf
+
+    return tf.stack([tf.cast(v, tf.float32) for v in _fields(image_id, original_shape, image_shape, window, scale)])
+
+
+def with_input_shape(meta, height, width):
+    """meta [B, 12] tensor -> the same with the model input shape's H, W set (e.g. after the
+    batch was padded to a larger size)."""
+    import tensorflow as tf
+
+    rows = tf.shape(meta)[0]
+    shape = tf.broadcast_to(tf.cast(tf.stack([height, width]), tf.float32), [rows, 2])
+    return tf.concat([meta[:, :_INPUT_SHAPE], shape, meta[:, _INPUT_SHAPE + 2:]], axis=1)
+
+
+_INPUT_SHAPE = 4  # index of the model input's H in the layout above
 
 
 def parse_image_meta(meta):
@@ -36,14 +60,31 @@ def parse_image_meta(meta):
     }
 
 
-def boxes_to_original(boxes, meta):
-    """boxes: [B, N, 4] input pixels, meta: [B, 12] -> [B, N, 4] original-image pixels, clipped
-    to the original image."""
+def boxes_to_original(boxes, meta, frame="pixels"):
+    """boxes: [B, N, 4] in the model's box frame, meta: [B, 12] -> [B, N, 4] original-image pixels.
+
+    frame "pixels": ``(box - window origin) / scale``, clipped to the original image.
+    frame "normalized": matterport's ``unmold_detections``: the box relative to the window
+    (both normalized) times (original side - 1), plus [0, 0, 1, 1], rounded to whole pixels.
+    """
+    import tensorflow as tf
+
+    from detection.core.frames import check_frame, hw_from_image_shape, to_frame
+
     meta = tf.convert_to_tensor(meta, tf.float32)
-    window = meta[:, 7:11]
-    scale = meta[:, 11]
-    shift = tf.stack([window[:, 0], window[:, 1], window[:, 0], window[:, 1]], axis=-1)[:, None, :]
-    out = (tf.convert_to_tensor(boxes, tf.float32) - shift) / scale[:, None, None]
-    h, w = meta[:, 1], meta[:, 2]
+    fields = parse_image_meta(meta)
+    window, scale, original = fields["window"], fields["scale"], fields["original_shape"]
+    boxes = tf.convert_to_tensor(boxes, tf.float32)
+    h, w = original[:, 0], original[:, 1]
+    if check_frame(frame) == "pixels":
+        shift = tf.stack([window[:, 0], window[:, 1], window[:, 0], window[:, 1]], axis=-1)[:, None, :]
+        out = (boxes - shift) / scale[:, None, None]
+    else:
+        window = to_frame(window, hw_from_image_shape(fields["image_shape"]), "normalized")
+        shift = tf.stack([window[:, 0], window[:, 1], window[:, 0], window[:, 1]], axis=-1)[:, None, :]
+        wh, ww = window[:, 2] - window[:, 0], window[:, 3] - window[:, 1]
+        relative = (boxes - shift) / tf.stack([wh, ww, wh, ww], axis=-1)[:, None, :]
+        out = tf.round(relative * tf.stack([h - 1, w - 1, h - 1, w - 1], axis=-1)[:, None, :]
+                       + tf.constant([0.0, 0.0, 1.0, 1.0]))
     limit = tf.stack([h, w, h, w], axis=-1)[:, None, :]
     return tf.clip_by_value(out, 0.0, limit)

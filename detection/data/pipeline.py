@@ -35,7 +35,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from detection.core.image_meta import IMAGE_META_SIZE
+from detection.core.image_meta import IMAGE_META_SIZE, with_input_shape
 from detection.data.augment import Augmenter
 from detection.data.example import gt_mask_shape, load_example
 from detection.data.validation import ValidationReport
@@ -232,10 +232,8 @@ def _to_model_dtypes(batch):
     batch["image"] = tf.cast(batch["image"], tf.float32)
     if "gt_masks" in batch:
         batch["gt_masks"] = tf.cast(batch["gt_masks"], tf.float32)
-    shape = tf.cast(tf.shape(batch["image"])[1:3], tf.float32)
-    meta = batch["image_meta"]
-    rows = tf.shape(meta)[0]
-    batch["image_meta"] = tf.concat([meta[:, :4], tf.broadcast_to(shape, [rows, 2]), meta[:, 6:]], axis=1)
+    shape = tf.shape(batch["image"])
+    batch["image_meta"] = with_input_shape(batch["image_meta"], shape[1], shape[2])
     return batch
 
 

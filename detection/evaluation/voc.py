@@ -34,6 +34,7 @@ Worked example (one class, 2 GT boxes, one of them difficult; 3 detections)::
 
 import numpy as np
 
+from detection.core.overlaps import pairwise_iou
 from detection.evaluation.errors import EvaluationError
 from detection.evaluation.tables import format_ap_table
 
@@ -133,7 +134,7 @@ def match_detections(gt_by_image, image_ids, boxes, scores, iou_threshold):
         if len(gt_boxes) == 0:
             fp[rank] = 1
             continue
-        overlaps = box_iou(boxes[d][None], gt_boxes)[0]
+        overlaps = pairwise_iou(boxes[d][None], gt_boxes)[0]
         best = int(np.argmax(overlaps))  # the first of equal best, as the devkit's strict >
         if overlaps[best] < iou_threshold:
             fp[rank] = 1
@@ -165,19 +166,6 @@ def average_precision(recall, precision, use_07_metric=False):
     mpre = np.maximum.accumulate(mpre[::-1])[::-1]
     changes = np.where(mrec[1:] != mrec[:-1])[0]
     return float(np.sum((mrec[changes + 1] - mrec[changes]) * mpre[changes + 1]))
-
-
-def box_iou(boxes_a, boxes_b):
-    """IoU of [A, 4] and [B, 4] boxes [y1, x1, y2, x2] (any one frame, area without +1)
-    -> [A, B]; 0 where a box has no area and nothing overlaps."""
-    a = np.asarray(boxes_a, dtype=np.float64)[:, None, :]
-    b = np.asarray(boxes_b, dtype=np.float64)[None, :, :]
-    ih = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
-    iw = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
-    inter = ih * iw
-    union = ((a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1])
-             + (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1]) - inter)
-    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
 
 
 def _boxes_and_classes(image, num_classes, what):

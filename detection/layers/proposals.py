@@ -1,26 +1,29 @@
 """ProposalLayer: RPN scores and deltas -> a fixed number of proposals per image.
 
-Per image (``batch_slice``): the PRE_NMS_LIMIT highest-scoring anchors, decoded with
-RPN_BBOX_STD_DEV, clipped to the image window, NMS at RPN_NMS_THRESHOLD, padded with zero
-rows to POST_NMS_ROIS_TRAINING or POST_NMS_ROIS_INFERENCE. No gradient flows through
-proposals (NMS has none; the RPN trains through its own losses).
+Per image (``batch_slice``): the ``pre_nms_limit`` highest-scoring anchors, decoded with
+``bbox_std``, clipped, NMS at ``nms_threshold``, padded with zero rows to ``count``. No
+gradient flows through proposals (NMS has none; the RPN trains through its own losses).
+
+Clipping: to the image window (where the resized image sits in the padded input) in the
+pixel frame; to the whole input, [0, 0, 1, 1], in the normalized frame, as matterport does.
 """
 
 import keras
 import tensorflow as tf
 
-from detection.config import Config
-from detection.core import anchors as anchor_ops
 from detection.core import boxes as box_ops
+from detection.core.anchors import AnchorSpec
 from detection.core.batching import batch_slice
+from detection.core.frames import to_frame
+from detection.core.image_meta import parse_image_meta
 from detection.layers.rpn_target import image_hw
 
 
 def proposals_for_image(scores, deltas, anchors, window, pre_nms_limit, count, nms_threshold, std):
     """scores: [A] objectness logits or probabilities; deltas: [A, 4]; anchors: [A, 4];
-    window: [4] (y1, x1, y2, x2) of the image in input pixels.
-    Returns proposals [count, 4] input pixels in descending score order, zero-padded, and
-    their scores [count] (0 for padding)."""
+    window: [4] (y1, x1, y2, x2) to clip to; all boxes in one frame.
+    Returns proposals [count, 4] in descending score order, zero-padded, and their scores
+    [count] (0 for padding)."""
     k = tf.minimum(pre_nms_limit, tf.shape(scores)[0])
     top_scores, top = tf.math.top_k(scores, k=k, sorted=True)
     boxes = box_ops.decode(tf.gather(deltas, top), tf.gather(anchors, top), std)
@@ -36,36 +39,45 @@ def proposals_for_image(scores, deltas, anchors, window, pre_nms_limit, count, n
 class ProposalLayer(keras.layers.Layer):
     """Inputs: rpn_probs [B, A] float32 foreground probabilities, rpn_deltas [B, A, 4],
     image [B, H, W, 3] (for its shape), image_meta [B, 12] (for the window).
-    Outputs: proposals [B, count, 4] input pixels (zero rows = padding), scores [B, count].
+    Output: proposals [B, count, 4] in the box frame (zero rows = padding).
+
+    anchors: an AnchorSpec (or its dict); count: proposals kept per image (config
+    POST_NMS_ROIS_TRAINING / _INFERENCE); pre_nms_limit, nms_threshold, bbox_std: config
+    PRE_NMS_LIMIT, RPN_NMS_THRESHOLD, RPN_BBOX_STD_DEV; frame: the box frame.
     """
 
-    def __init__(self, config, count, **kwargs):
+    def __init__(self, anchors, count, pre_nms_limit=6000, nms_threshold=0.7, bbox_std=box_ops.DEFAULT_STD,
+                 frame="pixels", **kwargs):
         kwargs.setdefault("dtype", "float32")  # targets, NMS and losses stay float32 under mixed precision
         super().__init__(**kwargs)
-        self.config = config
+        self.anchors = anchors if isinstance(anchors, AnchorSpec) else AnchorSpec.from_dict(anchors)
         self.count = int(count)
+        self.pre_nms_limit = int(pre_nms_limit)
+        self.nms_threshold = float(nms_threshold)
+        self.bbox_std = [float(s) for s in bbox_std]
+        self.frame = frame
 
     def call(self, rpn_probs, rpn_deltas, image, image_meta):
-        anchors = anchor_ops.pyramid_anchors_for_image(image_hw(image), self.config)
+        hw = image_hw(image)
+        anchors = to_frame(self.anchors.anchors(hw), hw, self.frame)
         rpn_probs = tf.stop_gradient(tf.cast(rpn_probs, tf.float32))
         rpn_deltas = tf.stop_gradient(tf.cast(rpn_deltas, tf.float32))
-        window = tf.cast(image_meta, tf.float32)[:, 7:11]
-        c = self.config
+        if self.frame == "pixels":
+            windows = parse_image_meta(tf.cast(image_meta, tf.float32))["window"]
+        else:
+            windows = tf.tile(tf.constant([[0.0, 0.0, 1.0, 1.0]]), [tf.shape(rpn_probs)[0], 1])
 
-        def per_image(scores, deltas, win):
-            return list(proposals_for_image(scores, deltas, anchors, win, c.PRE_NMS_LIMIT, self.count,
-                                            c.RPN_NMS_THRESHOLD, c.RPN_BBOX_STD_DEV))
+        def per_image(scores, deltas, window):
+            proposals, _ = proposals_for_image(scores, deltas, anchors, window, self.pre_nms_limit, self.count,
+                                               self.nms_threshold, self.bbox_std)
+            return proposals
 
-        return tuple(batch_slice([rpn_probs, rpn_deltas, window], per_image, rpn_probs.shape[0]))
+        return batch_slice([rpn_probs, rpn_deltas, windows], per_image, rpn_probs.shape[0])
 
     def compute_output_spec(self, rpn_probs, rpn_deltas, image, image_meta):
-        batch = rpn_probs.shape[0]
-        return (keras.KerasTensor((batch, self.count, 4), "float32"),
-                keras.KerasTensor((batch, self.count), "float32"))
+        return keras.KerasTensor((rpn_probs.shape[0], self.count, 4), "float32")
 
     def get_config(self):
-        return {**super().get_config(), "config": self.config.to_dict(), "count": self.count}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(config=Config(config.pop("config")), **config)
+        return {**super().get_config(), "anchors": self.anchors.to_dict(), "count": self.count,
+                "pre_nms_limit": self.pre_nms_limit, "nms_threshold": self.nms_threshold,
+                "bbox_std": self.bbox_std, "frame": self.frame}

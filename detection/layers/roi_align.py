@@ -21,13 +21,21 @@ inside or just outside, the gather path (with and without XLA alike) counts it a
   Its gradient is deterministic; crop_and_resize's CPU gradient is not, and loses
   contributions where crops overlap unless TF op determinism is on (tensorflow/tensorflow#42033).
 
-Features are cast to float32 inside so mixed precision works.
+- ``matterport``: matterport's PyramidROIAlign, for its weights: the level is
+  ``clip(4 + round(log2(sqrt(h * w) / (224 / sqrt(H * W)))), 2, 5)`` with h, w in matterport's
+  normalized coordinates and H, W the input size, and ``tf.image.crop_and_resize`` of the
+  normalized box straight at pool_size: one bilinear sample per bin, the first and last on
+  the box's corners (no 2 x 2 averaging, no half-pixel alignment).
+
+RoIs arrive in the model's box frame (detection/core/frames.py) and are converted to what
+each mode samples in. Features are cast to float32 inside so mixed precision works.
 """
 
 import keras
 import tensorflow as tf
 
 from detection.core import boxes as box_ops
+from detection.core.frames import from_frame, to_frame
 
 
 def aligned_crop_boxes(boxes, origin, scale, frame_hw, samples):
@@ -82,24 +90,59 @@ def pool_by_crop_and_resize(rois, feature_maps, strides, pool_size):
     rois: [B, R, 4] float32 input pixels, finite. feature_maps: P2..P5 [B, h_k, w_k, C].
     strides: the 4 level strides in input pixels. Returns [B, R, pool_size, pool_size, C] float32.
     """
-    batch, num_rois = tf.shape(rois)[0], tf.shape(rois)[1]
-    levels = roi_levels(rois)
     samples = 2 * pool_size
-    pooled, positions = [], []
-    for k, (features, stride) in enumerate(zip(feature_maps, strides)):
+
+    def crop_boxes(level_boxes, level, features):
+        return aligned_crop_boxes(level_boxes, [0.0, 0.0], 1.0 / strides[level], tf.shape(features)[1:3], samples)
+
+    crops = _crop_by_level(rois, roi_levels(rois), feature_maps, crop_boxes, samples)
+    return _unflatten(tf.nn.avg_pool2d(crops, 2, 2, "VALID"), rois, pool_size, feature_maps)
+
+
+def matterport_levels(rois, image_hw):
+    """rois: [..., 4] matterport-normalized boxes, image_hw: (H, W) of the input -> [...] int32
+    level index 0..3 (P2..P5) by matterport's rule (module docstring). A zero-area (padding)
+    or non-finite box gets P2, where matterport's int cast of log2(0) = -inf also puts it."""
+    y1, x1, y2, x2 = tf.unstack(rois, 4, axis=-1)
+    image_area = tf.cast(image_hw[0], tf.float32) * tf.cast(image_hw[1], tf.float32)
+    # The float ops of matterport's log2_graph, in its order: level boundaries fall alike.
+    level = tf.math.log(tf.sqrt((y2 - y1) * (x2 - x1)) / (224.0 / tf.sqrt(image_area))) / tf.math.log(2.0)
+    level = 4.0 + tf.round(level)
+    level = tf.where(tf.math.is_finite(level), level, 2.0)
+    return tf.cast(tf.clip_by_value(level, 2.0, 5.0), tf.int32) - 2
+
+
+def pool_by_matterport_crop(rois, feature_maps, image_hw, pool_size):
+    """matterport's RoIAlign. rois: [B, R, 4] float32 matterport-normalized, finite;
+    feature_maps: P2..P5; image_hw: (H, W) of the input. Returns [B, R, pool, pool, C] float32."""
+    crops = _crop_by_level(rois, matterport_levels(rois, image_hw), feature_maps,
+                           lambda level_boxes, level, features: level_boxes, pool_size)
+    return _unflatten(crops, rois, pool_size, feature_maps)
+
+
+def _crop_by_level(rois, levels, feature_maps, crop_boxes, crop_size):
+    """crop_and_resize of each RoI on its level's map, back in (image, roi) order.
+
+    rois: [B, R, 4]; levels: [B, R] int32 0..3; crop_boxes(level_boxes [n, 4], level, features)
+    -> [n, 4] crop_and_resize boxes. Returns [B * R, crop_size, crop_size, C] float32.
+    """
+    num_rois = tf.shape(rois)[1]
+    crops, positions = [], []
+    for k, features in enumerate(feature_maps):
         where = tf.cast(tf.where(tf.equal(levels, k)), tf.int32)  # [n, 2] (image, roi)
-        level_boxes = tf.gather_nd(rois, where)
-        crop = aligned_crop_boxes(level_boxes, [0.0, 0.0], 1.0 / stride, tf.shape(features)[1:3], samples)
-        crops = tf.image.crop_and_resize(
-            tf.cast(features, tf.float32), crop, where[:, 0], [samples, samples], method="bilinear")
-        pooled.append(tf.nn.avg_pool2d(crops, 2, 2, "VALID"))
+        boxes = crop_boxes(tf.gather_nd(rois, where), k, features)
+        crops.append(tf.image.crop_and_resize(tf.cast(features, tf.float32), boxes, where[:, 0],
+                                              [crop_size, crop_size], method="bilinear"))
         positions.append(where[:, 0] * num_rois + where[:, 1])
-    pooled = tf.concat(pooled, axis=0)
+    crops = tf.concat(crops, axis=0)
     # Back to (image, roi) order: position p holds the crop of flat RoI p.
-    order = tf.math.invert_permutation(tf.concat(positions, axis=0))
-    pooled = tf.gather(pooled, order)
-    channels = feature_maps[0].shape[-1]
-    return tf.reshape(pooled, [batch, num_rois, pool_size, pool_size, channels])
+    return tf.gather(crops, tf.math.invert_permutation(tf.concat(positions, axis=0)))
+
+
+def _unflatten(pooled, rois, pool_size, feature_maps):
+    """[B * R, pool, pool, C] -> [B, R, pool, pool, C]."""
+    shape = tf.shape(rois)
+    return tf.reshape(pooled, [shape[0], shape[1], pool_size, pool_size, feature_maps[0].shape[-1]])
 
 
 def flat_level_table(feature_maps):
@@ -189,29 +232,39 @@ def pool_by_gather(rois, feature_maps, strides, pool_size):
 
 
 POOLERS = {"crop_and_resize": pool_by_crop_and_resize, "gather": pool_by_gather}
+MODES = tuple(POOLERS) + ("matterport",)
 
 
 @keras.saving.register_keras_serializable(package="detection")
 class PyramidROIAlign(keras.layers.Layer):
     """Pools a fixed-size feature crop for every RoI from its FPN level.
 
-    Inputs: rois [B, R, 4] input pixels (zero rows are padding and pool garbage that the
-    losses weight out), then P2..P5 [B, h_k, w_k, C].
+    Inputs: rois [B, R, 4] in the box frame ``frame`` (zero rows are padding and pool
+    garbage that the losses weight out), then P2..P5 [B, h_k, w_k, C].
     Output: [B, R, size, size, C] in the layer's compute dtype.
-    mode: "crop_and_resize" (fast without XLA) or "gather" (static shapes, compiles with XLA);
-    both give the same numbers, see the module docstring.
+    mode: "crop_and_resize" (fast without XLA) or "gather" (static shapes, compiles with XLA),
+    the same numbers (module docstring); or "matterport", matterport's own sampling.
+    strides: of P2..P5 in input pixels (the input size is P2's size times strides[0]).
     """
 
-    def __init__(self, pool_size, strides=(4, 8, 16, 32), mode="crop_and_resize", **kwargs):
+    def __init__(self, pool_size, strides=(4, 8, 16, 32), mode="crop_and_resize", frame="pixels", **kwargs):
         super().__init__(**kwargs)
-        if mode not in POOLERS:
-            raise ValueError(f"PyramidROIAlign mode must be one of {sorted(POOLERS)}, got {mode!r}")
+        if mode not in MODES:
+            raise ValueError(f"PyramidROIAlign mode must be one of {MODES}, got {mode!r}")
         self.pool_size = int(pool_size)
         self.strides = [int(s) for s in strides]
         self.mode = mode
+        self.frame = frame
 
     def call(self, rois, *feature_maps):
-        out = POOLERS[self.mode](clean_rois(rois), feature_maps, self.strides, self.pool_size)
+        rois = clean_rois(rois)
+        hw = input_hw(feature_maps[0], self.strides[0])
+        if self.mode == "matterport":
+            if self.frame != "normalized":
+                rois = to_frame(from_frame(rois, hw, self.frame), hw, "normalized")
+            out = pool_by_matterport_crop(rois, feature_maps, hw, self.pool_size)
+        else:
+            out = POOLERS[self.mode](from_frame(rois, hw, self.frame), feature_maps, self.strides, self.pool_size)
         return tf.cast(out, self.compute_dtype)
 
     def compute_output_spec(self, rois, *feature_maps):
@@ -219,4 +272,15 @@ class PyramidROIAlign(keras.layers.Layer):
         return keras.KerasTensor(shape, self.compute_dtype)
 
     def get_config(self):
-        return {**super().get_config(), "pool_size": self.pool_size, "strides": self.strides, "mode": self.mode}
+        return {**super().get_config(), "pool_size": self.pool_size, "strides": self.strides, "mode": self.mode,
+                "frame": self.frame}
+
+
+def input_hw(p2, stride):
+    """(H, W) of the model input from the P2 map [B, h, w, C] and its stride (the input side is
+    a multiple of 64, so P2's side is exactly H / stride): ints when static, tensors otherwise."""
+    h, w = p2.shape[1], p2.shape[2]
+    if h is None or w is None:
+        dynamic = tf.shape(p2)
+        h, w = (dynamic[1] if h is None else h), (dynamic[2] if w is None else w)
+    return h * stride, w * stride

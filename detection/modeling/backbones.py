@@ -1,13 +1,26 @@
-"""Backbones returning the C2..C5 feature maps (strides 4, 8, 16, 32).
+"""Backbones returning the C2..C5 feature maps (strides 4, 8, 16, 32), by name (config BACKBONE).
 
-Layer names follow keras.applications' ResNet (``conv1_*``, ``conv2_block1_*`` ...
-``conv5_block3_*``), also in the small ``resnet_tiny``, so that layer selection by stage
-(``heads``, ``3+``, ``4+``, ``5+``, ``all``) works for every backbone.
+Each entry of ``BACKBONES`` declares how it builds and what input it expects, so that
+pretrained weights see the pixels they were trained on:
+
+  name                   layers named like                  input convention
+  resnet50, resnet101    keras.applications (conv2_block1_*)  caffe: BGR, ImageNet mean subtracted
+  mobilenetv2            keras.applications, stage-prefixed  tf: RGB scaled to [-1, 1]
+  resnet_tiny            keras.applications' ResNet style    RGB, mean subtracted (no weights exist)
+  matterport_resnet50,   matterport (conv1, res2a_branch2a,  RGB, MEAN_PIXEL subtracted, no scaling
+  matterport_resnet101   bn2a_branch2a, ...)
+
+MEAN_PIXEL / PIXEL_STD (RGB order) override a convention's mean and divisor when set; the
+channel order is always the backbone's. Layer names carry the stage (conv3_*, res3*, bn3*),
+so layer selection by stage (``heads``, ``3+``, ``4+``, ``5+``, ``all``) works for every backbone.
 """
+
+import dataclasses
+from typing import Callable
 
 import keras
 
-from detection.modeling import normalization
+from detection.modeling import matterport_resnet, normalization
 
 # keras.applications layer whose output is each stage's feature map.
 _RESNET_STAGE_OUTPUTS = {
@@ -18,43 +31,58 @@ _RESNET_STAGE_OUTPUTS = {
 _MOBILENET_STAGE_OUTPUTS = ["block_2_add", "block_5_add", "block_12_add", "out_relu"]
 
 
-def build_backbone(image, config):
-    """image: [B, H, W, 3] normalised input tensor -> [C2, C3, C4, C5] tensors.
+@dataclasses.dataclass(frozen=True)
+class InputConvention:
+    """How a backbone wants its input: ``(rgb - mean) / std`` per channel (mean, std in RGB
+    order, for RGB 0..255 pixels), then reversed to BGR when ``channels`` is "BGR"."""
 
-    BACKBONE_WEIGHTS: ``imagenet`` (keras.applications download), ``none``, or a path to a
-    ``.weights.h5`` / ``.h5`` file of the same backbone. With TRAIN_BN false every
-    BatchNormalization layer is frozen (``trainable = False`` runs it in inference mode).
-    """
-    name = config.BACKBONE
-    if name in _RESNET_STAGE_OUTPUTS:
-        features = _keras_application(name, image, config, _RESNET_STAGE_OUTPUTS[name])
-    elif name == "mobilenetv2":
-        features = _keras_application(name, image, config, _MOBILENET_STAGE_OUTPUTS)
-    elif name == "resnet_tiny":
-        features = _resnet_tiny(image, config.TINY_BACKBONE_WIDTH, config.TRAIN_BN)
-    else:  # the config validates names; this guards a new entry added there only
-        raise ValueError(f"unknown BACKBONE {name!r}")
-    return features
+    channels: str
+    mean: tuple
+    std: tuple
+
+    @property
+    def to_bgr(self):
+        return self.channels == "BGR"
 
 
-def _keras_application(name, image, config, stage_outputs):
-    weights = config.BACKBONE_WEIGHTS
-    app_weights = "imagenet" if weights == "imagenet" else None
-    constructor = {
-        "resnet50": keras.applications.ResNet50,
-        "resnet101": keras.applications.ResNet101,
-        "mobilenetv2": keras.applications.MobileNetV2,
-    }[name]
-    net = constructor(include_top=False, weights=app_weights, input_tensor=image)
-    if weights not in ("imagenet", "none"):
-        net.load_weights(weights)
-    if not config.TRAIN_BN:
-        normalization.freeze_batch_norm(net.layers)
-    features = [net.get_layer(n).output for n in stage_outputs]
-    if name == "mobilenetv2":
-        # Stage prefixes on MobileNet's own names, so "3+", "4+" select the right layers.
-        _prefix_mobilenet_stages(net)
-    return features
+# keras.applications.imagenet_utils "caffe": RGB -> BGR, minus the ImageNet mean (BGR 103.939, 116.779, 123.68).
+CAFFE = InputConvention("BGR", (123.68, 116.779, 103.939), (1.0, 1.0, 1.0))
+# keras.applications.imagenet_utils "tf": x / 127.5 - 1.
+TF_SCALE = InputConvention("RGB", (127.5, 127.5, 127.5), (127.5, 127.5, 127.5))
+# RGB minus the ImageNet mean, no scaling: matterport's mold_image with its MEAN_PIXEL default.
+MEAN_SUBTRACTED = InputConvention("RGB", (123.7, 116.8, 103.9), (1.0, 1.0, 1.0))
+
+
+@dataclasses.dataclass(frozen=True)
+class Backbone:
+    """build(image [B, H, W, 3] normalised, train_bn, weights) -> [C2, C3, C4, C5];
+    input: its InputConvention; imagenet: whether ``weights="imagenet"`` is available."""
+
+    build: Callable
+    input: InputConvention
+    imagenet: bool
+
+
+def _keras_application(name, stage_outputs):
+    def build(image, train_bn, weights=None):
+        constructor = {
+            "resnet50": keras.applications.ResNet50,
+            "resnet101": keras.applications.ResNet101,
+            "mobilenetv2": keras.applications.MobileNetV2,
+        }[name]
+        net = constructor(include_top=False, weights="imagenet" if weights == "imagenet" else None,
+                          input_tensor=image)
+        if weights not in (None, "imagenet"):
+            net.load_weights(weights)
+        if not train_bn:
+            normalization.freeze_batch_norm(net.layers)
+        features = [net.get_layer(n).output for n in stage_outputs]
+        if name == "mobilenetv2":
+            # Stage prefixes on MobileNet's own names, so "3+", "4+" select the right layers.
+            _prefix_mobilenet_stages(net)
+        return features
+
+    return build
 
 
 def _prefix_mobilenet_stages(net):
@@ -67,7 +95,16 @@ def _prefix_mobilenet_stages(net):
             layer.name = f"conv{stage}_{layer.name}"
 
 
-def _resnet_tiny(image, width, train_bn):
+def _resnet_tiny(width):
+    def build(image, train_bn, weights=None):
+        if weights not in (None, "none"):
+            raise ValueError("resnet_tiny has no pretrained weights")
+        return resnet_tiny(image, width, train_bn)
+
+    return build
+
+
+def resnet_tiny(image, width, train_bn):
     """A small ResNet (one basic block per stage, widths w, 2w, 4w, 8w) for CPU work and tests."""
     x = keras.layers.Conv2D(width, 7, strides=2, padding="same", use_bias=False, name="conv1_conv")(image)
     x = normalization.BatchNorm(name="conv1_bn", trainable=train_bn)(x)
@@ -92,3 +129,48 @@ def _basic_block(x, filters, stride, prefix, train_bn):
     y = normalization.BatchNorm(name=f"{prefix}_2_bn", trainable=train_bn)(y)
     y = keras.layers.Add(name=f"{prefix}_add")([shortcut, y])
     return keras.layers.Activation("relu", name=f"{prefix}_out")(y)
+
+
+def _matterport(depth):
+    def build(image, train_bn, weights=None):
+        if weights not in (None, "none"):
+            raise ValueError(f"matterport_resnet{depth}: load matterport weights with --weights FILE.h5 instead")
+        return matterport_resnet.resnet(image, depth, train_bn)
+
+    return build
+
+
+def backbones(tiny_width=32):
+    """The registry: name -> Backbone (resnet_tiny's width comes from TINY_BACKBONE_WIDTH)."""
+    return {
+        "resnet50": Backbone(_keras_application("resnet50", _RESNET_STAGE_OUTPUTS["resnet50"]), CAFFE, True),
+        "resnet101": Backbone(_keras_application("resnet101", _RESNET_STAGE_OUTPUTS["resnet101"]), CAFFE, True),
+        "mobilenetv2": Backbone(_keras_application("mobilenetv2", _MOBILENET_STAGE_OUTPUTS), TF_SCALE, True),
+        "resnet_tiny": Backbone(_resnet_tiny(tiny_width), MEAN_SUBTRACTED, False),
+        "matterport_resnet50": Backbone(_matterport(50), MEAN_SUBTRACTED, False),
+        "matterport_resnet101": Backbone(_matterport(101), MEAN_SUBTRACTED, False),
+    }
+
+
+def input_convention(config):
+    """The InputConvention the model normalises with: the backbone's, with MEAN_PIXEL and
+    PIXEL_STD in its place when the config sets them."""
+    convention = backbones()[config.BACKBONE].input
+    return dataclasses.replace(
+        convention,
+        mean=tuple(config.MEAN_PIXEL) if config.MEAN_PIXEL is not None else convention.mean,
+        std=tuple(config.PIXEL_STD) if config.PIXEL_STD is not None else convention.std)
+
+
+def build_backbone(image, config, weights=None):
+    """image: [B, H, W, 3] normalised input tensor -> [C2, C3, C4, C5] tensors.
+
+    weights: None (random initialisation: building never downloads anything), "imagenet"
+    (keras.applications' download, for a fresh training run), or a path to a weights file of
+    the same backbone. With TRAIN_BN false every BatchNormalization layer is frozen
+    (``trainable = False`` runs it in inference mode).
+    """
+    entry = backbones(config.TINY_BACKBONE_WIDTH)[config.BACKBONE]
+    if weights == "imagenet" and not entry.imagenet:
+        raise ValueError(f"BACKBONE {config.BACKBONE} has no ImageNet weights")
+    return entry.build(image, config.TRAIN_BN, None if weights == "none" else weights)

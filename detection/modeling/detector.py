@@ -8,6 +8,9 @@ same image input), matterport-style:
                -> five WeightedLoss layers (add_loss) ; diagnostics tracked by the target layers
     inference: box head on proposals -> DetectionLayer -> mask head on detections
 
+The backbone and the three heads come from registries by config name (BACKBONE, RPN_HEAD,
+BOX_HEAD, MASK_HEAD); every layer gets the explicit values it uses, never the whole Config.
+
 Inputs (B static: batch_slice needs it; IMAGES_PER_GPU per replica when training):
     image        [B, H, W, 3] float32 RGB 0..255, resized and padded (H, W static in square mode)
     image_meta   [B, 12] float32 (detection.core.image_meta)
@@ -16,27 +19,29 @@ Inputs (B static: batch_slice needs it; IMAGES_PER_GPU per replica when training
     gt_masks     [B, M, mh, mw] float32 mini masks (MINI_MASK_SHAPE; ignored when USE_MASK false)
 The inference model returns a dict of: boxes [B, D, 4] original-image pixels, boxes_input
 [B, D, 4] input pixels, class_ids [B, D] int32, scores [B, D], num_detections [B], and with
-USE_MASK masks [B, D, 28, 28] float32 probabilities inside each box; also proposals [B, P, 4].
+USE_MASK masks [B, D, 28, 28] float32 probabilities inside each box; also proposals [B, P, 4]
+input pixels.
 
 Weights: ``save_weights`` / ``load_weights`` go through the inference model, whose layer
 structure is the same for every batch size and mode, so a file saved by training loads into
-an inference-only detector and back.
+an inference-only detector and back. Legacy Keras 2 ``.h5`` files (matterport's) load by
+layer name through detection.modeling.legacy_weights.
 """
 
 import keras
 import tensorflow as tf
 
+from detection.core.anchors import AnchorSpec
+from detection.core.frames import from_frame, to_frame
 from detection.layers.detections import DetectionLayer
 from detection.layers.proposals import ProposalLayer
 from detection.layers.rcnn_target import DetectionTargetLayer
-from detection.layers.rpn_target import RPNTargetLayer
-from detection.modeling.backbones import build_backbone
+from detection.layers.rpn_target import RPNTargetLayer, image_hw
+from detection.modeling.backbones import build_backbone, input_convention
 from detection.modeling.fpn import build_fpn
-from detection.modeling.heads import BoxHead, MaskHead, RPNHead
+from detection.modeling.heads import BOX_HEADS, MASK_HEADS, RPN_HEADS
 from detection.modeling.losses import WeightedLoss
 from detection.modeling.normalization import NormalizeImage
-
-_CAFFE_BACKBONES = ("resnet50", "resnet101")  # keras.applications ResNets expect BGR
 
 
 @keras.saving.register_keras_serializable(package="detection")
@@ -51,14 +56,42 @@ class SelectClassMasks(keras.layers.Layer):
         return keras.KerasTensor(mask_logits.shape[:4], "float32")
 
 
+@keras.saving.register_keras_serializable(package="detection")
+class BoxFrameConversion(keras.layers.Layer):
+    """boxes [B, N, 4], image [B, H, W, 3] (for its size) -> the boxes converted between input
+    pixels and the box frame: ``to_frame`` true converts pixels -> frame, else frame -> pixels.
+    Zero rows (padding) stay zero."""
+
+    def __init__(self, frame="pixels", to_frame=True, **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        self.frame = frame
+        self.to_frame = bool(to_frame)
+
+    def call(self, boxes, image):
+        boxes = tf.cast(boxes, tf.float32)
+        hw = image_hw(image)
+        converted = to_frame(boxes, hw, self.frame) if self.to_frame else from_frame(boxes, hw, self.frame)
+        return tf.where(tf.reduce_all(tf.equal(boxes, 0.0), axis=-1, keepdims=True), 0.0, converted)
+
+    def compute_output_spec(self, boxes, image):
+        return keras.KerasTensor(boxes.shape, "float32")
+
+    def get_config(self):
+        return {**super().get_config(), "frame": self.frame, "to_frame": self.to_frame}
+
+
 class Detector:
     """Builds the models for ``config``.
 
     batch_size: static images per call (default IMAGES_PER_GPU, the per-replica batch).
     training: also build ``training_model`` (inference_model is always built).
+    backbone_weights: None (random initialisation; nothing is downloaded: use it whenever
+        weights will be loaded anyway), "imagenet" or a backbone weights file, for a fresh
+        training run (tools/train.py passes BACKBONE_WEIGHTS then).
     """
 
-    def __init__(self, config, batch_size=None, training=True):
+    def __init__(self, config, batch_size=None, training=True, backbone_weights=None):
         self.config = config
         self.batch_size = batch_size or config.IMAGES_PER_GPU
         c = config
@@ -68,34 +101,44 @@ class Detector:
             "image": keras.Input(batch_shape=(b, height, width, 3), name="image"),
             "image_meta": keras.Input(batch_shape=(b, c.IMAGE_META_SIZE), name="image_meta"),
         }
+        self.anchors = AnchorSpec.from_config(c)
         image = self.inputs["image"]
-        normalized = NormalizeImage(c.MEAN_PIXEL, c.PIXEL_STD, to_bgr=c.BACKBONE in _CAFFE_BACKBONES,
+        convention = input_convention(c)
+        normalized = NormalizeImage(convention.mean, convention.std, to_bgr=convention.to_bgr,
                                     name="normalize_image")(image)
-        c2, c3, c4, c5 = build_backbone(normalized, c)
+        c2, c3, c4, c5 = build_backbone(normalized, c, backbone_weights)
         self.feature_maps = build_fpn(c2, c3, c4, c5, c.TOP_DOWN_PYRAMID_SIZE)
         rcnn_maps = self.feature_maps[:4]  # P6 feeds only the RPN
-        self.rpn_head = RPNHead(len(c.RPN_ANCHOR_RATIOS), c.TOP_DOWN_PYRAMID_SIZE)
+        self.rpn_head = RPN_HEADS[c.RPN_HEAD](c)
         self.rpn_logits, self.rpn_probs, self.rpn_deltas = self.rpn_head(self.feature_maps)
-        self.box_head = BoxHead(c)
-        self.mask_head = MaskHead(c) if c.USE_MASK else None
+        self.box_head = BOX_HEADS[c.BOX_HEAD](c)
+        self.mask_head = MASK_HEADS[c.MASK_HEAD](c) if c.USE_MASK else None
 
         self.inference_model = self._build_inference(rcnn_maps)
         self.training_model = self._build_training(rcnn_maps) if training else None
 
     # -- graphs -------------------------------------------------------------------------
 
+    def _proposals(self, count, name):
+        c = self.config
+        return ProposalLayer(self.anchors, count, pre_nms_limit=c.PRE_NMS_LIMIT, nms_threshold=c.RPN_NMS_THRESHOLD,
+                             bbox_std=c.RPN_BBOX_STD_DEV, frame=c.BOX_FRAME, name=name)(
+            self.rpn_probs, self.rpn_deltas, self.inputs["image"], self.inputs["image_meta"])
+
     def _build_inference(self, rcnn_maps):
         c = self.config
         image, image_meta = self.inputs["image"], self.inputs["image_meta"]
-        proposals, _ = ProposalLayer(c, c.POST_NMS_ROIS_INFERENCE, name="inference_proposals")(
-            self.rpn_probs, self.rpn_deltas, image, image_meta)
+        proposals = self._proposals(c.POST_NMS_ROIS_INFERENCE, "inference_proposals")
         _, probs, deltas = self.box_head(proposals, rcnn_maps, prefix="inference")
-        boxes_input, boxes, class_ids, scores, num = DetectionLayer(c, name="detections")(
+        boxes_frame, boxes_input, boxes, class_ids, scores, num = DetectionLayer(
+            c.DETECTION_MAX_INSTANCES, c.DETECTION_MIN_CONFIDENCE, c.DETECTION_NMS_THRESHOLD, c.BBOX_STD_DEV,
+            classes_per_roi=c.DETECTION_CLASSES_PER_ROI, frame=c.BOX_FRAME, name="detections")(
             proposals, probs, deltas, image_meta)
+        proposals_input = BoxFrameConversion(c.BOX_FRAME, to_frame=False, name="proposals_input")(proposals, image)
         outputs = {"boxes": boxes, "boxes_input": boxes_input, "class_ids": class_ids, "scores": scores,
-                   "num_detections": num, "proposals": proposals}
+                   "num_detections": num, "proposals": proposals_input}
         if self.mask_head is not None:
-            mask_logits = self.mask_head(boxes_input, rcnn_maps, prefix="inference")
+            mask_logits = self.mask_head(boxes_frame, rcnn_maps, prefix="inference")
             outputs["masks"] = SelectClassMasks(name="detection_masks")(mask_logits, class_ids)
         return keras.Model(dict(self.inputs), outputs, name="detector_inference")
 
@@ -106,14 +149,19 @@ class Detector:
         inputs["gt_class_ids"] = keras.Input(batch_shape=(b, m), dtype="int32", name="gt_class_ids")
         inputs["gt_boxes"] = keras.Input(batch_shape=(b, m, 4), name="gt_boxes")
         inputs["gt_masks"] = keras.Input(batch_shape=(b, m, None, None), name="gt_masks")
-        image, image_meta = inputs["image"], inputs["image_meta"]
+        image = inputs["image"]
+        gt_boxes = BoxFrameConversion(c.BOX_FRAME, name="gt_boxes_in_frame")(inputs["gt_boxes"], image)
 
-        rpn_labels, rpn_target_deltas = RPNTargetLayer(c, name="rpn_targets")(
-            image, inputs["gt_class_ids"], inputs["gt_boxes"])
-        proposals, _ = ProposalLayer(c, c.POST_NMS_ROIS_TRAINING, name="training_proposals")(
-            self.rpn_probs, self.rpn_deltas, image, image_meta)
+        rpn_labels, rpn_target_deltas = RPNTargetLayer(
+            self.anchors, c.BOX_FRAME, c.RPN_POSITIVE_IOU, c.RPN_NEGATIVE_IOU, c.RPN_MATCH_LOW_QUALITY,
+            c.RPN_TRAIN_ANCHORS_PER_IMAGE, c.RPN_POSITIVE_FRACTION, c.RPN_BBOX_STD_DEV, name="rpn_targets")(
+            image, inputs["gt_class_ids"], gt_boxes)
+        proposals = self._proposals(c.POST_NMS_ROIS_TRAINING, "training_proposals")
         rois, target_class_ids, target_deltas, target_masks, roi_weights = DetectionTargetLayer(
-            c, name="rcnn_targets")(proposals, inputs["gt_class_ids"], inputs["gt_boxes"], inputs["gt_masks"])
+            c.TRAIN_ROIS_PER_IMAGE, c.ROI_POSITIVE_RATIO, c.ROI_POSITIVE_IOU, c.ROI_NEGATIVE_IOU, c.BBOX_STD_DEV,
+            c.MASK_SHAPE, aligned_masks=c.ROI_ALIGN_MODE != "matterport", use_mask=c.USE_MASK,
+            mini_mask_shape=c.MINI_MASK_SHAPE, name="rcnn_targets")(
+            proposals, inputs["gt_class_ids"], gt_boxes, inputs["gt_masks"])
         class_logits, _, deltas = self.box_head(rois, rcnn_maps, prefix="training")
 
         w = c.LOSS_WEIGHTS

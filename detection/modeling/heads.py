@@ -1,26 +1,49 @@
-"""The RPN head (shared over pyramid levels), the box head and the mask head.
+"""The RPN head (shared over pyramid levels), the box heads and the mask heads.
 
-Layer names start with ``rpn_``, ``rcnn_`` and ``mask_`` so that layer selection (``heads``)
-finds them. The heads are built once and called on both the training and the inference
-graph, so the two models share their weights.
+Two families, chosen by config (RPN_HEAD, BOX_HEAD, MASK_HEAD; see detection/modeling/registry.py):
+
+  ours        RPNHead ``standard``: 3x3 conv of TOP_DOWN_PYRAMID_SIZE channels, one sigmoid
+              logit per anchor; BoxHead ``fc``: two fully connected layers (FPN paper);
+              MaskHead ``fcn``: four 3x3 convs, a 2x deconv, a 1x1 conv per class. Layer names
+              start with ``rpn_``, ``rcnn_`` and ``mask_``.
+  matterport  matterport's heads with its layer names, so its weights load by name:
+              a 512-channel ``rpn_conv_shared`` and two softmax logits per anchor
+              (``rpn_class_raw``); the box head as a POOL_SIZE x POOL_SIZE valid conv
+              (``mrcnn_class_conv1``) and a 1x1 conv (``mrcnn_class_conv2``), each followed by
+              BatchNorm (``mrcnn_class_bn1/2``); the mask head's convs each followed by
+              BatchNorm (``mrcnn_mask_bn1..4``), ending in ``mrcnn_mask``.
+
+The heads are built once and called on both the training and the inference graph, so the
+two models share their weights. Every head returns float32 outputs: RPN logits [B, N] (the
+foreground logit, or foreground minus background logit for the two-logit head: the same
+sigmoid probability as matterport's softmax), probabilities [B, N] and deltas [B, N, 4];
+box-head class logits [B, R, NC], probabilities [B, R, NC], deltas [B, R, NC, 4]; mask
+logits [B, R, 2 * MASK_POOL_SIZE, 2 * MASK_POOL_SIZE, NC].
 """
 
 import keras
 from keras import ops
 
 from detection.layers.roi_align import PyramidROIAlign
+from detection.modeling.normalization import BatchNorm
+
+# keras.layers.BatchNormalization's default epsilon, which matterport's BatchNorm layers keep.
+MATTERPORT_BN_EPSILON = 1e-3
 
 
 class RPNHead:
-    """3x3 conv then 1x1 objectness logits and box deltas for A anchors per location.
+    """3x3 conv (stride ``anchor_stride``) then 1x1 objectness logits and box deltas for A
+    anchors per location.
 
-    ``__call__(feature_maps)`` with P2..P6 [B, h_k, w_k, C] returns
-    logits [B, N] (foreground logit per anchor), probs [B, N], deltas [B, N, 4], with N the
-    anchors of all levels in (level, y, x, anchor) order, as detection.core.anchors lays them out.
+    ``__call__(feature_maps)`` with P2..P6 [B, h_k, w_k, C] returns logits [B, N], probs
+    [B, N], deltas [B, N, 4], with N the anchors of all levels in (level, y, x, anchor) order,
+    as detection.core.anchors lays them out (a strided conv has ceil(h_k / anchor_stride)
+    rows, the anchor grid's).
     """
 
-    def __init__(self, anchors_per_location, channels):
-        self.conv = keras.layers.Conv2D(channels, 3, padding="same", activation="relu", name="rpn_conv_shared")
+    def __init__(self, anchors_per_location, channels, anchor_stride=1):
+        self.conv = keras.layers.Conv2D(channels, 3, strides=anchor_stride, padding="same", activation="relu",
+                                        name="rpn_conv_shared")
         self.logits = keras.layers.Conv2D(anchors_per_location, 1, name="rpn_class_raw")
         self.deltas = keras.layers.Conv2D(4 * anchors_per_location, 1, name="rpn_bbox_pred")
 
@@ -33,6 +56,47 @@ class RPNHead:
         logits = keras.layers.Concatenate(axis=1, name="rpn_class_logits", dtype="float32")(logits)
         deltas = keras.layers.Concatenate(axis=1, name="rpn_bbox", dtype="float32")(deltas)
         probs = keras.layers.Activation("sigmoid", name="rpn_probs", dtype="float32")(logits)
+        return logits, probs, deltas
+
+
+@keras.saving.register_keras_serializable(package="detection")
+class TwoClassObjectness(keras.layers.Layer):
+    """(background, foreground) logits [B, N, 2] -> (fg - bg logit [B, N], softmax foreground
+    probability [B, N]), float32. The probability is computed as matterport's softmax does,
+    so proposals rank (and tie) as in matterport."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+
+    def call(self, raw):
+        raw = ops.cast(raw, "float32")
+        return raw[..., 1] - raw[..., 0], ops.softmax(raw, axis=-1)[..., 1]
+
+    def compute_output_spec(self, raw):
+        return keras.KerasTensor(raw.shape[:2], "float32"), keras.KerasTensor(raw.shape[:2], "float32")
+
+
+class MatterportRPNHead:
+    """matterport's RPN: ``rpn_conv_shared`` (3x3, 512, stride anchor_stride), ``rpn_class_raw``
+    (two logits per anchor, background then foreground) and ``rpn_bbox_pred``. Same outputs as
+    RPNHead."""
+
+    def __init__(self, anchors_per_location, channels=512, anchor_stride=1):
+        self.conv = keras.layers.Conv2D(channels, 3, strides=anchor_stride, padding="same", activation="relu",
+                                        name="rpn_conv_shared")
+        self.class_raw = keras.layers.Conv2D(2 * anchors_per_location, 1, name="rpn_class_raw")
+        self.deltas = keras.layers.Conv2D(4 * anchors_per_location, 1, name="rpn_bbox_pred")
+
+    def __call__(self, feature_maps):
+        raw, deltas = [], []
+        for level, p in enumerate(feature_maps):
+            shared = self.conv(p)
+            raw.append(keras.layers.Reshape((-1, 2), name=f"rpn_raw_flat_p{level + 2}")(self.class_raw(shared)))
+            deltas.append(keras.layers.Reshape((-1, 4), name=f"rpn_deltas_flat_p{level + 2}")(self.deltas(shared)))
+        raw = keras.layers.Concatenate(axis=1, name="rpn_class_raw_all", dtype="float32")(raw)
+        deltas = keras.layers.Concatenate(axis=1, name="rpn_bbox", dtype="float32")(deltas)
+        logits, probs = TwoClassObjectness(name="rpn_objectness")(raw)
         return logits, probs, deltas
 
 
@@ -64,28 +128,15 @@ class FoldRoIs(keras.layers.Layer):
         return {**super().get_config(), "unfold": self.unfold, "num_rois": self.num_rois}
 
 
-class BoxHead:
-    """RoIAlign (POOL_SIZE) then two fully connected layers (FPN_CLASSIF_FC_LAYERS_SIZE).
+class _ClassOutputs:
+    """The class logits and class-specific deltas layers every box head ends with."""
 
-    ``__call__(rois [B, R, 4], P2..P5)`` returns class logits [B, R, NC], class probs
-    [B, R, NC] and class-specific box deltas [B, R, NC, 4].
-    """
+    def __init__(self, num_classes, logits_name, bbox_name):
+        self.num_classes = num_classes
+        self.class_logits = keras.layers.Dense(num_classes, name=logits_name)
+        self.bbox = keras.layers.Dense(num_classes * 4, name=bbox_name)
 
-    def __init__(self, config):
-        self.num_classes = config.NUM_CLASSES
-        self.pool_size = config.POOL_SIZE
-        self.align = PyramidROIAlign(config.POOL_SIZE, config.BACKBONE_STRIDES[:4], mode=config.ROI_ALIGN_MODE,
-                                     name="rcnn_roi_align")
-        self.fc1 = keras.layers.Dense(config.FPN_CLASSIF_FC_LAYERS_SIZE, activation="relu", name="rcnn_fc1")
-        self.fc2 = keras.layers.Dense(config.FPN_CLASSIF_FC_LAYERS_SIZE, activation="relu", name="rcnn_fc2")
-        self.class_logits = keras.layers.Dense(config.NUM_CLASSES, name="rcnn_class_logits")
-        self.bbox = keras.layers.Dense(config.NUM_CLASSES * 4, name="rcnn_bbox_fc")
-
-    def __call__(self, rois, feature_maps, prefix):
-        num_rois = rois.shape[1]
-        pooled = self.align(rois, *feature_maps)
-        flat = keras.layers.Reshape((num_rois, -1), name=f"{prefix}_rcnn_flatten")(pooled)
-        x = self.fc2(self.fc1(flat))
+    def __call__(self, x, num_rois, prefix):
         logits = keras.layers.Activation("linear", dtype="float32", name=f"{prefix}_rcnn_class_logits_f32")(
             self.class_logits(x))
         probs = keras.layers.Activation("softmax", dtype="float32", name=f"{prefix}_rcnn_class_probs")(logits)
@@ -94,27 +145,102 @@ class BoxHead:
         return logits, probs, deltas
 
 
-class MaskHead:
-    """RoIAlign (MASK_POOL_SIZE), four 3x3 convs, a 2x transposed conv, a 1x1 conv per class.
+class BoxHead:
+    """RoIAlign (pool_size) then two fully connected layers of ``fc_size``.
 
-    ``__call__(rois [B, R, 4], P2..P5)`` returns mask logits [B, R, 2 * MASK_POOL_SIZE,
-    2 * MASK_POOL_SIZE, NC] float32.
+    ``__call__(rois [B, R, 4], P2..P5, prefix)`` returns class logits [B, R, NC], class probs
+    [B, R, NC] and class-specific box deltas [B, R, NC, 4].
+    align: the PyramidROIAlign the head pools with.
     """
 
-    def __init__(self, config):
-        channels = config.TOP_DOWN_PYRAMID_SIZE
-        self.align = PyramidROIAlign(config.MASK_POOL_SIZE, config.BACKBONE_STRIDES[:4], mode=config.ROI_ALIGN_MODE,
-                                     name="mask_roi_align")
-        self.convs = [keras.layers.Conv2D(channels, 3, padding="same", activation="relu", name=f"mask_conv{i}")
-                      for i in range(1, 5)]
-        self.deconv = keras.layers.Conv2DTranspose(channels, 2, strides=2, activation="relu", name="mask_deconv")
-        self.logits = keras.layers.Conv2D(config.NUM_CLASSES, 1, name="mask_logits")
+    def __init__(self, num_classes, fc_size, align):
+        self.align = align
+        self.fc1 = keras.layers.Dense(fc_size, activation="relu", name="rcnn_fc1")
+        self.fc2 = keras.layers.Dense(fc_size, activation="relu", name="rcnn_fc2")
+        self.outputs = _ClassOutputs(num_classes, "rcnn_class_logits", "rcnn_bbox_fc")
+
+    def __call__(self, rois, feature_maps, prefix):
+        num_rois = rois.shape[1]
+        pooled = self.align(rois, *feature_maps)
+        flat = keras.layers.Reshape((num_rois, -1), name=f"{prefix}_rcnn_flatten")(pooled)
+        return self.outputs(self.fc2(self.fc1(flat)), num_rois, prefix)
+
+
+class MatterportBoxHead:
+    """matterport's box head: RoIAlign, ``mrcnn_class_conv1`` (pool_size x pool_size valid conv
+    of ``fc_size``: a fully connected layer on the pooled RoI) + ``mrcnn_class_bn1`` + ReLU,
+    ``mrcnn_class_conv2`` (1x1) + ``mrcnn_class_bn2`` + ReLU, then ``mrcnn_class_logits`` and
+    ``mrcnn_bbox_fc``. Same call and outputs as BoxHead. train_bn: the BatchNorms train."""
+
+    def __init__(self, num_classes, fc_size, pool_size, align, train_bn=False):
+        self.align = align
+        self.conv1 = keras.layers.Conv2D(fc_size, pool_size, padding="valid", name="mrcnn_class_conv1")
+        self.bn1 = BatchNorm("mrcnn_class_bn1", train_bn, epsilon=MATTERPORT_BN_EPSILON)
+        self.conv2 = keras.layers.Conv2D(fc_size, 1, name="mrcnn_class_conv2")
+        self.bn2 = BatchNorm("mrcnn_class_bn2", train_bn, epsilon=MATTERPORT_BN_EPSILON)
+        self.fc_size = fc_size
+        self.outputs = _ClassOutputs(num_classes, "mrcnn_class_logits", "mrcnn_bbox_fc")
+
+    def __call__(self, rois, feature_maps, prefix):
+        num_rois = rois.shape[1]
+        x = FoldRoIs(name=f"{prefix}_rcnn_fold")(self.align(rois, *feature_maps))
+        x = keras.layers.Activation("relu", name=f"{prefix}_rcnn_relu1")(self.bn1(self.conv1(x)))
+        x = keras.layers.Activation("relu", name=f"{prefix}_rcnn_relu2")(self.bn2(self.conv2(x)))
+        x = keras.layers.Reshape((num_rois, self.fc_size), name=f"{prefix}_rcnn_squeeze")(x)
+        return self.outputs(x, num_rois, prefix)
+
+
+class MaskHead:
+    """RoIAlign (mask_pool_size), four 3x3 convs, a 2x transposed conv, a 1x1 conv per class.
+
+    ``__call__(rois [B, R, 4], P2..P5, prefix)`` returns mask logits [B, R, 2 * mask_pool_size,
+    2 * mask_pool_size, NC] float32. With ``matterport`` names (mrcnn_mask_conv1..4, each
+    followed by a BatchNorm mrcnn_mask_bn1..4, mrcnn_mask_deconv, mrcnn_mask) it is
+    matterport's mask head; its sigmoid is applied where the class's mask is selected.
+    """
+
+    def __init__(self, num_classes, channels, align, matterport=False, train_bn=False):
+        self.align = align
+        prefix = "mrcnn_mask_" if matterport else "mask_"
+        # With a BatchNorm the ReLU comes after it (a separate layer, so BN folding finds
+        # the conv's output feeding the BN only); without, inside the conv.
+        self.convs = [keras.layers.Conv2D(channels, 3, padding="same", activation=None if matterport else "relu",
+                                          name=f"{prefix}conv{i}") for i in range(1, 5)]
+        self.norms = ([BatchNorm(f"mrcnn_mask_bn{i}", train_bn, epsilon=MATTERPORT_BN_EPSILON) for i in range(1, 5)]
+                      if matterport else [None] * 4)
+        self.deconv = keras.layers.Conv2DTranspose(channels, 2, strides=2, activation="relu", name=f"{prefix}deconv")
+        self.logits = keras.layers.Conv2D(num_classes, 1, name="mrcnn_mask" if matterport else "mask_logits")
 
     def __call__(self, rois, feature_maps, prefix):
         num_rois = rois.shape[1]
         x = FoldRoIs(name=f"{prefix}_mask_fold")(self.align(rois, *feature_maps))
-        for conv in self.convs:
+        for i, (conv, norm) in enumerate(zip(self.convs, self.norms), start=1):
             x = conv(x)
+            if norm is not None:
+                x = keras.layers.Activation("relu", name=f"{prefix}_mask_relu{i}")(norm(x))
         x = self.logits(self.deconv(x))
         x = keras.layers.Activation("linear", dtype="float32", name=f"{prefix}_mask_logits_f32")(x)
         return FoldRoIs(unfold=True, num_rois=num_rois, name=f"{prefix}_mask_unfold")(x)
+
+
+def _roi_align(config, pool_size, name):
+    return PyramidROIAlign(pool_size, config.BACKBONE_STRIDES[:4], mode=config.ROI_ALIGN_MODE,
+                           frame=config.BOX_FRAME, name=name)
+
+
+# The registries: config value -> builder(config). Matterport's heads take its layer names
+# and, like its backbone, freeze their BatchNorms unless TRAIN_BN.
+RPN_HEADS = {
+    "standard": lambda c: RPNHead(len(c.RPN_ANCHOR_RATIOS), c.TOP_DOWN_PYRAMID_SIZE, c.RPN_ANCHOR_STRIDE),
+    "matterport": lambda c: MatterportRPNHead(len(c.RPN_ANCHOR_RATIOS), 512, c.RPN_ANCHOR_STRIDE),
+}
+BOX_HEADS = {
+    "fc": lambda c: BoxHead(c.NUM_CLASSES, c.FPN_CLASSIF_FC_LAYERS_SIZE, _roi_align(c, c.POOL_SIZE, "rcnn_roi_align")),
+    "matterport": lambda c: MatterportBoxHead(c.NUM_CLASSES, c.FPN_CLASSIF_FC_LAYERS_SIZE, c.POOL_SIZE,
+                                              _roi_align(c, c.POOL_SIZE, "roi_align_classifier"), c.TRAIN_BN),
+}
+MASK_HEADS = {
+    "fcn": lambda c: MaskHead(c.NUM_CLASSES, c.TOP_DOWN_PYRAMID_SIZE, _roi_align(c, c.MASK_POOL_SIZE, "mask_roi_align")),
+    "matterport": lambda c: MaskHead(c.NUM_CLASSES, 256, _roi_align(c, c.MASK_POOL_SIZE, "roi_align_mask"),
+                                     matterport=True, train_bn=c.TRAIN_BN),
+}

@@ -4,10 +4,14 @@ import keras
 from keras import ops
 
 
-def BatchNorm(name, trainable=True):
-    """BatchNormalization with the epsilon of keras.applications' ResNet; ``trainable=False``
+# keras.applications' ResNets use this epsilon (Keras' own default is 1e-3).
+RESNET_BN_EPSILON = 1.001e-5
+
+
+def BatchNorm(name, trainable=True, epsilon=RESNET_BN_EPSILON):
+    """BatchNormalization (default: the epsilon of keras.applications' ResNet); ``trainable=False``
     freezes it (inference mode, marked so that layer selection never unfreezes it)."""
-    layer = keras.layers.BatchNormalization(epsilon=1.001e-5, name=name)
+    layer = keras.layers.BatchNormalization(epsilon=epsilon, name=name)
     if not trainable:
         freeze_batch_norm([layer])
     return layer

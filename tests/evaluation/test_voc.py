@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from detection.evaluation.errors import EvaluationError
-from detection.evaluation.voc import average_precision, box_iou, evaluate_voc
+from detection.core.overlaps import pairwise_iou
+from detection.evaluation.voc import average_precision, evaluate_voc
 
 A = [0, 0, 10, 10]
 B = [20, 20, 30, 30]
@@ -60,7 +61,7 @@ def test_a_detection_takes_its_best_gt_even_when_taken_like_the_devkit():
     C = [0, 5, 10, 15]
     ground_truth = [gt(1, [A, C], [1, 1])]
     dets = [det(1, [A, [0, 2, 10, 12]], [1, 1], [0.9, 0.8])]
-    assert box_iou([[0, 2, 10, 12]], [A, C])[0] == pytest.approx([2 / 3, 7 / 13])
+    assert pairwise_iou([[0, 2, 10, 12]], [A, C])[0] == pytest.approx([2 / 3, 7 / 13])
     assert ap(ground_truth, dets)[0] == pytest.approx(0.5)
     assert ap(ground_truth, dets, use_07_metric=True)[0] == pytest.approx(6 / 11)  # r = 0, ..., 0.5
 

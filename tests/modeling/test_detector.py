@@ -5,6 +5,7 @@ import tensorflow as tf
 import keras
 
 from detection.core import anchors as anchor_ops
+from detection.core.anchors import AnchorSpec
 from detection.core.image_meta import compose_image_meta
 from detection.layers.detections import DetectionLayer
 from detection.layers.rpn_target import RPNTargetLayer
@@ -58,7 +59,7 @@ def test_rpn_target_counts_on_a_hand_made_case():
     expected_pos = int(np.sum(iou >= 0.7))
     assert expected_pos >= 1
     inputs = batch(config, [[gt[0]], []])
-    layer = RPNTargetLayer(config, name="rpn_targets")
+    layer = RPNTargetLayer(AnchorSpec.from_config(config), num_samples=32, positive_fraction=0.5, name="rpn_targets")
     labels, deltas = layer(tf.constant(inputs["image"]), tf.constant(inputs["gt_class_ids"]),
                            tf.constant(inputs["gt_boxes"]))
     labels, deltas = labels.numpy(), deltas.numpy()
@@ -91,7 +92,6 @@ def test_gradient_reaches_backbone_through_roi_align(mode):
 def test_detection_layer_maps_boxes_to_original_pixels_exactly():
     # Original 100 x 150 image, scaled by 0.4 to 40 x 60 and padded into 64 x 64 with the
     # image placed at (12, 2): a detection at input box B is at (B - offset) / 0.4.
-    config = tiny_config(DETECTION_MIN_CONFIDENCE=0.5, BBOX_STD_DEV=[1, 1, 1, 1])
     meta = compose_image_meta(7, (100, 150, 3), (SIZE, SIZE, 3), (12, 2, 52, 62), 0.4)[None]
     rois = np.zeros((1, 4, 4), np.float32)
     rois[0, 0] = [20.0, 10.0, 40.0, 50.0]
@@ -99,7 +99,8 @@ def test_detection_layer_maps_boxes_to_original_pixels_exactly():
     probs[0, :, 0] = 1.0
     probs[0, 0] = [0.1, 0.0, 0.9]
     deltas = np.zeros((1, 4, 3, 4), np.float32)
-    boxes_input, boxes, class_ids, scores, num = DetectionLayer(config, name="d")(rois, probs, deltas, meta)
+    _, boxes_input, boxes, class_ids, scores, num = DetectionLayer(
+        10, min_confidence=0.5, bbox_std=[1, 1, 1, 1], name="d")(rois, probs, deltas, meta)
     assert num.numpy().tolist() == [1] and class_ids.numpy()[0, 0] == 2
     np.testing.assert_allclose(boxes_input.numpy()[0, 0], [20, 10, 40, 50])
     np.testing.assert_allclose(boxes.numpy()[0, 0], [(20 - 12) / 0.4, (10 - 2) / 0.4, (40 - 12) / 0.4, (50 - 2) / 0.4],
