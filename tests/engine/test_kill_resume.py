@@ -157,12 +157,15 @@ def check_kills_and_resumes(tmp_path, reference, runs):
         assert len(done) <= newest_epoch(out) <= len(done) + 1  # at most the running epoch is lost
         all_checkpoints_load(out)
 
+    before = newest_epoch(out)
+    assert before >= 1  # the second-save kill came after a complete save
     run = Run(out, tmp_path / "final")  # no marker: saves do not pause
     runs.append(run)
     run.wait_for(lambda: run.proc.poll() is not None, "the end of the run")
     assert run.proc.returncode == 0, run.describe()
     assert "RESULT" in run.output()
-    assert run.resumed_at() is not None
+    assert run.resumed_at() == (before, before * STEPS)
+    resumed_at.append(before)
     assert csv_epochs(out / "log.csv") == list(range(CONFIG.EPOCHS))  # each epoch once
     state = checkpoints.read_state(checkpoints.find_last(out))
     assert (state["epoch"], state["global_step"]) == (CONFIG.EPOCHS, CONFIG.EPOCHS * STEPS)
