@@ -17,12 +17,20 @@ find_last falls back to the newest epoch_* directory when `last` is missing or s
 
 The optimizer's variables include `iterations`, so restoring them restores the position in the
 learning-rate schedule; the schedule's plateau multiplier is restored from state.json.
+
+Test-only hook: when the environment variable DETECTION_TEST_PAUSE_IN_SAVE names a file path,
+every save_checkpoint pauses once both files of its .tmp- directory are written and synced,
+before any rename: it writes the .tmp- directory's path into that file (atomically) and waits
+until the file is removed. A test waits for the file to appear, inspects or SIGKILLs the
+process (a kill in the middle of a save, by construction) or deletes the file to let the save
+go on. Unset (always, outside tests) it costs one environment lookup per save.
 """
 import hashlib
 import json
 import os
 import re
 import shutil
+import time
 import uuid
 
 import h5py
@@ -30,6 +38,7 @@ import yaml
 
 WEIGHTS = "model.weights.h5"
 STATE = "state.json"
+PAUSE_IN_SAVE_ENV = "DETECTION_TEST_PAUSE_IN_SAVE"  # test-only, see the module docstring
 _EPOCH_DIR = re.compile(r"epoch_(\d+)$")
 
 
@@ -71,6 +80,16 @@ def _write_text_atomic(path, text):
     os.replace(tmp, path)
 
 
+def _test_pause_in_save(tmp):
+    """The test-only hook of the module docstring: signal "inside a save", wait to be released."""
+    marker = os.environ.get(PAUSE_IN_SAVE_ENV)
+    if not marker:
+        return
+    _write_text_atomic(marker, tmp + "\n")
+    while os.path.exists(marker):
+        time.sleep(0.01)
+
+
 def save_checkpoint(output_dir, model, state, is_best=False):
     """Writes checkpoints/epoch_{state['epoch']:04d} atomically and points `last` (and `best`) at it.
 
@@ -91,6 +110,7 @@ def save_checkpoint(output_dir, model, state, is_best=False):
         f.flush()
         os.fsync(f.fileno())
     _fsync_dir(tmp)
+    _test_pause_in_save(tmp)
     if os.path.exists(final):  # an epoch trained again (resumed from an older checkpoint)
         old = _fresh_dir(root, f".old-{name}")
         os.replace(final, os.path.join(old, name))

@@ -10,9 +10,11 @@ REPO = HERE.parents[1]
 
 
 def script_env(**extra):
-    """Environment for a script: quiet TF, the repo importable, no inherited TF_CONFIG."""
+    """Environment for a script: quiet TF, the repo importable, no inherited TF_CONFIG or
+    DETECTION_TEST_PAUSE_IN_SAVE (checkpoints.py's test hook: only a test that waits on it sets it)."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONPATH=str(REPO))
     env.pop("TF_CONFIG", None)
+    env.pop("DETECTION_TEST_PAUSE_IN_SAVE", None)
     env.update(extra)
     return env
 

@@ -1,5 +1,7 @@
 import json
 import os
+import threading
+import time
 
 import keras
 import numpy as np
@@ -146,4 +148,32 @@ def test_a_crash_at_any_point_of_a_save_leaves_loadable_checkpoints(tmp_path, tr
     assert k > 8  # the save made that many file-system calls, each one a crash point above
     assert checkpoints.read_state(checkpoints.find_last(tmp_path))["epoch"] == 2
     checkpoints.remove_stale_temporaries(tmp_path)
+    assert sorted(os.listdir(tmp_path / "checkpoints")) == ["epoch_0001", "epoch_0002", "last"]
+
+
+def test_the_pause_hook_holds_a_save_after_its_files_and_before_its_rename(tmp_path, trained, monkeypatch):
+    """DETECTION_TEST_PAUSE_IN_SAVE (test_kill_resume.py's handshake): marker written, save waits for its removal."""
+    model, _ = trained
+    checkpoints.save_checkpoint(tmp_path, model, state(1))
+    marker = tmp_path / "paused"
+    monkeypatch.setenv(checkpoints.PAUSE_IN_SAVE_ENV, str(marker))
+    saver = threading.Thread(target=checkpoints.save_checkpoint, args=(tmp_path, model, state(2)))
+    saver.start()
+    try:
+        deadline = time.monotonic() + 120
+        while not marker.exists():  # the saver's signal; no assumption on thread scheduling
+            assert time.monotonic() < deadline and saver.is_alive(), "the save never paused"
+            time.sleep(0.01)
+        tmp = marker.read_text().strip()
+        root = tmp_path / "checkpoints"
+        assert os.path.dirname(tmp) == str(root) and os.path.basename(tmp).startswith(".tmp-epoch_0002")
+        assert sorted(os.listdir(tmp)) == ["model.weights.h5", "state.json"]
+        assert checkpoints.read_state(tmp)["epoch"] == 2
+        assert not (root / "epoch_0002").exists() and checkpoints.find_last(tmp_path) == str(root / "epoch_0001")
+        assert saver.is_alive()  # still waiting: nothing moves until the marker goes
+    finally:
+        marker.unlink(missing_ok=True)
+        saver.join(timeout=120)
+    assert not saver.is_alive()
+    assert checkpoints.find_last(tmp_path) == str(tmp_path / "checkpoints" / "epoch_0002")
     assert sorted(os.listdir(tmp_path / "checkpoints")) == ["epoch_0001", "epoch_0002", "last"]

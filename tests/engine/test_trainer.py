@@ -101,7 +101,20 @@ def test_initial_weights_from_a_checkpoint(staged_run, tmp_path):
 
 def test_float16_run_checkpoints_and_resumes_the_loss_scale(tmp_path):
     arrays = toy_arrays(8)
-    arrays["image"][4:] *= 1e5  # the second batch of each epoch overflows float16: step skipped
+    # The second batch of each epoch overflows float16 in the backward pass only, whatever
+    # the CPU's kernels: its images are ordinary (finite float16 forward pass) and its targets
+    # are 1e6. The loss, computed in float32 by ToyLoss, is about 1e12: finite, so the epoch is
+    # checkpointed. Its gradient at rcnn_out's float16 output, scale x 2 (pred - 1e6) / 16
+    # (|pred| <= 65504, scale >= 2^14 here), is below -1.9e9 and is cast to float16 on its way
+    # back (the gradient of the float16 -> float32 cast): -inf, an IEEE conversion, not a
+    # kernel's choice. rcnn_out's bias gradient is the sum of those -inf: -inf, so the
+    # optimizer sees a non-finite gradient and skips the step. (Images scaled by 1e5 instead
+    # are inf in float16, and the loss then depended on the kernels: Eigen's, which TensorFlow
+    # falls back to where oneDNN refuses float16 (an AMD EPYC with AVX-512 but no AVX512_FP16),
+    # propagate the NaN, so the run stopped without a checkpoint and resumed fresh; oneDNN's
+    # fused Conv+ReLU maps NaN to 0, which kept the loss finite where oneDNN runs float16.)
+    # The first batch's scaled gradients stay below 4e3 at scale 2^15 (measured), far from 65504.
+    arrays["target"][4:] = 1e6
 
     def overflowing(config):
         return tf.data.Dataset.from_tensor_slices(arrays).batch(4, drop_remainder=True).repeat()
@@ -109,12 +122,16 @@ def test_float16_run_checkpoints_and_resumes_the_loss_scale(tmp_path):
     config = STAGED.replace(TRAIN_STAGES=[], EPOCHS=1, STEPS_PER_EPOCH=2, VALIDATION_STEPS=0,
                             MIXED_PRECISION="float16")
     first = train(build_toy_model, config, overflowing, None, tmp_path, verbose=0)
+    assert first.stopped == "completed", first.message  # finite losses: the epoch is checkpointed
+    assert checkpoints.read_state(checkpoints.find_last(tmp_path))["global_step"] == 1
     assert keras.config.dtype_policy().name == "float32"  # the policy was set for the build only
     assert first.model.get_layer("conv2_block1_conv").compute_dtype == "float16"
+    assert first.model.get_layer("rcnn_out").compute_dtype == "float16"  # where the gradient overflows
     assert type(first.model.optimizer).__name__ == "LossScaleOptimizer"
     assert float(first.model.optimizer.dynamic_scale.numpy()) == 2.0 ** 14  # halved once
     assert int(first.model.optimizer.iterations.numpy()) == 1
     again = train(build_toy_model, config.replace(EPOCHS=2), overflowing, None, tmp_path, resume=True, verbose=0)
+    assert (again.stopped, again.initial_epoch) == ("completed", 1)  # resumed from epoch_0001
     # Restored 2^14 and 1 applied step, then one more of each: a fresh optimizer would give 2^14 and 1.
     assert float(again.model.optimizer.dynamic_scale.numpy()) == 2.0 ** 13
     assert int(again.model.optimizer.iterations.numpy()) == 2
