@@ -25,7 +25,7 @@ input pixels.
 Weights: ``save_weights`` / ``load_weights`` go through the inference model, whose layer
 structure is the same for every batch size and mode, so a file saved by training loads into
 an inference-only detector and back. Legacy Keras 2 ``.h5`` files (matterport's) load by
-layer name through detection.modeling.legacy_weights.
+layer name (detection/modeling/weights.py).
 """
 
 import keras
@@ -42,6 +42,7 @@ from detection.modeling.fpn import build_fpn
 from detection.modeling.heads import BOX_HEADS, MASK_HEADS, RPN_HEADS
 from detection.modeling.losses import WeightedLoss
 from detection.modeling.normalization import NormalizeImage
+from detection.modeling.weights import WeightsError, is_legacy_h5, load_weights_by_name
 
 
 @keras.saving.register_keras_serializable(package="detection")
@@ -186,11 +187,22 @@ class Detector:
         """Saves every weight to a Keras ``.weights.h5`` file (via the inference model)."""
         self.inference_model.save_weights(path)
 
-    def load_weights(self, path, by_name=False, skip_mismatch=False):
-        """Loads a ``.weights.h5`` file saved by ``save_weights``, or a legacy Keras 2 ``.h5``
-        file by layer name (``by_name=True``, e.g. matterport's, with ``skip_mismatch``)."""
+    def load_weights(self, path, exclude=(), log=print):
+        """Loads a weights file; returns the LoadReport of a legacy file (None for ours).
+
+        path: a ``.weights.h5`` of ``save_weights`` (loaded by structure), or a legacy Keras 2
+        ``.h5`` such as matterport's (loaded by layer name, see detection/modeling/weights.py;
+        what was loaded is passed to ``log``). exclude: layer names or regular expressions
+        not to load from a legacy file (matterport's ``exclude=``).
+        """
         path = str(path)
-        if by_name:
-            self.inference_model.load_weights(path, by_name=True, skip_mismatch=skip_mismatch)
-        else:
-            self.inference_model.load_weights(path, skip_mismatch=skip_mismatch)
+        if is_legacy_h5(path):
+            report = load_weights_by_name(self.inference_model, path, exclude, self.config.NUM_CLASSES)
+            if log:
+                log(report.summary())
+            return report
+        if exclude:
+            raise WeightsError(f"{path}: --exclude applies to legacy Keras 2 .h5 files (loaded by layer name); "
+                               "this is a .weights.h5 file, loaded whole")
+        self.inference_model.load_weights(path)
+        return None

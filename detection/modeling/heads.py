@@ -186,6 +186,7 @@ class MatterportBoxHead:
         x = FoldRoIs(name=f"{prefix}_rcnn_fold")(self.align(rois, *feature_maps))
         x = keras.layers.Activation("relu", name=f"{prefix}_rcnn_relu1")(self.bn1(self.conv1(x)))
         x = keras.layers.Activation("relu", name=f"{prefix}_rcnn_relu2")(self.bn2(self.conv2(x)))
+        x = FoldRoIs(unfold=True, num_rois=num_rois, name=f"{prefix}_rcnn_unfold")(x)
         x = keras.layers.Reshape((num_rois, self.fc_size), name=f"{prefix}_rcnn_squeeze")(x)
         return self.outputs(x, num_rois, prefix)
 

@@ -11,6 +11,7 @@ from detection.layers.detections import DetectionLayer
 from detection.layers.rpn_target import RPNTargetLayer
 from detection.modeling.detector import Detector
 from tests.model_fixtures import SIZE, batch, numpy_iou, tiny_config
+from tests.modeling.legacy_h5 import conv, write_legacy_h5
 
 LOSSES = ["rpn_class_loss", "rpn_bbox_loss", "rcnn_class_loss", "rcnn_bbox_loss", "mask_loss"]
 DIAGNOSTICS = ["gt_num", "positive_anchor_num", "negative_anchor_num", "miss_match_gt_num", "gt_match_min_iou",
@@ -176,20 +177,6 @@ def test_mixed_precision_trains_a_step(policy):
         keras.mixed_precision.set_global_policy("float32")
 
 
-def write_legacy_h5(path, layers):
-    """A Keras 2 style weights file: {layer_name: [arrays]} in the legacy HDF5 layout."""
-    import h5py
-
-    with h5py.File(path, "w") as f:
-        f.attrs["layer_names"] = [n.encode() for n in layers]
-        for name, arrays in layers.items():
-            group = f.create_group(name)
-            weight_names = [f"{name}/w{i}:0".encode() for i in range(len(arrays))]
-            group.attrs["weight_names"] = weight_names
-            for weight_name, array in zip(weight_names, arrays):
-                group.create_dataset(weight_name.decode(), data=array)
-
-
 def test_legacy_h5_loads_by_name_and_skips_mismatches(tmp_path):
     config = tiny_config()
     detector = Detector(config, batch_size=1, training=False)
@@ -201,11 +188,13 @@ def test_legacy_h5_loads_by_name_and_skips_mismatches(tmp_path):
     fc1_before = detector.inference_model.get_layer("rcnn_fc1").get_weights()
     path = str(tmp_path / "legacy.h5")
     write_legacy_h5(path, {
-        "rpn_conv_shared": [new_kernel, new_bias],
-        "rcnn_fc1": [np.zeros((3, 3), "float32"), np.zeros((3,), "float32")],  # wrong shape
-        "mrcnn_mask_conv1": [np.zeros((1,), "float32")],  # a layer we do not have
-    })
-    detector.load_weights(path, by_name=True, skip_mismatch=True)
+        "rpn_conv_shared": conv("rpn_conv_shared", new_kernel, new_bias),
+        "rcnn_fc1": conv("rcnn_fc1", np.zeros((3, 3), "float32"), np.zeros((3,), "float32")),  # wrong shape
+        "mrcnn_mask_conv1": [("mrcnn_mask_conv1/kernel:0", np.zeros((1,), "float32"))],  # a layer we do not have
+    }, extra_layer_names=["input_image", "mrcnn_mask_loss"])
+    report = detector.load_weights(path, log=None)
+    assert report.loaded_layers == ["rpn_conv_shared"] and report.loaded_arrays == 2 and report.file_arrays == 5
+    assert [m[0] for m in report.mismatched] == ["rcnn_fc1"] and report.not_in_model == ["mrcnn_mask_conv1"]
     np.testing.assert_array_equal(rpn.get_weights()[0], new_kernel)
     np.testing.assert_array_equal(rpn.get_weights()[1], new_bias)
     for before, after in zip(fc1_before, detector.inference_model.get_layer("rcnn_fc1").get_weights()):
