@@ -11,6 +11,7 @@ splits of one folder agree on the class list (``parse_files(..., read_all=True)`
 
 import os
 
+from detection.data.images import ImageReadError, read_image
 from detection.data.jsonfile import EMPTY_FILE
 from detection.data.validation import DataError
 
@@ -80,3 +81,18 @@ def _parse_counted(parse, path, report):
             kind = "empty_annotation" if str(e).endswith(EMPTY_FILE) else "malformed_annotation"
             report.add(kind, path, "", str(e).split(": ", 1)[1])
         return None
+
+
+def size_or_read(height, width, image_path, report, file, field):
+    """(height, width) as the annotation file gives them when both are integers > 0; else read
+    from the image and counted as ``malformed_annotation`` at ``field``; None (counted
+    ``unreadable_image``) when the image cannot be read either."""
+    if all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in (height, width)):
+        return height, width
+    try:
+        height, width = read_image(image_path).shape[:2]
+    except ImageReadError as e:
+        report.add("unreadable_image", image_path, "", str(e).split(": ", 1)[-1], once=True)
+        return None
+    report.add("malformed_annotation", file, field, f"size missing or invalid; {height}x{width} read from the image")
+    return height, width

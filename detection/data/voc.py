@@ -29,8 +29,8 @@ import xml.etree.ElementTree as ET
 
 import numpy as np
 
-from detection.data.annotation_folder import annotation_files, parse_files, wanted_stems
-from detection.data.images import ImageReadError, index_images, read_image
+from detection.data.annotation_folder import annotation_files, parse_files, size_or_read, wanted_stems
+from detection.data.images import index_images
 from detection.data.records import Dataset, Record
 from detection.data.validation import DataError, ValidationReport, clean_boxes, finalize_records
 
@@ -133,14 +133,10 @@ def load_voc(annotations, images=None, split=None, config=None, strict=None, nam
 
 def _record(image_id, image_path, xml_path, annotation, class_of_name, report):
     """A Record from a parsed annotation; None when the image size is unknown and unreadable."""
-    height, width = annotation["height"], annotation["width"]
-    if not (height and width and height > 0 and width > 0):
-        try:
-            height, width = read_image(image_path).shape[:2]
-        except ImageReadError as e:
-            report.add("unreadable_image", image_path, "", str(e).split(": ", 1)[-1], once=True)
-            return None
-        report.add("malformed_annotation", xml_path, "size", f"missing or invalid; {height}x{width} read from the image")
+    size = size_or_read(annotation["height"], annotation["width"], image_path, report, xml_path, "size")
+    if size is None:
+        return None
+    height, width = size
     rows, fields, labels, difficult = [], [], [], []
     for obj in annotation["objects"]:
         field = f"object[{obj['index']}]"
