@@ -4,6 +4,8 @@ by pixel centres (helpers.assert_mask_is_polygon) for slanted edges, where pycoc
 5x sampling may differ within 0.2 px of the outline, and only there."""
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -193,6 +195,23 @@ def test_a_file_that_is_not_via_2_is_a_one_line_error(tmp_path, content, message
     with pytest.raises(DataError, match=message) as error:
         load_via(str(path))
     assert "\n" not in str(error.value)
+
+
+def test_stat_gt_runs_on_a_via_file(tmp_path):
+    path = write_via(tmp_path / "balloon", {"b1.jpg": [polygon([1, 29, 15], [1, 1, 28])],
+                                            "b2.jpg": [rect(5, 5, 30, 20), polygon([1, 2, 3], [1, 2])]},
+                     v1=True, size=(64, 64))
+    config = tmp_path / "c.yaml"
+    config.write_text("CLASS_NAMES: [balloon]\nNUM_CLASSES: 2\nIMAGE_MIN_DIM: 64\nIMAGE_MAX_DIM: 64\n")
+    out = tmp_path / "stat.json"
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    done = subprocess.run([sys.executable, "tools/stat_gt.py", "--config", str(config), "--format", "via",
+                           "--annotations", path, "--json", str(out)], cwd=repo, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = json.loads(out.read_text())
+    assert summary["data"]["problems"] == {"malformed_annotation": 1}
+    assert "2 images, 2 boxes" in summary["data"]["summary"]
 
 
 def test_the_pipeline_gets_the_polygons_masks(tmp_path):
