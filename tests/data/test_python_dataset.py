@@ -1,7 +1,10 @@
 """DATASET_FORMAT python:MODULE:CLASS: CustomDataset subclasses (tests/data/custom_datasets.py)."""
 import argparse
+import csv
+import os
 import pathlib
 import re
+import subprocess
 import sys
 
 import numpy as np
@@ -18,6 +21,7 @@ from detection.data.validation import DataError
 from .helpers import small_config, write_image
 
 HERE = pathlib.Path(__file__).resolve().parent
+REPO = HERE.parents[1]
 MODULE = HERE / "custom_datasets.py"
 
 
@@ -126,3 +130,38 @@ def test_format_values_are_checked_in_the_config_and_on_the_command_line(capsys)
     (line,) = capsys.readouterr().err.strip().splitlines()[-1:]
     assert line.endswith("argument --format: 'yolo': expected one of 'shapes', 'coco', 'voc', 'via', 'labelme', "
                          "or 'python:MODULE:CLASS'")
+
+
+TINY = """BACKBONE: resnet_tiny
+TINY_BACKBONE_WIDTH: 8
+TOP_DOWN_PYRAMID_SIZE: 16
+FPN_CLASSIF_FC_LAYERS_SIZE: 32
+NUM_CLASSES: 3
+IMAGE_MIN_DIM: 64
+IMAGE_MAX_DIM: 64
+IMAGES_PER_GPU: 2
+RPN_ANCHOR_SCALES: [8, 16, 32, 64, 128]
+RPN_TRAIN_ANCHORS_PER_IMAGE: 64
+PRE_NMS_LIMIT: 200
+POST_NMS_ROIS_TRAINING: 64
+POST_NMS_ROIS_INFERENCE: 32
+TRAIN_ROIS_PER_IMAGE: 16
+MAX_GT_INSTANCES: 4
+MINI_MASK_SHAPE: [16, 16]
+VALIDATION_STEPS: 0
+"""
+
+
+def test_train_py_trains_two_steps_on_a_python_dataset(tmp_path):
+    (tmp_path / "tiny.yaml").write_text(TINY)
+    run = tmp_path / "run"
+    done = subprocess.run([sys.executable, "tools/train.py", "--config", str(tmp_path / "tiny.yaml"),
+                           "--format", spec("Squares"), "--steps-per-epoch", "2", "--epochs", "1",
+                           "--output", str(run)], cwd=REPO, capture_output=True, text=True, timeout=900,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    assert "Dataset Squares/train: 4 images, 5 boxes" in done.stdout
+    (row,) = list(csv.DictReader(open(run / "log.csv")))
+    assert np.isfinite(float(row["loss"])) and (run / "final.weights.h5").exists()
+    saved = Config.from_yaml(run / "config.yaml")
+    assert saved.DATASET_FORMAT == spec("Squares") and saved.CLASS_NAMES == ["light", "dark"]
