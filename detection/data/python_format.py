@@ -81,9 +81,11 @@ def load_python_dataset(spec, subset, config, strict=None):
 
     class_names = [str(c["name"]) for c in instance.class_info[1:]]
     if config.CLASS_NAMES and list(config.CLASS_NAMES) != class_names:
-        raise DataError(f"{spec}: the classes {name} adds, {class_names}, differ from CLASS_NAMES {list(config.CLASS_NAMES)}")
+        raise DataError(f"{spec}: the classes {name} adds, {class_names}, differ from "
+                        f"CLASS_NAMES {list(config.CLASS_NAMES)}")
     source_ids = [c["id"] for c in instance.class_info[1:]]
-    distinct = all(isinstance(i, int) and not isinstance(i, bool) for i in source_ids) and len(set(source_ids)) == len(source_ids)
+    distinct = (all(isinstance(i, int) and not isinstance(i, bool) for i in source_ids)
+                and len(set(source_ids)) == len(source_ids))
     category_ids = source_ids if distinct else list(range(1, len(class_names) + 1))
 
     report = ValidationReport(f"{name}/{subset}", strict=strict)
@@ -299,7 +301,8 @@ def _as_rgb(image, where):
     """load_image's result -> [H, W, 3] uint8 RGB (grayscale and RGBA converted, as matterport)."""
     image = np.asarray(image)
     if image.dtype != np.uint8 or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (1, 3, 4)):
-        raise ImageReadError(f"{where}: returned {image.dtype} of shape {list(image.shape)}; expected [H, W, 3] uint8 RGB")
+        raise ImageReadError(f"{where}: returned {image.dtype} of shape {list(image.shape)}; "
+                             "expected [H, W, 3] uint8 RGB")
     if image.ndim == 2:
         image = image[..., None]
     if image.shape[2] == 1:

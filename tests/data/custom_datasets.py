@@ -107,3 +107,13 @@ class MisSized(NoInstances):
     """image_info says 48 columns, load_image makes 64."""
 
     WIDTH = 48
+
+
+class SquaresWithSourceIds(Squares):
+    """Squares whose classes have the source's own ids (as a ported COCO dataset's): 18, 44."""
+
+    def load_subset(self, subset, config):
+        self.add_class("coco", 18, "light")
+        self.add_class("coco", 44, "dark")
+        for i, squares in enumerate(self.SQUARES):
+            self.add_image("coco", image_id=1000 + i, path=None, squares=squares)

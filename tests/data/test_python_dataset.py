@@ -1,6 +1,7 @@
 """DATASET_FORMAT python:MODULE:CLASS: CustomDataset subclasses (tests/data/custom_datasets.py)."""
 import argparse
 import csv
+import json
 import os
 import pathlib
 import re
@@ -18,7 +19,7 @@ from detection.data.masks import decode_segmentation
 from detection.data.python_format import load_python_dataset
 from detection.data.validation import DataError
 
-from .helpers import small_config, write_image
+from .helpers import PerfectPredictor, small_config, write_image
 
 HERE = pathlib.Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -152,16 +153,34 @@ VALIDATION_STEPS: 0
 """
 
 
-def test_train_py_trains_two_steps_on_a_python_dataset(tmp_path):
-    (tmp_path / "tiny.yaml").write_text(TINY)
-    run = tmp_path / "run"
-    done = subprocess.run([sys.executable, "tools/train.py", "--config", str(tmp_path / "tiny.yaml"),
-                           "--format", spec("Squares"), "--steps-per-epoch", "2", "--epochs", "1",
-                           "--output", str(run)], cwd=REPO, capture_output=True, text=True, timeout=900,
+def run_tool(*argv):
+    done = subprocess.run([sys.executable, *map(str, argv)], cwd=REPO, capture_output=True, text=True, timeout=900,
                           env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
-    assert "Dataset Squares/train: 4 images, 5 boxes" in done.stdout
+    return done.stdout
+
+
+def test_train_py_trains_two_steps_on_a_python_dataset_and_eval_coco_evaluates_the_run(tmp_path):
+    (tmp_path / "tiny.yaml").write_text(TINY)
+    run = tmp_path / "run"
+    out = run_tool("tools/train.py", "--config", tmp_path / "tiny.yaml", "--format", spec("Squares"),
+                   "--steps-per-epoch", "2", "--epochs", "1", "--output", run)
+    assert "Dataset Squares/train: 4 images, 5 boxes" in out
     (row,) = list(csv.DictReader(open(run / "log.csv")))
     assert np.isfinite(float(row["loss"])) and (run / "final.weights.h5").exists()
     saved = Config.from_yaml(run / "config.yaml")
     assert saved.DATASET_FORMAT == spec("Squares") and saved.CLASS_NAMES == ["light", "dark"]
+    # The run's config names the dataset: eval_coco's model mode finds it there.
+    run_tool("tools/eval_coco.py", "--config", run / "config.yaml", "--weights", run / "final.weights.h5",
+             "--set", "DETECTION_MIN_CONFIDENCE=0", "--json", tmp_path / "coco.json")  # detections, so masks
+    assert set(json.loads((tmp_path / "coco.json").read_text())) == {"bbox", "segm"}
+
+
+def test_evaluation_of_a_python_dataset_uses_its_category_ids_and_mask_gt():
+    from detection.evaluation.detector_eval import evaluate_predictor
+
+    dataset = load_python_dataset(spec("SquaresWithSourceIds"), "val", Config({"NUM_CLASSES": 3}))
+    assert dataset.category_ids == [18, 44] and [r.image_id for r in dataset.records] == [0, 1, 2, 3]
+    metrics, results = evaluate_predictor(PerfectPredictor(), dataset, log=None)
+    assert metrics["bbox"]["AP"] == pytest.approx(1.0) and metrics["segm"]["AP"] == pytest.approx(1.0)
+    assert sorted({r["category_id"] for r in results}) == [18, 44]

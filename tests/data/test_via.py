@@ -16,7 +16,7 @@ from detection.data.masks import decode_segmentation
 from detection.data.validation import DataError
 from detection.data.via import load_via
 
-from .helpers import assert_mask_is_polygon, write_image
+from .helpers import PerfectPredictor, assert_mask_is_polygon, write_image
 
 ONE_CLASS = Config({"CLASS_NAMES": ["balloon"], "NUM_CLASSES": 2})
 
@@ -231,3 +231,13 @@ def test_the_pipeline_gets_the_polygons_masks(tmp_path):
     np.testing.assert_array_equal(example["gt_boxes"][:2], boxes)
     np.testing.assert_array_equal(example["gt_masks"][:2], mini_masks(full, boxes, (8, 8)))
     assert example["gt_masks"][1].all() and not example["gt_masks"][0].all()
+
+
+def test_evaluation_against_the_polygons_gives_ap_1_for_perfect_detections(tmp_path):
+    from detection.evaluation.detector_eval import evaluate_predictor
+
+    dataset = load_via(write_via(tmp_path, {"a.jpg": [polygon([10, 30, 30, 20, 20, 10], [5, 5, 25, 25, 15, 15], name="cat"),
+                                                      polygon([40, 55, 50, 37], [3, 10, 30, 22], name="dog")],
+                                            "b.jpg": [rect(2, 26, 7, 9, name="dog")]}))
+    metrics, _ = evaluate_predictor(PerfectPredictor(), dataset, log=None)
+    assert metrics["bbox"]["AP"] == pytest.approx(1.0) and metrics["segm"]["AP"] == pytest.approx(1.0)
