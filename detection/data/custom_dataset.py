@@ -91,7 +91,7 @@ class CustomDataset:
         load_subset, so calling it yourself is harmless)."""
         self.num_classes = len(self.class_info)
         self.class_ids = list(range(self.num_classes))
-        self.class_names = [str(c["name"]).split(",")[0] for c in self.class_info]
+        self.class_names = [str(c["name"]) for c in self.class_info]  # matterport cut names at a comma; not here
         self.num_images = len(self.image_info)
         self._image_ids = list(range(self.num_images))
         self.class_from_source_map = {f"{c['source']}.{c['id']}": i for i, c in enumerate(self.class_info)}

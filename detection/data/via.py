@@ -77,11 +77,11 @@ def load_via(annotation_file, images=None, config=None, strict=None, name=None):
     config = config or Config()
     strict = config.STRICT_DATA if strict is None else strict
     file = annotation_file
+    entries, prefix, declared = read_via_json(file)
     images = images or os.path.dirname(os.path.abspath(file))
     if not os.path.isdir(images):
         raise DataError(f"{images}: image folder not found")
     report = ValidationReport(name or os.path.basename(file), strict=strict)
-    entries, prefix, declared = read_via_json(file)
 
     parsed = []  # (image_id, field, entry, [(region field, region dict)])
     seen = set()

@@ -13,6 +13,7 @@ import pytest
 
 from detection.config import Config, ConfigError
 from detection.data.cli import add_dataset_flags
+from detection.data.custom_dataset import CustomDataset
 from detection.data.datasets import load_dataset
 from detection.data.example import load_example
 from detection.data.masks import decode_segmentation
@@ -28,6 +29,21 @@ MODULE = HERE / "custom_datasets.py"
 
 def spec(name):
     return f"python:{MODULE}:{name}"
+
+
+def test_custom_dataset_keeps_matterports_bookkeeping():
+    dataset = CustomDataset()
+    dataset.add_class("coco", 18, "dog")
+    dataset.add_class("coco", 18, "dog again")  # the same (source, id): ignored, as matterport does
+    dataset.add_class("voc", 3, "cat")
+    dataset.add_image("coco", 1000, "a.jpg", height=4, width=5)
+    dataset.prepare()
+    assert dataset.class_names == ["BG", "dog", "cat"] and dataset.num_classes == 3
+    assert dataset.map_source_class_id("voc.3") == 2 and dataset.image_ids == [0] and dataset.num_images == 1
+    assert dataset.image_info == [{"id": 1000, "source": "coco", "path": "a.jpg", "height": 4, "width": 5}]
+    assert dataset.image_reference(0) == "a.jpg"
+    with pytest.raises(ValueError, match="cannot contain a dot"):
+        dataset.add_class("a.b", 1, "x")
 
 
 def test_records_boxes_are_the_masks_extents_and_masks_are_kept():
