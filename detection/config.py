@@ -132,6 +132,35 @@ def mapping(value, keys=None):
     return Check(what, convert)
 
 
+DATASET_FORMATS = ("shapes", "coco", "voc", "via", "labelme")
+PYTHON_FORMAT = "python:MODULE:CLASS"
+
+
+def split_python_format(value):
+    """``"python:MODULE:CLASS"`` -> (MODULE, CLASS), or None when ``value`` has another form.
+
+    MODULE is a dotted module name or a path to a .py file; a path may hold ':' itself
+    (``C:\\data\\my.py``), so CLASS is what follows the LAST ':' and must be an identifier.
+    """
+    if not isinstance(value, str) or not value.startswith("python:"):
+        return None
+    module, sep, name = value[len("python:"):].rpartition(":")
+    if not (sep and module.strip() and name.isidentifier()):
+        return None
+    return module, name
+
+
+def dataset_format():
+    """One of DATASET_FORMATS, or python:MODULE:CLASS (the module is imported only when a tool
+    loads the dataset: validating a config never runs code)."""
+    def convert(v):
+        if v in DATASET_FORMATS or split_python_format(v):
+            return v
+        _fail("")
+
+    return Check("one of " + ", ".join(repr(f) for f in DATASET_FORMATS) + f", or '{PYTHON_FORMAT}'", convert)
+
+
 def anything(describe):
     return Check(describe, lambda v: v)
 
@@ -233,13 +262,14 @@ _key(S, "MAX_GT_INSTANCES", 100, integer(1), "GT boxes per image, padded to this
 _key(S, "MINI_MASK_SHAPE", [56, 56], sequence(integer(1), length=2), "GT masks are stored cropped to their box and resized to this.")
 
 S = "Dataset"
-_key(S, "DATASET_FORMAT", "shapes", text(["shapes", "coco", "voc"]), "Dataset format: the embedded synthetic shapes, COCO JSON or Pascal VOC XML.")
-_key(S, "TRAIN_IMAGES", None, text(optional=True), "Folder of training images (coco, voc).")
-_key(S, "TRAIN_ANNOTATIONS", None, text(optional=True), "COCO JSON file or VOC annotation folder for training.")
-_key(S, "TRAIN_SPLIT", None, text(optional=True), "Optional file of image stems for training (voc).")
-_key(S, "VAL_IMAGES", None, text(optional=True), "Folder of validation images (coco, voc).")
-_key(S, "VAL_ANNOTATIONS", None, text(optional=True), "COCO JSON file or VOC annotation folder for validation.")
-_key(S, "VAL_SPLIT", None, text(optional=True), "Optional file of image stems for validation (voc).")
+_key(S, "DATASET_FORMAT", "shapes", dataset_format(), "Dataset format: shapes (synthetic), coco (JSON), voc (XML), via (VGG Image Annotator JSON), labelme (JSON per image), or python:MODULE:CLASS (a CustomDataset subclass; see docs/custom_data.md).")
+_key(S, "TRAIN_IMAGES", None, text(optional=True), "Folder of training images (coco, voc, via, labelme).")
+_key(S, "TRAIN_ANNOTATIONS", None, text(optional=True), "COCO or VIA JSON file, or VOC / LabelMe annotation folder, for training.")
+_key(S, "TRAIN_SPLIT", None, text(optional=True), "Optional file of image stems for training (voc, labelme).")
+_key(S, "VAL_IMAGES", None, text(optional=True), "Folder of validation images (coco, voc, via, labelme).")
+_key(S, "VAL_ANNOTATIONS", None, text(optional=True), "COCO or VIA JSON file, or VOC / LabelMe annotation folder, for validation.")
+_key(S, "VAL_SPLIT", None, text(optional=True), "Optional file of image stems for validation (voc, labelme).")
+_key(S, "VIA_CLASS_ATTRIBUTE", None, text(optional=True), "via: the region attribute holding each region's class name; null: the only region attribute there is (none: see CLASS_NAMES in docs/custom_data.md).")
 _key(S, "SHAPES_TRAIN_COUNT", 500, integer(1), "Images in the synthetic shapes training set.")
 _key(S, "SHAPES_VAL_COUNT", 50, integer(1), "Images in the synthetic shapes validation set (made with another seed).")
 _key(S, "SHAPES_IMAGE_SIZE", 128, integer(16), "Side of the synthetic shapes images in pixels.")

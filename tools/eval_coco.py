@@ -21,13 +21,16 @@ status 2.
 """
 
 import argparse
+import os
 import sys
 import warnings
 
-from detection.data.cli import add_dataset_flags, config_with_dataset_flags
-from detection.evaluation.coco import BACKENDS, DEFAULT_BACKEND, IOU_TYPES, evaluate_coco
-from detection.evaluation.errors import EvaluationError
-from detection.evaluation.json_io import write_json
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))  # this checkout's detection
+
+from detection.data.cli import add_dataset_flags, config_with_dataset_flags  # noqa: E402
+from detection.evaluation.coco import BACKENDS, DEFAULT_BACKEND, IOU_TYPES, evaluate_coco  # noqa: E402
+from detection.evaluation.errors import EvaluationError  # noqa: E402
+from detection.evaluation.json_io import write_json  # noqa: E402
 
 
 def parse_args(argv=None):

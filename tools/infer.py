@@ -19,6 +19,7 @@ import argparse
 import os
 import sys
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))  # this checkout's detection
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 

@@ -88,21 +88,26 @@ def run(args, config, strategy, info):
     from detection.modeling.detector import Detector
 
     output = args.output or os.path.join("runs", config.NAME)
-    train_config = config_with_dataset_flags(config, args, "train")
-    train_set = load_dataset(train_config, "train", strict=args.strict or None)
+    # The dataset flags go into the config the run saves, so eval and infer on its
+    # config.yaml see the data (and the format) it was trained on.
+    config = config_with_dataset_flags(config_with_dataset_flags(config, args, "train"), args, "val")
+    train_set = load_dataset(config, "train", strict=args.strict or None)
     train_set.report.summary()
-    val_set = None
-    if config.VALIDATION_STEPS and (config.DATASET_FORMAT == "shapes" or config.VAL_ANNOTATIONS):
-        val_set = load_dataset(config_with_dataset_flags(config, args, "val"), "val", strict=args.strict or None)
-        val_set.report.summary()
-    if config.CLASS_NAMES is None:
-        config = config.replace(CLASS_NAMES=list(train_set.class_names))
     if train_set.num_classes != config.NUM_CLASSES:
         from detection.config import ConfigError
 
         raise ConfigError(f"{args.config}: NUM_CLASSES does not fit the dataset's {len(train_set.class_names)} "
                           f"classes\nNUM_CLASSES={config.NUM_CLASSES}: expected {train_set.num_classes} "
                           "(classes + background)")
+    if config.CLASS_NAMES is None:
+        # Before the val set loads: a loader that discovers names (VIA, LabelMe, VOC) then
+        # gives val the train set's classes and ids, whatever classes val happens to hold.
+        config = config.replace(CLASS_NAMES=list(train_set.class_names))
+    val_set = None
+    if config.VALIDATION_STEPS and (config.DATASET_FORMAT == "shapes" or config.DATASET_FORMAT.startswith("python:")
+                                    or config.VAL_ANNOTATIONS):
+        val_set = load_dataset(config, "val", strict=args.strict or None)
+        val_set.report.summary()
 
     weights = None
     if args.weights == "last":

@@ -11,20 +11,34 @@ for subset "train" and VAL_IMAGES for "val"; --format sets DATASET_FORMAT; --str
 STRICT_DATA. A flag left out leaves the config as it is.
 """
 
+import argparse
+
+from detection.config import KEYS
 from detection.data.datasets import SUBSETS
+
+
+def dataset_format(value):
+    """--format's type: the value when DATASET_FORMAT accepts it, else an argparse error of one
+    line listing the valid values."""
+    check = KEYS["DATASET_FORMAT"].check
+    try:
+        return check.convert(value)
+    except TypeError:
+        raise argparse.ArgumentTypeError(f"{value!r}: expected {check.describe}") from None
 
 
 def add_dataset_flags(parser):
     """Adds --format, --images, --annotations, --split and --strict to an argparse parser."""
     group = parser.add_argument_group("dataset (override the config's DATASET_FORMAT and TRAIN_/VAL_ keys)")
-    group.add_argument("--format", choices=["coco", "voc", "shapes"], default=None,
-                       help="dataset format (config DATASET_FORMAT)")
+    group.add_argument("--format", type=dataset_format, default=None, metavar="FORMAT",
+                       help=f"dataset format (config DATASET_FORMAT): {KEYS['DATASET_FORMAT'].check.describe}")
     group.add_argument("--images", metavar="DIR", default=None,
                        help="image folder (config TRAIN_IMAGES or VAL_IMAGES)")
     group.add_argument("--annotations", metavar="FILE_OR_DIR", default=None,
-                       help="COCO JSON file, or VOC annotation folder or root (config TRAIN_/VAL_ANNOTATIONS)")
+                       help="COCO or VIA JSON file, VOC annotation folder or root, or LabelMe folder "
+                            "(config TRAIN_/VAL_ANNOTATIONS)")
     group.add_argument("--split", metavar="FILE", default=None,
-                       help="VOC: file of image stems to use (config TRAIN_SPLIT or VAL_SPLIT)")
+                       help="VOC, LabelMe: file of image stems to use (config TRAIN_SPLIT or VAL_SPLIT)")
     group.add_argument("--strict", action="store_true", default=None,
                        help="any data problem is an error naming file and field (config STRICT_DATA)")
     return parser

@@ -17,12 +17,12 @@ annotations) is checked one by one, repaired or skipped, and counted in the repo
 
 import contextlib
 import io
-import json
 import os
 
 import numpy as np
 from pycocotools.coco import COCO
 
+from detection.data.jsonfile import read_json
 from detection.data.records import Dataset, Record
 from detection.data.validation import DataError, ValidationReport, clean_boxes, finalize_records
 
@@ -30,17 +30,7 @@ from detection.data.validation import DataError, ValidationReport, clean_boxes, 
 def read_coco_json(path):
     """The parsed JSON of a COCO file; DataError (one line, with line/column) when the file is
     missing, empty, not JSON, or lacks the ``images`` / ``categories`` lists."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except OSError as e:
-        raise DataError(f"{path}: cannot read annotation file: {e.strerror or e}") from None
-    if not text.strip():
-        raise DataError(f"{path}: empty annotation file")
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise DataError(f"{path}: line {e.lineno}, column {e.colno}: malformed JSON: {e.msg}") from None
+    data = read_json(path)
     if not isinstance(data, dict):
         raise DataError(f"{path}: expected a JSON object with images, annotations, categories; got {type(data).__name__}")
     for field in ("images", "categories"):

@@ -2,10 +2,15 @@
 
 config.DATASET_FORMAT picks the loader; the subset picks the TRAIN_* or VAL_* keys:
 
-    format   IMAGES            ANNOTATIONS               SPLIT
-    coco     image folder      instances JSON file       (unused)
-    voc      image folder      folder of XML files       optional file of image stems
+    format   IMAGES                  ANNOTATIONS               SPLIT
+    coco     image folder            instances JSON file       (unused)
+    voc      image folder            folder of XML files       optional file of image stems
+    via      image folder (default   VIA JSON file             (unused)
+             the JSON's folder)
+    labelme  image folder (default   folder of JSON files      optional file of image stems
+             the JSON folder)
     shapes   (unused: synthetic images, SHAPES_* keys)
+    python:MODULE:CLASS              (yours: the class's load_subset reads them, or not)
 
 Tools apply command-line flags to these keys first (detection/data/cli.py).
 """
@@ -36,18 +41,31 @@ def load_dataset(config, subset="train", strict=None):
         from detection.data.shapes import load_shapes
 
         return load_shapes(config, subset, strict=strict)
+    if fmt.startswith("python:"):
+        from detection.data.python_format import load_python_dataset
+
+        return load_python_dataset(fmt, subset, config, strict=strict)
     images, annotations, split = subset_paths(config, subset)
     prefix = subset.upper()
     if annotations is None:
         raise DataError(f"DATASET_FORMAT {fmt}: {prefix}_ANNOTATIONS is not set (or pass --annotations)")
+    name = f"{fmt}/{subset}"
     if fmt == "coco":
         from detection.data.coco import load_coco
 
         if images is None:
             raise DataError(f"DATASET_FORMAT coco: {prefix}_IMAGES is not set (or pass --images)")
-        return load_coco(annotations, images, config, strict=strict, name=f"coco/{subset}")
+        return load_coco(annotations, images, config, strict=strict, name=name)
     if fmt == "voc":
         from detection.data.voc import load_voc
 
-        return load_voc(annotations, images, split, config, strict=strict, name=f"voc/{subset}")
+        return load_voc(annotations, images, split, config, strict=strict, name=name)
+    if fmt == "via":
+        from detection.data.via import load_via
+
+        return load_via(annotations, images, config, strict=strict, name=name)
+    if fmt == "labelme":
+        from detection.data.labelme import load_labelme
+
+        return load_labelme(annotations, images, split, config, strict=strict, name=name)
     raise DataError(f"unknown DATASET_FORMAT {fmt!r}")

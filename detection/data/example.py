@@ -1,8 +1,9 @@
 """What one record becomes in the model input: the per-image numpy work of the pipeline.
 
 Steps, in this order so the expensive work happens at the model's resolution:
-  1. read the image (JPEG decoded at 1/2, 1/4 or 1/8 size when it is scaled down anyway) or
-     render a synthetic one; decode the masks straight at the resized size;
+  1. read the image (JPEG decoded at 1/2, 1/4 or 1/8 size when it is scaled down anyway),
+     take it from the record's image_loader (Python datasets) or render a synthetic one;
+     decode the masks straight at the resized size;
   2. scale image, boxes and masks to ``geometry.resized_shape`` (IMAGE_RESIZE_MODE);
   3. augment (training only) image, boxes and masks together; if augmentation changed the
      image size, fit the result to the model input again (a second scale);
@@ -87,15 +88,16 @@ def _read_resized(record, geometry, want_masks, report):
         image = resize_and_pad(image, _unpadded(geometry))
         masks = mask_ops.resize_masks(masks, resized) if want_masks else None
         return image, masks
-    reduction = decode_reduction((record.height, record.width), resized)
+    # A loader gives the full-size image; a file is decoded at a reduced size when it can be.
+    reduction = 1 if record.image_loader is not None else decode_reduction((record.height, record.width), resized)
     try:
-        image = read_image(record.path, reduction)
+        image = record.image_loader() if record.image_loader is not None else read_image(record.path, reduction)
     except ImageReadError as e:
-        report.add("unreadable_image", record.path, "", str(e).split(": ", 1)[-1], once=True)
+        report.add("unreadable_image", _name(record), "", str(e).split(": ", 1)[-1], once=True)
         return None, None
     expected = (-(-record.height // reduction), -(-record.width // reduction))
     if abs(image.shape[0] - expected[0]) > 1 or abs(image.shape[1] - expected[1]) > 1:
-        report.add("size_mismatch", record.path, "size", once=True, detail=
+        report.add("size_mismatch", _name(record), "size", once=True, detail=
                    f"decoded {image.shape[0]}x{image.shape[1]} at 1/{reduction}, annotation says "
                    f"{record.height}x{record.width}")
     image = resize_and_pad(image, _unpadded(geometry))
@@ -133,4 +135,6 @@ def _padded_gt(record, config, report, class_ids, boxes, masks):
 
 
 def _name(record):
+    if record.image_loader is not None:
+        return str(record.image_loader)
     return record.path if record.path is not None else f"synthetic image {record.image_id}"

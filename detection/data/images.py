@@ -49,6 +49,38 @@ def read_image(path, reduction=1):
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
+# PIL formats whose header size read_image reproduces once the EXIF orientation is applied:
+# OpenCV 4.12 applies the orientation tag to JPEG and PNG (verified in tests/data/test_images.py),
+# not to every format PIL reads (WebP, for one), so those are decoded instead.
+_HEADER_FORMATS = ("JPEG", "MPO", "PNG")
+_TRANSPOSING_ORIENTATIONS = (5, 6, 7, 8)  # EXIF 0x0112 values that swap width and height
+
+
+def image_size(path):
+    """(height, width) of the image ``read_image(path)`` returns, EXIF orientation applied.
+
+    For JPEG and PNG files only the header is read (PIL, lazily: no pixel is decoded), which
+    is what a loader whose annotation lacks the image size (VIA) needs for every image; other
+    files are decoded with read_image. A truncated file whose header is intact gets its size
+    here and is counted as unreadable when the pipeline reads it.
+    Raises ImageReadError naming the file when it is missing or not an image.
+    """
+    from PIL import Image, UnidentifiedImageError  # pillow: installed with matplotlib
+
+    try:
+        with Image.open(path) as image:
+            if image.format in _HEADER_FORMATS:
+                width, height = image.size
+                if image.getexif().get(0x0112) in _TRANSPOSING_ORIENTATIONS:
+                    height, width = width, height
+                return height, width
+    except FileNotFoundError:
+        raise ImageReadError(f"{path}: cannot read image file: No such file or directory") from None
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError):
+        pass  # not something PIL reads: let OpenCV decide
+    return read_image(path).shape[:2]
+
+
 def decode_reduction(original_shape, target_shape):
     """Largest JPEG decode reduction (1, 2, 4, 8) that still decodes at least ``target_shape``.
 

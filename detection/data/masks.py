@@ -53,6 +53,28 @@ def decode_segmentation(segmentation, height, width, scale=1.0, out_shape=None):
     return mask
 
 
+def mask_bbox(mask):
+    """mask: [H, W] -> [y1, x1, y2, x2] float32 pixel edges of its nonzero pixels (zeros if none):
+    ``[first row, first col, last row + 1, last col + 1]``."""
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return np.zeros(4, np.float32)
+    return np.array([rows[0], cols[0], rows[-1] + 1, cols[-1] + 1], np.float32)
+
+
+def encode_rle(masks):
+    """masks: [H, W, N] (nonzero = inside), matterport's layout -> N compressed COCO RLE dicts
+    {"size": [H, W], "counts": str} (str, not bytes: the dicts go into JSON as they are)."""
+    masks = np.asarray(masks)
+    if masks.shape[-1] == 0:
+        return []
+    rles = mask_utils.encode(np.asfortranarray(masks != 0, dtype=np.uint8))
+    for rle in rles:
+        rle["counts"] = rle["counts"].decode("ascii")
+    return rles
+
+
 def resize_masks(masks, out_shape):
     """masks: [N, h, w] uint8 -> [N, out_h, out_w] uint8, nearest-neighbour."""
     if masks.shape[1:] == tuple(out_shape):

@@ -28,6 +28,10 @@ class Record:
     segmentations: None, or a list of N COCO segmentations (polygon lists or RLE dicts) in
         original-image pixels, decoded to masks by the pipeline.
     synthetic: None, or what a synthetic dataset needs to render the image and its masks.
+    image_loader: None, or a callable () -> [H, W, 3] uint8 RGB original image that replaces
+        reading ``path`` (a Python dataset with its own ``load_image``); it raises
+        ImageReadError (one line) when it fails, and ``str(image_loader)`` names the image
+        in problems.
     """
 
     image_id: int
@@ -40,6 +44,7 @@ class Record:
     difficult: np.ndarray
     segmentations: Optional[list] = None
     synthetic: Any = None
+    image_loader: Any = None
 
     @property
     def num_boxes(self):

@@ -20,6 +20,7 @@ import functools
 import cv2
 import numpy as np
 
+from detection.data.masks import mask_bbox  # noqa: F401 (also imported from here)
 from detection.data.records import Dataset, Record
 from detection.data.validation import ValidationReport, finalize_records
 
@@ -101,15 +102,6 @@ class ShapesImageSpec:
 def _noise_bank(size):
     """[2 size, 2 size, 3] float32 standard normal texture, the same in every process."""
     return np.random.default_rng(12345).standard_normal((2 * size, 2 * size, 3), np.float32)
-
-
-def mask_bbox(mask):
-    """mask: [H, W] -> [y1, x1, y2, x2] float32 pixel edges of its nonzero pixels (zeros if none)."""
-    rows = np.flatnonzero(mask.any(axis=1))
-    cols = np.flatnonzero(mask.any(axis=0))
-    if rows.size == 0:
-        return np.zeros(4, np.float32)
-    return np.array([rows[0], cols[0], rows[-1] + 1, cols[-1] + 1], np.float32)
 
 
 def random_image_spec(rng, size):

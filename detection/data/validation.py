@@ -42,6 +42,8 @@ PROBLEMS = {
     "invalid_coordinates": "NaN, infinite or negative box coordinates (NaN dropped, negative clipped)",
     "zero_area_box": "zero-area box (dropped)",
     "unknown_class": "unknown class name or category id (box dropped)",
+    "unsupported_shape": "shape that outlines no area: point, line, polyline (dropped)",
+    "empty_mask": "instance mask without pixels (instance dropped)",
     "orphan_annotation": "annotation of an image id that is not in the file (dropped)",
     "duplicate_image_id": "duplicate image id or file stem (later one dropped)",
     "too_many_boxes": "more boxes than MAX_GT_INSTANCES (kept; the pipeline truncates)",
@@ -125,7 +127,7 @@ class ValidationReport:
         for kind in PROBLEMS:
             if self.counts[kind]:
                 lines.append(f"  {self.counts[kind]:6d} x {PROBLEMS[kind]}")
-                lines += [f"           e.g. {p.file}: {p.field}: {p.detail}".rstrip(": ")
+                lines += ["           e.g. " + ": ".join(part for part in (p.file, p.field, p.detail) if part)
                           for p in self.examples[kind]]
         text = "\n".join(lines)
         if file is not None:

@@ -29,7 +29,8 @@ import xml.etree.ElementTree as ET
 
 import numpy as np
 
-from detection.data.images import ImageReadError, index_images, read_image
+from detection.data.annotation_folder import annotation_files, parse_files, size_or_read, wanted_stems
+from detection.data.images import index_images
 from detection.data.records import Dataset, Record
 from detection.data.validation import DataError, ValidationReport, clean_boxes, finalize_records
 
@@ -49,16 +50,6 @@ def resolve_layout(annotations, images=None):
         sibling = os.path.join(os.path.dirname(os.path.abspath(annotations)), "JPEGImages")
         images = sibling if os.path.isdir(sibling) else annotations
     return annotations, images
-
-
-def read_split(path):
-    """Image stems listed in a split file, in order (first word of each non-empty line)."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            lines = f.read().splitlines()
-    except OSError as e:
-        raise DataError(f"{path}: cannot read split file: {e.strerror or e}") from None
-    return [line.split()[0] for line in lines if line.strip() and not line.lstrip().startswith("#")]
 
 
 def parse_voc_xml(path):
@@ -108,22 +99,12 @@ def load_voc(annotations, images=None, split=None, config=None, strict=None, nam
     strict = config.STRICT_DATA if strict is None else strict
     annotations, images = resolve_layout(annotations, images)
     report = ValidationReport(name or os.path.basename(os.path.normpath(annotations)), strict=strict)
-    xml_files = _annotation_files(annotations, report)
+    xml_files = annotation_files(annotations, ".xml", report)
     stems = sorted(xml_files)
     image_ids = {stem: i for i, stem in enumerate(stems)}
-    wanted = stems
-    if split is not None:
-        wanted = []
-        for stem in dict.fromkeys(read_split(split)):  # keep order, drop repeats
-            if stem in xml_files:
-                wanted.append(stem)
-            else:
-                report.add("missing_annotation", split, stem, f"no {stem}.xml in {annotations}")
-
-    parsed = {}
+    wanted = wanted_stems(xml_files, split, report, annotations, ".xml")
     class_names = list(config.CLASS_NAMES) if config.CLASS_NAMES else None
-    for stem in (wanted if class_names else stems):  # discovery reads every file of the folder
-        parsed[stem] = _parse_counted(xml_files[stem], report if stem in wanted else None)
+    parsed = parse_files(xml_files, wanted, parse_voc_xml, report, read_all=class_names is None)
     if class_names is None:
         class_names = sorted({o["name"] for p in parsed.values() if p for o in p["objects"] if o["name"]})
     class_of_name = {n: k + 1 for k, n in enumerate(class_names)}
@@ -150,43 +131,12 @@ def load_voc(annotations, images=None, split=None, config=None, strict=None, nam
                    category_ids=list(range(1, len(class_names) + 1)), report=report, source=annotations)
 
 
-def _annotation_files(folder, report):
-    """{stem: path} of the .xml files (any case) in ``folder``; repeated stems counted."""
-    files = {}
-    for filename in sorted(os.listdir(folder)):
-        stem, ext = os.path.splitext(filename)
-        if ext.lower() != ".xml":
-            continue
-        path = os.path.join(folder, filename)
-        if stem in files:
-            report.add("duplicate_image_id", path, "", f"stem {stem} also in {os.path.basename(files[stem])}")
-            continue
-        files[stem] = path
-    return files
-
-
-def _parse_counted(path, report):
-    """parse_voc_xml, with an empty or malformed file counted in ``report`` (when given) and
-    returned as None."""
-    try:
-        return parse_voc_xml(path)
-    except DataError as e:
-        if report is not None:
-            kind = "empty_annotation" if str(e).endswith("empty annotation file") else "malformed_annotation"
-            report.add(kind, path, "", str(e).split(": ", 1)[1])
-        return None
-
-
 def _record(image_id, image_path, xml_path, annotation, class_of_name, report):
     """A Record from a parsed annotation; None when the image size is unknown and unreadable."""
-    height, width = annotation["height"], annotation["width"]
-    if not (height and width and height > 0 and width > 0):
-        try:
-            height, width = read_image(image_path).shape[:2]
-        except ImageReadError as e:
-            report.add("unreadable_image", image_path, "", str(e).split(": ", 1)[-1], once=True)
-            return None
-        report.add("malformed_annotation", xml_path, "size", f"missing or invalid; {height}x{width} read from the image")
+    size = size_or_read(annotation["height"], annotation["width"], image_path, report, xml_path, "size")
+    if size is None:
+        return None
+    height, width = size
     rows, fields, labels, difficult = [], [], [], []
     for obj in annotation["objects"]:
         field = f"object[{obj['index']}]"

@@ -70,18 +70,12 @@ def detections_to_coco_results(detection, category_ids):
 def encode_masks(masks):
     """[N, H, W] full-image masks (nonzero = inside) -> N compressed RLE dicts
     {"size": [H, W], "counts": str}, the form COCO results files hold."""
-    from pycocotools import mask as mask_util
+    from detection.data.masks import encode_rle
 
     masks = np.asarray(masks)
     if masks.ndim != 3:
         raise EvaluationError(f"masks must be [N, H, W], got shape {list(masks.shape)}")
-    if len(masks) == 0:
-        return []
-    # pycocotools wants [H, W, N] uint8 in Fortran (column-major) order.
-    rles = mask_util.encode(np.asfortranarray(np.transpose(masks != 0, (1, 2, 0)).astype(np.uint8)))
-    for rle in rles:
-        rle["counts"] = rle["counts"].decode("ascii")
-    return rles
+    return encode_rle(np.transpose(masks, (1, 2, 0)))
 
 
 # ----------------------------------------------------------------------------------------

@@ -3,6 +3,7 @@ import cv2
 import numpy as np
 
 from detection.config import Config
+from detection.data.masks import decode_segmentation
 from detection.data.records import Dataset, Record
 from detection.data.validation import ValidationReport
 
@@ -48,3 +49,58 @@ def voc_xml(objects, width=60, height=40, filename="ignored.jpg"):
         parts.append(f"<object><name>{name}</name><difficult>{difficult}</difficult><bndbox><xmin>{xmin}</xmin>"
                      f"<ymin>{ymin}</ymin><xmax>{xmax}</xmax><ymax>{ymax}</ymax></bndbox></object>")
     return "".join(parts) + "</annotation>"
+
+
+# pycocotools rasterises a polygon by sampling at 5x: a pixel is inside when its centre is,
+# except within this distance (pixels) of the outline (measured: at most 0.142 over 5000
+# random polygons). A test of "mask = rasterised polygon" holds pixel by pixel outside it.
+RASTER_TOLERANCE = 0.2
+
+
+def centres_inside(points, height, width):
+    """[H, W] bool: the pixels whose centre (j + 0.5, i + 0.5) lies inside the polygon
+    ``points`` [K, 2] (x, y) continuous coordinates (even-odd rule), without pycocotools."""
+    cy, cx = np.mgrid[0:height, 0:width] + 0.5
+    inside = np.zeros((height, width), bool)
+    points = np.asarray(points, np.float64)
+    for (x1, y1), (x2, y2) in zip(points, np.roll(points, -1, axis=0)):
+        if y1 != y2:
+            crosses = (cy >= min(y1, y2)) & (cy < max(y1, y2))
+            inside ^= crosses & (cx < x1 + (cy - y1) * (x2 - x1) / (y2 - y1))
+    return inside
+
+
+def distance_to_outline(points, height, width):
+    """[H, W] distance of each pixel centre to the nearest edge of polygon ``points`` [K, 2]."""
+    cy, cx = np.mgrid[0:height, 0:width] + 0.5
+    distance = np.full((height, width), np.inf)
+    points = np.asarray(points, np.float64)
+    for p, q in zip(points, np.roll(points, -1, axis=0)):
+        v = q - p
+        t = np.clip(((cx - p[0]) * v[0] + (cy - p[1]) * v[1]) / max(v @ v, 1e-12), 0, 1)
+        distance = np.minimum(distance, np.hypot(cx - p[0] - t * v[0], cy - p[1] - t * v[1]))
+    return distance
+
+
+def assert_mask_is_polygon(mask, polygons):
+    """``mask`` [H, W] is the union of ``polygons`` (each [K, 2] (x, y)) rasterised by pixel
+    centres, pixel by pixel, except within RASTER_TOLERANCE of an outline."""
+    height, width = mask.shape
+    expected = np.zeros((height, width), bool)
+    near = np.zeros((height, width), bool)
+    for points in polygons:
+        expected |= centres_inside(points, height, width)
+        near |= distance_to_outline(points, height, width) < RASTER_TOLERANCE
+    differ = (mask != 0) != expected
+    assert not (differ & ~near).any(), f"{int((differ & ~near).sum())} pixels differ away from the outline"
+    assert expected.sum() > 0
+
+
+class PerfectPredictor:
+    """Predicts every GT instance of the records, with its GT mask: AP must be 1."""
+
+    def predict_records(self, records, batch_size=1, progress=False):
+        for record in records:
+            masks = np.stack([decode_segmentation(s, record.height, record.width) for s in record.segmentations])
+            yield {"image_id": record.image_id, "boxes": record.boxes, "class_ids": record.class_ids,
+                   "scores": np.ones(record.num_boxes), "masks": masks}

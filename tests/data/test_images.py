@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from detection.data.images import ImageReadError, decode_reduction, image_meta, index_images, read_image, resize_and_pad
+from detection.data.images import (ImageReadError, decode_reduction, image_meta, image_size, index_images, read_image,
+                                    resize_and_pad)
 from detection.data.resize import resize_geometry
 
 
@@ -71,3 +72,23 @@ def test_index_images_matches_stems_any_extension_case(tmp_path):
         (tmp_path / name).write_bytes(b"x")
     index = index_images(str(tmp_path))
     assert sorted(index) == ["a", "b", "d"] and len(index["b"]) == 2
+
+
+@pytest.mark.parametrize("ext, orientation", [(".jpg", 6), (".jpg", 3), (".png", 8), (".webp", 6), (".bmp", None)])
+def test_image_size_is_the_size_read_image_returns(tmp_path, ext, orientation):
+    # JPEG and PNG: from the header, EXIF applied as OpenCV applies it; others (OpenCV 4.12
+    # ignores a WebP's orientation): decoded, so the answer is read_image's in every case.
+    image = Image.fromarray(np.zeros((20, 40, 3), np.uint8))
+    exif = image.getexif()
+    if orientation:
+        exif[0x0112] = orientation
+    image.save(tmp_path / f"a{ext}", **({"exif": exif.tobytes()} if orientation else {}))
+    assert image_size(str(tmp_path / f"a{ext}")) == read_image(str(tmp_path / f"a{ext}")).shape[:2]
+    assert image_size(str(tmp_path / f"a{ext}")) == ((40, 20) if orientation in (6, 8) and ext != ".webp" else (20, 40))
+
+
+def test_image_size_of_a_missing_or_non_image_file_is_an_error_naming_it(tmp_path):
+    (tmp_path / "text.jpg").write_text("not an image")
+    for name in ("absent.jpg", "text.jpg"):
+        with pytest.raises(ImageReadError, match=name):
+            image_size(str(tmp_path / name))
