@@ -74,7 +74,7 @@ def train_and_evaluate(config, minutes, log=print):
                                 steps_per_epoch=config.STEPS_PER_EPOCH, callbacks=[schedule], verbose=2)
     train_seconds = time.monotonic() - started
     predictor = Predictor(config, detector=detector)  # its inference model shares the trained weights
-    metrics, _ = evaluate_predictor(predictor, val, batch_size=predictor.batch_size, progress=False, log=log)
+    metrics, _ = evaluate_predictor(predictor, val, progress=False, log=log)
     result = {
         "bbox_AP": metrics["bbox"]["AP"], "bbox_AP50": metrics["bbox"]["AP50"],
         "bbox_AP75": metrics["bbox"]["AP75"],

@@ -4,8 +4,9 @@ images without a dataset at hand (infer, export).
     names, category_ids = model_categories(config)
 
 Where they come from, first that applies:
-  1. config.CLASS_NAMES: names of classes 1..K, and category ids 1..K (the contiguous ids
-     ARE the ids: shapes, VOC-style configs);
+  1. config.CLASS_NAMES: names of classes 1..K, with config.CATEGORY_IDS as their ids
+     (tools/train.py records both from the training set: COCO's 1..90 for 80 classes), or
+     the contiguous ids 1..K when CATEGORY_IDS is null (shapes, VOC-style configs);
   2. the config's dataset (load_dataset(config, subset)): its class_names and category_ids
      (e.g. COCO's 1..90 for 80 classes) - needs the annotations the config names;
   3. otherwise names "class k" and ids k, with a warning through ``log``.
@@ -18,7 +19,8 @@ def model_categories(config, subset="val", log=None):
     """(class_names: K str, category_ids: K int) for classes 1..K = NUM_CLASSES - 1."""
     k = config.NUM_CLASSES - 1
     if config.CLASS_NAMES is not None:
-        return list(config.CLASS_NAMES), list(range(1, k + 1))
+        ids = config.CATEGORY_IDS if config.CATEGORY_IDS is not None else range(1, k + 1)
+        return list(config.CLASS_NAMES), [int(i) for i in ids]
     log = log or (lambda message: print(message, file=sys.stderr))
     from detection.data.datasets import load_dataset
     from detection.data.validation import DataError

@@ -77,7 +77,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from detection.core.image_meta import IMAGE_META_SIZE
+from detection.core.image_meta import IMAGE_META_SIZE, compose_image_meta_tensor
 from detection.modeling.folding import fold_batch_norms
 
 SIGNATURE_INPUT = "images"
@@ -87,11 +87,12 @@ def tf_resize_geometry(height, width, config):
     """The resize geometry of detection/data/resize.py, in TensorFlow.
 
     height, width: int32 scalar tensors, the original image size.
-    Returns (scale float64, resized_h int32, resized_w int32, padded_h int32, padded_w int32);
-    scale is input pixels per original pixel. The arithmetic is resize_geometry's, in
-    float64 as Python's floats, and rounds halves to even as Python's round does.
+    Returns (scale float64, resized_h, resized_w, padded_h, padded_w, offset_y, offset_x) int32
+    scalars but the scale, input pixels per original pixel. The arithmetic is resize_geometry's,
+    in float64 as Python's floats, and rounds halves to even as Python's round does.
     """
     mode, min_dim, max_dim = config.IMAGE_RESIZE_MODE, config.IMAGE_MIN_DIM, config.IMAGE_MAX_DIM
+    matterport = config.IMAGE_RESIZE_METHOD == "matterport"
     h, w = tf.cast(height, tf.float64), tf.cast(width, tf.float64)
     one = tf.constant(1.0, tf.float64)
     if mode == "none":
@@ -99,9 +100,11 @@ def tf_resize_geometry(height, width, config):
     else:
         scale = tf.maximum(one, min_dim / tf.minimum(h, w)) if min_dim else one
         scale = tf.maximum(scale, tf.constant(float(config.IMAGE_MIN_SCALE or 0.0), tf.float64))
-        if max_dim:
-            longest = tf.maximum(h, w)
+        longest = tf.maximum(h, w)
+        if max_dim and not matterport:
             scale = tf.where(longest * scale > max_dim, max_dim / longest, scale)
+        elif max_dim and mode == "square":  # matterport's rule
+            scale = tf.where(tf.round(longest * scale) > max_dim, max_dim / longest, scale)
     resized_h = tf.maximum(1, tf.cast(tf.round(h * scale), tf.int32))
     resized_w = tf.maximum(1, tf.cast(tf.round(w * scale), tf.int32))
     if mode == "square":
@@ -110,7 +113,9 @@ def tf_resize_geometry(height, width, config):
         padded_h, padded_w = _round_up_64(resized_h), _round_up_64(resized_w)
     else:
         raise ValueError(f"unknown IMAGE_RESIZE_MODE {mode!r}")
-    return scale, resized_h, resized_w, padded_h, padded_w
+    offset_y = (padded_h - resized_h) // 2 if matterport else tf.constant(0)
+    offset_x = (padded_w - resized_w) // 2 if matterport else tf.constant(0)
+    return scale, resized_h, resized_w, padded_h, padded_w, offset_y, offset_x
 
 
 def _round_up_64(x):
@@ -162,19 +167,45 @@ def _linear_taps(src, dst, clamp_weights):
     return (tf.clip_by_value(index, 0, src - 1), tf.clip_by_value(index + 1, 0, src - 1), weight0, weight1)
 
 
+def tf_resize_bilinear_zero_border(image, resized_h, resized_w):
+    """detection.data.images.resize_bilinear_zero_border (matterport's scikit-image resize) in
+    TensorFlow: image [h, w, C] -> [resized_h, resized_w, C] float64, each axis sampled at
+    ``(i + 0.5) * in / out - 0.5`` between its two neighbours, zeros beyond the edges. The
+    same float64 values as SciPy's to rounding (a cast to uint8 truncates them alike but for
+    a value within rounding of an integer)."""
+    def along(values, axis, out_size):
+        size = tf.shape(values)[axis]
+        position = (tf.range(out_size, dtype=tf.float64) + 0.5) * (tf.cast(size, tf.float64)
+                                                                    / tf.cast(out_size, tf.float64)) - 0.5
+        low = tf.floor(position)
+        frac = position - low
+        low = tf.cast(low, tf.int32)
+        result = 0.0
+        for index, weight in ((low, 1.0 - frac), (low + 1, frac)):
+            inside = (index >= 0) & (index < size)
+            taps = tf.gather(values, tf.clip_by_value(index, 0, size - 1), axis=axis)
+            shape = [-1 if a == axis else 1 for a in range(3)]
+            result += taps * tf.reshape(tf.where(inside, weight, 0.0), shape)
+        return result
+
+    pixels = tf.cast(image, tf.float64)
+    return along(along(pixels, 0, resized_h), 1, resized_w)
+
+
 def preprocess_image(image, config):
     """One uint8 image [h, w, 3] -> (model input [1, H, W, 3] float32, image_meta [1, 12]),
     as the training pipeline makes them (image id 0)."""
     shape = tf.shape(image)
     height, width = shape[0], shape[1]
-    scale, rh, rw, ph, pw = tf_resize_geometry(height, width, config)
-    resized = tf.cast(tf_resize_image(image, rh, rw), tf.float32)
-    padded = tf.pad(resized, [[0, ph - rh], [0, pw - rw], [0, 0]])
+    scale, rh, rw, ph, pw, oy, ox = tf_resize_geometry(height, width, config)
+    if config.IMAGE_RESIZE_METHOD == "matterport":
+        resized = tf.cast(tf.cast(tf_resize_bilinear_zero_border(image, rh, rw), tf.uint8), tf.float32)
+    else:
+        resized = tf.cast(tf_resize_image(image, rh, rw), tf.float32)
+    padded = tf.pad(resized, [[oy, ph - rh - oy], [ox, pw - rw - ox], [0, 0]])
     if config.IMAGE_RESIZE_MODE == "square":
         padded = tf.ensure_shape(padded, [config.IMAGE_MAX_DIM, config.IMAGE_MAX_DIM, 3])
-    f = lambda v: tf.cast(v, tf.float32)  # noqa: E731
-    meta = tf.stack([0.0, f(height), f(width), 3.0, f(ph), f(pw), 3.0, 0.0, 0.0, f(rh), f(rw),
-                     tf.cast(scale, tf.float32)])
+    meta = compose_image_meta_tensor(0, (height, width, 3), (ph, pw, 3), (oy, ox, oy + rh, ox + rw), scale)
     return padded[None], tf.ensure_shape(meta, [IMAGE_META_SIZE])[None]
 
 
@@ -246,13 +277,14 @@ def export_saved_model(detector, category_ids, path, class_names=None, fold_batc
     return path
 
 
-def export_from_weights(config, weights_path, path, class_names, category_ids):
+def export_from_weights(config, weights_path, path, class_names, category_ids, exclude=()):
     """Builds a batch-1 inference Detector for ``config``, loads ``weights_path`` (a
     ``.weights.h5`` of Detector.save_weights) and exports it to ``path``."""
     from detection.modeling.detector import Detector
 
-    detector = Detector(config, batch_size=1, training=False)
-    detector.load_weights(weights_path)
+    # The SavedModel's own threshold: DETECTION_MIN_CONFIDENCE, what serving users expect.
+    detector = Detector(config, batch_size=1, training=False, min_confidence=config.DETECTION_MIN_CONFIDENCE)
+    detector.load_weights(weights_path, exclude=exclude)
     return export_saved_model(detector, category_ids, path, class_names)
 
 

@@ -1,17 +1,21 @@
-"""Inference on image files: records from files, detections to COCO results and pictures.
+"""Inference on image files or a dataset's images: detections to COCO results and pictures.
 
-    records, skipped = image_records(["photos/", "extra.png"])
-    summary = infer_to_folder(predictor, records, "out/", class_names, category_ids)
+    summary = infer_to_folder(predictor, find_images(["photos/", "extra.png"]), "out/")
+    summary = infer_to_folder(predictor, dataset.records, "out/")    # the dataset's image ids
+
+Each image is decoded once: that array feeds the model and is drawn on.
 
 Outputs in the folder:
   detections.json  a list of COCO result records (detection/evaluation/results.py), one per
-                   detection: image_id (the image's index in ``records``, 0-based),
-                   category_id (the dataset's own id: category_ids[k - 1] for class k; for a
-                   config with CLASS_NAMES these are the contiguous ids 1..K), bbox [x, y, w, h]
-                   in ORIGINAL-image pixels, score, segmentation (compressed RLE of the
-                   full-image mask; Mask R-CNN only), plus file_name (the image path as given).
+                   detection: image_id (for files, the image's 0-based index in the order
+                   processed, unreadable ones included; for a dataset's records, the dataset's
+                   own image id, so the file evaluates against its ground truth with
+                   ``tools/eval_coco.py --results``), category_id (the dataset's own id, the
+                   config's CATEGORY_IDS; 1..K when it has none), bbox [x, y, w, h] in
+                   ORIGINAL-image pixels, score, segmentation (compressed RLE of the full-image
+                   mask; Mask R-CNN only), plus file_name (the image path as given).
   <stem>.jpg       for each image: the original image with boxes, "name score" labels and
-                   translucent masks (detection/visualize.py); a stem met again gets
+                   translucent masks (visualize.display_instances); a stem met again gets
                    <stem>_2.jpg, <stem>_3.jpg, ...
 
 Unreadable images (missing, empty, corrupt, truncated) are skipped with a warning naming them
@@ -23,11 +27,15 @@ import os
 import sys
 
 import numpy as np
+from tqdm import tqdm
 
 from detection.data.images import IMAGE_EXTENSIONS, ImageReadError, read_image
-from detection.data.records import Record
+from detection.engine.predictor import array_records
 from detection.evaluation.results import detections_to_coco_results
-from detection.visualize import draw_detections, save_image
+from detection.visualize import display_instances
+
+# Images decoded and held at once: a few batches, so the model always has the next one.
+_CHUNK_BATCHES = 4
 
 
 def _warn(message):
@@ -50,71 +58,82 @@ def find_images(paths):
     return found
 
 
-def image_records(paths, warn=_warn):
-    """Records (no annotations) for the images in ``paths`` (files and folders, see find_images).
-
-    Each Record has image_id = its index among the readable images, path, and height, width
-    of the image as read_image decodes it (EXIF orientation applied). The images are decoded
-    once here to learn their size exactly (headers would miss the EXIF rotation).
-    Returns (records, skipped): skipped is a list of (path, reason) of unreadable images,
-    each also passed to ``warn``.
-    """
-    records, skipped = [], []
-    for path in find_images(paths):
-        try:
-            height, width = read_image(path).shape[:2]
-        except ImageReadError as e:
-            reason = str(e).split(": ", 1)[-1]
-            skipped.append((path, reason))
-            warn(f"skipped unreadable image {path}: {reason}")
-            continue
-        records.append(Record(image_id=len(records), path=path, height=int(height), width=int(width),
-                              boxes=np.zeros((0, 4), np.float32), class_ids=np.zeros(0, np.int32),
-                              iscrowd=np.zeros(0, bool), difficult=np.zeros(0, bool)))
-    return records, skipped
-
-
-def picture_names(records):
-    """{image_id: "<stem>.jpg"}, unique: a repeated stem gets _2, _3, ... in order."""
-    names, used = {}, set()
-    for record in records:
-        stem = os.path.splitext(os.path.basename(record.path))[0]
+def picture_names(paths):
+    """[path] -> ["<stem>.jpg"] in order, unique: a repeated stem gets _2, _3, ..."""
+    names, used = [], set()
+    for path in paths:
+        stem = os.path.splitext(os.path.basename(path))[0]
         name, n = f"{stem}.jpg", 1
         while name.lower() in used:
             n += 1
             name = f"{stem}_{n}.jpg"
         used.add(name.lower())
-        names[record.image_id] = name
+        names.append(name)
     return names
 
 
-def infer_to_folder(predictor, records, output_dir, class_names, category_ids, progress=True,
-                    pictures=True, warn=_warn):
-    """Runs ``predictor`` (detection.engine.predictor.Predictor) on ``records`` and writes
+def _name(item):
+    """The path of an image path or Record (what messages and results name)."""
+    if isinstance(item, (str, os.PathLike)):
+        return os.fspath(item)
+    return item.path if item.path is not None else str(item.image_loader)
+
+
+def _load(item):
+    """RGB image of a path or a Record; ImageReadError when unreadable."""
+    if isinstance(item, (str, os.PathLike)):
+        return read_image(item)
+    return item.image_loader() if item.image_loader is not None else read_image(item.path)
+
+
+def infer_to_folder(predictor, images, output_dir, progress=True, pictures=True, warn=_warn, strict=False):
+    """Runs ``predictor`` (detection.engine.predictor.Predictor) on ``images`` and writes
     detections.json and the pictures to ``output_dir`` (see the module docstring).
 
-    class_names, category_ids: K entries each for classes 1..K (detection.categories).
-    Returns a dict: images (processed), detections, skipped (unreadable paths, those found
-    by image_records are not included: pass them on yourself), results (the JSON records).
+    images: image file paths, or a dataset's Records (their image ids and images).
+    strict: an unreadable image is an ImageReadError instead of a warning.
+    Returns a dict: images (processed), detections, skipped (unreadable paths), results (the
+    JSON records).
     """
     os.makedirs(output_dir, exist_ok=True)
-    names = picture_names(records) if pictures else {}
-    results, seen = [], set()
-    for det in predictor.predict_records(records, progress=progress):
-        record = det["record"]
-        seen.add(record.image_id)
-        for result in detections_to_coco_results(det, category_ids):
-            results.append({**result, "file_name": record.path})
-        if pictures:
-            picture = draw_detections(read_image(record.path), det["boxes"], det["class_ids"], det["scores"],
-                                      class_names, masks=det["masks"])
-            save_image(os.path.join(output_dir, names[record.image_id]), picture)
-    # The pipeline skips an image that became unreadable after image_records read it.
-    skipped = [r.path for r in records if r.image_id not in seen]
-    for path in skipped:
-        warn(f"skipped unreadable image {path}")
+    names, category_ids = predictor.categories
+    labels = dict(zip(category_ids, names))
+    items = list(images)
+    chunk = predictor.batch_size * _CHUNK_BATCHES
+    picture_files = picture_names([_name(item) for item in items])
+    results, skipped, processed = [], [], 0
+    bar = tqdm(total=len(items), desc="infer", unit="img", disable=not progress)
+    for start in range(0, len(items), chunk):
+        loaded = []
+        for index in range(start, min(start + chunk, len(items))):
+            item = items[index]
+            try:
+                image = _load(item)
+            except ImageReadError as e:
+                if strict:
+                    raise
+                skipped.append(_name(item))
+                warn(f"skipped unreadable image {skipped[-1]}: {str(e).split(': ', 1)[-1]}")
+                continue
+            image_id = index if isinstance(item, (str, os.PathLike)) else item.image_id
+            loaded.append((image_id, _name(item), image, picture_files[index]))
+        bar.update(min(start + chunk, len(items)) - start)
+        if not loaded:
+            continue
+        records = array_records([image for _, _, image, _ in loaded], [i for i, _, _, _ in loaded],
+                                [p for _, p, _, _ in loaded])
+        for det, (_, path, image, picture) in zip(predictor.predict_records(records), loaded):
+            processed += 1
+            for result in detections_to_coco_results(det, category_ids):
+                results.append({**result, "file_name": path})
+            if pictures:
+                ids = np.asarray(category_ids)[det["class_ids"] - 1] if len(det["class_ids"]) else []
+                masks = None if det["masks"] is None else np.transpose(det["masks"], (1, 2, 0))
+                display_instances(image, det["boxes"], masks, ids, labels, det["scores"],
+                                  path=os.path.join(output_dir, picture))
+    bar.close()
     path = os.path.join(output_dir, "detections.json")
     with open(path + ".tmp", "w") as f:
         json.dump(results, f)
     os.replace(path + ".tmp", path)
-    return {"images": len(seen), "detections": len(results), "skipped": skipped, "results": results}
+    return {"images": processed, "detections": len(results), "skipped": skipped, "results": results}

@@ -1,8 +1,6 @@
 """Pictures of detections and ground truth, drawn with OpenCV.
 
-    picture = draw_detections(image, det["boxes"], det["class_ids"], det["scores"], class_names,
-                              masks=det["masks"])
-    save_image("out/0001.jpg", picture)
+    picture = display_instances(image, predictor.detect([image])[0], path="out/0001.jpg")
 
 Every function takes an RGB uint8 image [H, W, 3] and boxes ``[y1, x1, y2, x2]`` in THAT
 image's pixels, and returns a NEW uint8 RGB image (the input is never changed). Small images
@@ -35,7 +33,7 @@ _FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
 def class_colour(class_id):
-    """(R, G, B) of contiguous class id k >= 1 (crowd GT rows, -k, share k's colour)."""
+    """(R, G, B) of class id k (crowd GT rows, -k, share k's colour): PALETTE[(|k| - 1) % len]."""
     return PALETTE[(abs(int(class_id)) - 1) % len(PALETTE)]
 
 
@@ -60,8 +58,54 @@ def draw_detections(image, boxes, class_ids, scores, class_names, masks=None, sc
     """
     scores = np.asarray(scores, np.float32).reshape(-1)
     labels = [f"{_class_name(k, class_names)} {s:.2f}" for k, s in zip(np.asarray(class_ids).reshape(-1), scores)]
-    keep = scores >= score_threshold
+    keep = (scores >= score_threshold) & (np.asarray(class_ids).reshape(-1) != 0)
     return _draw(image, boxes, class_ids, labels, masks, keep, min_size)
+
+
+def display_instances(image, boxes, masks=None, class_ids=None, class_names=None, scores=None, title=None,
+                      path=None, show=False, min_size=MIN_SIZE):
+    """Draws instances, as matterport's ``visualize.display_instances``, and returns the picture.
+
+        r = predictor.detect([image])[0]
+        picture = display_instances(image, r)                     # a detect() result
+        display_instances(image, r["rois"], r["masks"], r["class_ids"], ["BG", "balloon"], r["scores"],
+                          path="out.jpg")                         # matterport's arguments
+
+    image: [H, W, 3] uint8 RGB. boxes: [N, 4] [y1, x1, y2, x2] in ``image``'s pixels, or a
+    detect() result dict (rois, masks, class_ids, class_names, scores; then leave the other
+    arguments out). masks: None or [H, W, N] (matterport's layout, nonzero = inside).
+    class_ids: [N] ints; class_names: a list indexed by class id (matterport's, background
+    first) or a {class id: name} mapping; missing names show as "class k". scores: [N] or None
+    (labels without scores). title: drawn at the top-left. path: also saved there (format by
+    extension). show: also shown with matplotlib (needs a display).
+    Returns [H * s, W * s, 3] uint8 RGB, s = draw_scale(image.shape, min_size); a class keeps
+    its colour in every picture.
+    """
+    if isinstance(boxes, dict):
+        result = boxes
+        boxes, masks, class_ids, scores = result["rois"], result.get("masks"), result["class_ids"], result["scores"]
+        class_names = dict(zip(np.asarray(class_ids).tolist(), result["class_names"]))
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    class_ids = np.ones(len(boxes), np.int64) if class_ids is None else np.asarray(class_ids).reshape(-1)
+    names = class_names if isinstance(class_names, dict) else dict(enumerate(class_names or []))
+    labels = [names.get(int(k), f"class {int(k)}") for k in class_ids]
+    if scores is not None:
+        labels = [f"{label} {s:.2f}" for label, s in zip(labels, np.asarray(scores).reshape(-1))]
+    if masks is not None:
+        masks = np.transpose(np.asarray(masks), (2, 0, 1))  # [N, H, W] for drawing
+    picture = _draw(image, boxes, class_ids, labels, masks, np.ones(len(boxes), bool), min_size)
+    if title:
+        _label(picture, title, (0, 0), (255, 255, 255), max(0.4, max(picture.shape[:2]) / 900), 1)
+    if path is not None:
+        save_image(path, picture)
+    if show:
+        import matplotlib.pyplot as plt
+
+        plt.figure(figsize=(12, 12 * picture.shape[0] / picture.shape[1]))
+        plt.imshow(picture)
+        plt.axis("off")
+        plt.show()
+    return picture
 
 
 def draw_ground_truth(image, boxes, class_ids, class_names, masks=None, min_size=MIN_SIZE):
@@ -72,8 +116,9 @@ def draw_ground_truth(image, boxes, class_ids, class_names, masks=None, min_size
     class_ids: [N] int; masks: None or [N, H, W] full-image masks.
     Returns [H * s, W * s, 3] uint8 RGB, s = draw_scale(image.shape, min_size).
     """
-    labels = [_class_name(k, class_names) + (" (crowd)" if k < 0 else "") for k in np.asarray(class_ids).reshape(-1)]
-    return _draw(image, boxes, class_ids, labels, masks, None, min_size)
+    class_ids = np.asarray(class_ids).reshape(-1)
+    labels = [_class_name(k, class_names) + (" (crowd)" if k < 0 else "") for k in class_ids]
+    return _draw(image, boxes, class_ids, labels, masks, class_ids != 0, min_size)
 
 
 def draw_input_batch(batch, class_names, min_size=MIN_SIZE):
@@ -143,6 +188,7 @@ def _class_name(class_id, class_names):
 
 
 def _draw(image, boxes, class_ids, labels, masks, keep, min_size):
+    """The rows where ``keep`` [N] bool is true, drawn (see draw_detections)."""
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[2] != 3:
         raise ValueError(f"image must be [H, W, 3] RGB, got shape {list(image.shape)}")
@@ -152,7 +198,7 @@ def _draw(image, boxes, class_ids, labels, masks, keep, min_size):
         if scale > 1 else image.astype(np.uint8).copy()
     boxes = np.asarray(boxes, np.float64).reshape(-1, 4) * scale
     class_ids = np.asarray(class_ids).reshape(-1)
-    rows = [i for i in range(len(boxes)) if class_ids[i] != 0 and (keep is None or keep[i])]
+    rows = [i for i in range(len(boxes)) if keep[i]]
     thickness = max(1, round(max(height, width) / 300))
     font_scale = max(0.4, max(height, width) / 900)
 

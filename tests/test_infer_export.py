@@ -13,7 +13,7 @@ from conftest import REPO
 from detection.data.images import read_image
 from detection.data.resize import resize_geometry
 from detection.export import SIGNATURE_INPUT, load_serving, tf_resize_geometry, tf_resize_image
-from detection.inference import image_records
+from detection.inference import find_images
 from tests.model_fixtures import numpy_iou
 from tests.trained_shapes import trained_shapes  # noqa: F401
 
@@ -35,27 +35,44 @@ def write_rgb(path, rgb):
 
 
 class FakeConfig:
-    def __init__(self, mode, min_dim, max_dim, min_scale=0.0):
+    def __init__(self, mode, min_dim, max_dim, min_scale=0.0, method="opencv"):
         self.IMAGE_RESIZE_MODE, self.IMAGE_MIN_DIM, self.IMAGE_MAX_DIM = mode, min_dim, max_dim
         self.IMAGE_MIN_SCALE = min_scale
+        self.IMAGE_RESIZE_METHOD = method
 
 
+@pytest.mark.parametrize("method", ["opencv", "matterport"])
 @pytest.mark.parametrize("mode,min_dim,max_dim,min_scale", [
     ("square", 800, 1024, 0.0), ("square", 64, 64, 0.0), ("square", 100, 128, 0.0),
     ("pad64", 600, 1000, 0.0), ("pad64", 0, 512, 2.0), ("none", 800, 1024, 0.0)])
-def test_tf_resize_geometry_equals_resize_geometry(mode, min_dim, max_dim, min_scale):
+def test_tf_resize_geometry_equals_resize_geometry(mode, min_dim, max_dim, min_scale, method):
     rng = np.random.default_rng(min_dim + max_dim)
     sizes = [tuple(s) for s in rng.integers(1, 3000, (150, 2))]
     # Ties and edges: exact multiples, squares, the .5 roundings of 1024/3 and 64/3.
     sizes += [(1, 1), (3, 3), (1024, 1024), (600, 800), (800, 600), (480, 640), (333, 500), (3, 1000),
               (1000, 3), (48, 80), (100, 60), (37, 111), (75, 125), (64, 64), (128, 64)]
-    config = FakeConfig(mode, min_dim, max_dim, min_scale)
+    config = FakeConfig(mode, min_dim, max_dim, min_scale, method)
     geometry = tf.function(lambda h, w: tf_resize_geometry(h, w, config))
     for h, w in sizes:
-        expected = resize_geometry(int(h), int(w), mode, min_dim, max_dim, min_scale)
-        scale, rh, rw, ph, pw = (v.numpy() for v in geometry(tf.constant(h, tf.int32), tf.constant(w, tf.int32)))
-        got = (float(scale), (int(rh), int(rw)), (int(ph), int(pw)))
-        assert got == (expected.scale, expected.resized_shape, expected.padded_shape), (h, w)
+        expected = resize_geometry(int(h), int(w), mode, min_dim, max_dim, min_scale, method)
+        scale, rh, rw, ph, pw, oy, ox = (v.numpy() for v in geometry(tf.constant(h, tf.int32),
+                                                                     tf.constant(w, tf.int32)))
+        got = (float(scale), (int(rh), int(rw)), (int(ph), int(pw)), (int(oy), int(ox)))
+        assert got == (expected.scale, expected.resized_shape, expected.padded_shape, expected.offset), (h, w)
+
+
+def test_matterport_geometry_follows_its_resize_image():
+    # matterport's resize_image: the image centred; the long-side limit tested on the rounded
+    # side, in square mode only (pad64 ignores IMAGE_MAX_DIM).
+    square = resize_geometry(480, 640, "square", 800, 1024, method="matterport")
+    assert (square.scale, square.resized_shape, square.window) == (1.6, (768, 1024), (128, 0, 896, 1024))
+    # 1024.4 rounds to 1024, which is not over the limit: the scale stays min_dim's.
+    kept = resize_geometry(500, 640.3125, "square", 800, 1024, method="matterport")
+    assert kept.scale == 1.6 and kept.resized_shape == (800, 1024)
+    assert resize_geometry(500, 640.3125, "square", 800, 1024).scale == 1024 / 640.3125  # ours: not rounded
+    pad64 = resize_geometry(300, 2000, "pad64", 600, 1024, method="matterport")
+    assert pad64.scale == 2.0 and pad64.resized_shape == (600, 4000) and pad64.padded_shape == (640, 4032)
+    assert pad64.offset == (20, 16)
 
 
 def test_tf_resize_image_is_bit_exact_with_opencv():
@@ -69,6 +86,42 @@ def test_tf_resize_image_is_bit_exact_with_opencv():
         expected = cv2.resize(image, (int(rw), int(rh)), interpolation=cv2.INTER_LINEAR)
         got = resize(tf.constant(image), tf.constant(rh, tf.int32), tf.constant(rw, tf.int32)).numpy()
         np.testing.assert_array_equal(got, expected, err_msg=f"{h}x{w} -> {rh}x{rw}")
+
+
+def zero_border_reference(image, out_hw):
+    """scikit-image's resize(order=1, mode="constant", anti_aliasing=False), written from its
+    definition: per axis, output i samples input (i + 0.5) * (n_in / n_out) - 0.5 linearly
+    between its two neighbours, a neighbour outside the image reading 0."""
+    def matrix(n_in, n_out):
+        out = np.zeros((n_out, n_in))
+        for i in range(n_out):
+            x = (i + 0.5) * (n_in / n_out) - 0.5
+            low = int(np.floor(x))
+            for j, weight in ((low, 1 - (x - low)), (low + 1, x - low)):
+                if 0 <= j < n_in:
+                    out[i, j] += weight
+        return out
+
+    rows, cols = matrix(image.shape[0], out_hw[0]), matrix(image.shape[1], out_hw[1])
+    return np.stack([rows @ image[..., c].astype(np.float64) @ cols.T for c in range(image.shape[2])], axis=-1)
+
+
+def test_matterport_resize_numpy_and_graph_follow_scikit_image():
+    from detection.data.images import resize_bilinear_zero_border
+    from detection.export import tf_resize_bilinear_zero_border
+
+    rng = np.random.default_rng(1)
+    resize = tf.function(tf_resize_bilinear_zero_border)
+    for (h, w), (rh, rw) in [((97, 143), (256, 377)), ((300, 200), (128, 85)), ((5, 7), (13, 3)), ((64, 64), (64, 64))]:
+        image = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        expected = zero_border_reference(image, (rh, rw))
+        assert expected[0, 0, 0] < image[0, 0, 0] or rh <= h  # the border blends with zero when upsampling
+        np.testing.assert_allclose(resize_bilinear_zero_border(image, (rh, rw)), expected, atol=1e-9)
+        got = resize(tf.constant(image), tf.constant(rh), tf.constant(rw)).numpy()
+        np.testing.assert_allclose(got, expected, atol=1e-9)
+        # Truncated to uint8, as matterport's astype does: equal but within rounding of an integer.
+        for values in (got, resize_bilinear_zero_border(image, (rh, rw))):
+            assert np.mean(values.astype(np.uint8) == expected.astype(np.uint8)) > 0.999
 
 
 # ---------------------------------------------------------------------------------------
@@ -145,14 +198,12 @@ def test_folded_predictor_equals_the_model_as_trained(trained_shapes):
     assert compared >= len(dataset.records) * 2
 
 
-def test_image_records_reads_sizes_and_reports_unreadable(tmp_path):
-    write_rgb(tmp_path / "a.JPG", np.zeros((30, 50, 3), np.uint8))
-    (tmp_path / "b.png").write_bytes(b"")
-    warnings = []
-    records, skipped = image_records([tmp_path, tmp_path / "missing.png"], warn=warnings.append)
-    assert [(r.path.rsplit("/", 1)[-1], r.height, r.width, r.image_id) for r in records] == [("a.JPG", 30, 50, 0)]
-    assert [p.rsplit("/", 1)[-1] for p, _ in skipped] == ["b.png", "missing.png"]
-    assert len(warnings) == 2 and "b.png" in warnings[0]
+def test_find_images_lists_folders_sorted_and_keeps_files_as_given(tmp_path):
+    write_rgb(tmp_path / "b.JPG", np.zeros((30, 50, 3), np.uint8))
+    write_rgb(tmp_path / "a.png", np.zeros((30, 50, 3), np.uint8))
+    (tmp_path / "notes.txt").write_text("not an image")
+    found = find_images([tmp_path, tmp_path / "missing.png"])
+    assert [p.rsplit("/", 1)[-1] for p in found] == ["a.png", "b.JPG", "missing.png"]
 
 
 def test_model_categories_from_config_dataset_or_fallback():
@@ -211,8 +262,8 @@ def test_saved_model_matches_the_keras_predictor(trained_shapes, exported, tmp_p
     config, weights, dataset = trained_shapes
     config = config.replace(DETECTION_MIN_CONFIDENCE=MIN_CONFIDENCE)
     paths = off_size_images(dataset, tmp_path)
-    records, _ = image_records([p for group in paths.values() for p in group])
-    keras_dets = {d["record"].path: d for d in Predictor.from_weights(config, weights).predict_records(records)}
+    files = [p for group in paths.values() for p in group]
+    keras_dets = dict(zip(files, Predictor.from_weights(config, weights).detect([read_image(p) for p in files])))
     serve = load_serving(exported)
     signature_input = serve.loaded.signatures["serving_default"].structured_input_signature[1][SIGNATURE_INPUT]
     assert signature_input.dtype == tf.uint8 and signature_input.shape.as_list() == [None, None, None, 3]
@@ -227,9 +278,9 @@ def test_saved_model_matches_the_keras_predictor(trained_shapes, exported, tmp_p
             for i in range(len(batch)):
                 n = int(out["num_detections"][i])
                 det = keras_dets[group[i]]
-                assert n == len(det["boxes"]), group[i]
+                assert n == len(det["rois"]), group[i]
                 np.testing.assert_array_equal(out["class_ids"][i, :n], det["class_ids"])  # ids 1..3 = category ids
-                np.testing.assert_allclose(out["boxes"][i, :n], det["boxes"], atol=0.5)
+                np.testing.assert_allclose(out["boxes"][i, :n], det["rois"], atol=1e-3)
                 np.testing.assert_allclose(out["scores"][i, :n], det["scores"], atol=1e-4)
                 assert np.all(out["boxes"][i, :n] <= [h, w, h, w]) and np.all(out["class_ids"][i, n:] == 0)
                 compared += n

@@ -41,16 +41,20 @@ def main(argv=None):
     from detection.data.datasets import load_dataset
     from detection.engine.predictor import Predictor
     from detection.evaluation.detector_eval import evaluate_predictor
-    from detection.inference import image_records, infer_to_folder
+    from detection.inference import find_images, infer_to_folder
     from detection.visualize import save_image
 
     config = Config.from_yaml(run_dir / "config.yaml")
     weights = run_dir / "final.weights.h5"
-    predictor = Predictor.from_weights(config, weights)
+    # One model for both: it keeps detections down to EVAL_MIN_CONFIDENCE; pictures show those
+    # at DETECTION_MIN_CONFIDENCE and up.
+    evaluator = Predictor.from_weights(config, weights, score_threshold=config.EVAL_MIN_CONFIDENCE, log=None)
+    predictor = Predictor(config, detector=evaluator.detector)
     val = load_dataset(config, "val")
 
-    print(f"\n[2/3] COCO evaluation on {len(val.records)} held-out images", flush=True)
-    metrics, _ = evaluate_predictor(predictor, val, batch_size=predictor.batch_size, progress=False)
+    print(f"\n[2/3] COCO evaluation on {len(val.records)} held-out images (detections scoring >= "
+          f"{evaluator.score_threshold:g}, EVAL_MIN_CONFIDENCE)", flush=True)
+    metrics, _ = evaluate_predictor(evaluator, val, progress=False)
     (output / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
 
     print(f"\n[3/3] inference on {args.pictures} held-out images written as files", flush=True)
@@ -58,9 +62,7 @@ def main(argv=None):
     images_dir.mkdir(parents=True, exist_ok=True)
     for record in val.records[:args.pictures]:
         save_image(images_dir / f"shapes_{record.image_id:03d}.png", record.synthetic.render()[0])
-    records, _ = image_records([str(images_dir)])
-    infer_to_folder(predictor, records, str(output / "detections"), list(config.CLASS_NAMES),
-                    list(range(1, config.NUM_CLASSES)), progress=False)
+    infer_to_folder(predictor, find_images([str(images_dir)]), str(output / "detections"), progress=False)
 
     box, mask = metrics["bbox"], metrics.get("segm", {})
     print("\nDemo finished.")

@@ -8,10 +8,15 @@ Results mode (no TensorFlow, seconds)::
 Model mode (predicts with the model, then evaluates)::
 
     python tools/eval_coco.py --config C --weights W [--annotations GT --images DIR] [--limit N]
-        [--output DT.json] [--json OUT] [--metric coco|voc] [--format coco|voc|shapes]
-        [--split FILE] [--strict] [--set KEY=VALUE ...] [--batch-size N] [--voc07]
+        [--output DT.json] [--json OUT] [--metric coco|voc] [--format FORMAT]
+        [--split FILE] [--strict] [--set KEY=VALUE ...] [--batch-size N] [--voc07] [--exclude L ...]
 
 The dataset flags override the config's DATASET_FORMAT and VAL_* keys (detection.data.cli).
+Model mode keeps detections down to the config's EVAL_MIN_CONFIDENCE (0.05 by default, as
+Detectron2 and TF Model Garden; COCO AP counts low-scoring detections too), up to
+DETECTION_MAX_INSTANCES per image, and says so; --set EVAL_MIN_CONFIDENCE=T changes it. Any
+--batch-size works, and so does the config.yaml of a multi-GPU run (inference uses one device).
+A model-mode flag given in results mode is refused, not ignored.
 
 --iou-type default: bbox, plus segm when every result (model: every detection) has a mask.
 --json OUT writes {"bbox": metrics, "segm": metrics} (model mode with --metric voc:
@@ -31,6 +36,16 @@ from detection.data.cli import add_dataset_flags, config_with_dataset_flags  # n
 from detection.evaluation.coco import BACKENDS, DEFAULT_BACKEND, IOU_TYPES, evaluate_coco  # noqa: E402
 from detection.evaluation.errors import EvaluationError  # noqa: E402
 from detection.evaluation.json_io import write_json  # noqa: E402
+from detection.modeling.weights import add_weights_flags  # noqa: E402
+
+# Flags that only model mode uses, and how to tell each was given.
+MODEL_MODE_FLAGS = {
+    "--limit": lambda a: a.limit is not None, "--batch-size": lambda a: a.batch_size is not None,
+    "--output": lambda a: a.output is not None, "--metric": lambda a: a.metric is not None,
+    "--voc07": lambda a: a.voc07, "--set": lambda a: bool(a.set), "--images": lambda a: a.images is not None,
+    "--format": lambda a: a.format is not None, "--split": lambda a: a.split is not None,
+    "--strict": lambda a: bool(a.strict), "--exclude": lambda a: bool(a.exclude),
+}
 
 
 def parse_args(argv=None):
@@ -44,12 +59,12 @@ def parse_args(argv=None):
     parser.add_argument("--json", metavar="OUT", help="write the metrics to this JSON file")
     model = parser.add_argument_group("model mode")
     model.add_argument("--config", help="config YAML of the model")
-    model.add_argument("--weights", help="weights file of the model")
+    add_weights_flags(model, required=False)
     model.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override (repeatable)")
     model.add_argument("--limit", type=int, help="evaluate the first N images only")
     model.add_argument("--batch-size", type=int, help="images per prediction batch (default: the config's)")
     model.add_argument("--output", metavar="DT.json", help="write the detections as a COCO results file")
-    model.add_argument("--metric", choices=("coco", "voc"), default="coco", help="COCO AP or VOC mAP at IoU 0.5")
+    model.add_argument("--metric", choices=("coco", "voc"), help="COCO AP (default) or VOC mAP at IoU 0.5")
     model.add_argument("--voc07", action="store_true", help="VOC2007 11-point AP instead of all-point")
     args = parser.parse_args(argv)
     model_mode = args.config is not None or args.weights is not None
@@ -57,6 +72,11 @@ def parse_args(argv=None):
         parser.error("give either --results (results mode) or --config and --weights (model mode)")
     if not model_mode and args.annotations is None:
         parser.error("results mode needs --annotations (the COCO GT file)")
+    if not model_mode:
+        given = [flag for flag, value in MODEL_MODE_FLAGS.items() if value(args)]
+        if given:
+            parser.error(f"{', '.join(given)}: model-mode flag(s), not used with --results (results mode "
+                         "evaluates the file as it is)")
     if model_mode and not (args.config and args.weights):
         parser.error("model mode needs --config and --weights")
     if args.limit is not None and args.limit < 1:
@@ -84,12 +104,15 @@ def evaluate_model(args):
     # Images without GT count too: detections there are false positives.
     config = config.replace(KEEP_EMPTY_IMAGES=True)
     dataset = load_dataset(config, "val")
-    predictor = Predictor.from_weights(config, args.weights)
+    predictor = Predictor.from_weights(config, args.weights, batch_size=args.batch_size,
+                                       score_threshold=config.EVAL_MIN_CONFIDENCE, exclude=args.exclude)
+    print(f"evaluating detections scoring >= {predictor.score_threshold:g} (EVAL_MIN_CONFIDENCE), "
+          f"at most {config.DETECTION_MAX_INSTANCES} per image, batches of {predictor.batch_size}", flush=True)
     metrics, results = evaluate_predictor(
-        predictor, dataset, metric=args.metric,
+        predictor, dataset, metric=args.metric or "coco",
         annotations=config.VAL_ANNOTATIONS if config.DATASET_FORMAT == "coco" else None,
         limit=args.limit, iou_types=iou_types_of(args.iou_type),
-        backend=args.backend, use_07_metric=args.voc07, batch_size=args.batch_size or config.BATCH_SIZE)
+        backend=args.backend, use_07_metric=args.voc07)
     if args.output:
         write_json(args.output, results)
         print(f"wrote {len(results)} detections to {args.output}")

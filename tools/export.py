@@ -20,11 +20,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def parse_args(argv=None):
+    from detection.modeling.weights import add_weights_flags
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog="\n\n".join(__doc__.split("\n\n")[1:]))
     parser.add_argument("--config", required=True, help="config YAML of the model")
-    parser.add_argument("--weights", required=True, help="weights file (.weights.h5) of the model")
+    add_weights_flags(parser)
     parser.add_argument("--output", required=True, metavar="DIR",
                         help="SavedModel folder (for TF Serving: BASE/<version>, e.g. export/detector/1)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override (repeatable)")
@@ -40,10 +42,12 @@ def main(argv=None):
     try:
         config = Config.from_yaml(args.config, overrides=args.set)
         class_names, category_ids = model_categories(config)
-    except ValueError as e:  # ConfigError, DataError: one line
+        export_from_weights(config, args.weights, args.output, class_names, category_ids, exclude=args.exclude)
+    except ValueError as e:  # ConfigError, DataError, WeightsError: one line
+        if not type(e).__module__.startswith("detection."):
+            raise
         print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
-    export_from_weights(config, args.weights, args.output, class_names, category_ids)
     print(f"wrote SavedModel to {args.output} (signature serving_default: images [batch, H, W, 3] uint8)")
     return 0
 

@@ -47,6 +47,7 @@ from detection.config import Config, ConfigError  # noqa: E402
 from detection.data.cli import add_dataset_flags, config_with_dataset_flags  # noqa: E402
 from detection.data.datasets import load_dataset  # noqa: E402
 from detection.data.validation import DataError  # noqa: E402
+from detection.modeling.weights import WeightsError, add_weights_flags  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -65,12 +66,23 @@ def parse_args(argv=None):
     parser.add_argument("--suggest-objective", choices=("guarded", "overall"), default="guarded",
                         help="guarded (default): no size bucket with >= 5%% of the boxes may lose over 5 points "
                              "of matched fraction; overall: no such guard")
-    parser.add_argument("--weights", help="model weights: also measure RPN proposal recall")
+    add_weights_flags(parser, required=False)  # with --weights: also measure RPN proposal recall
     parser.add_argument("--proposal-images", type=int, help="with --weights: predict the first N images only")
     parser.add_argument("--set", action="append", nargs="+", default=[], metavar="KEY=VALUE",
                         help="config override, value parsed as YAML (repeatable)")
     args = parser.parse_args(argv)
     args.set = [item for group in args.set for item in group]
+    # Flags that only mean something with another one: refused alone, not ignored.
+    if args.proposal_images is not None and not args.weights:
+        parser.error("--proposal-images needs --weights (it limits the images the model runs on)")
+    if args.exclude and not args.weights:
+        parser.error("--exclude needs --weights")
+    defaults = {"suggest_sample": 3000, "suggest_objective": "guarded"}
+    changed = [f"--{k.replace('_', '-')}" for k, v in defaults.items() if getattr(args, k) != v]
+    if changed and not args.suggest:
+        parser.error(f"{', '.join(changed)} needs --suggest")
+    if args.proposal_images is not None and args.proposal_images < 1:
+        parser.error("--proposal-images must be at least 1")
     return args
 
 
@@ -81,7 +93,7 @@ def proposal_stage(args, config, dataset, table, summary):
     from detection.engine.predictor import Predictor
 
     records = dataset.records[:args.proposal_images] if args.proposal_images else dataset.records
-    predictor = Predictor.from_weights(config, args.weights)
+    predictor = Predictor.from_weights(config, args.weights, exclude=args.exclude)
     predictions = predictor.predict_records(records, progress=True, report=dataset.report)
     proposals = proposals_by_image(predictions, dataset.records)
     summary["proposals"] = summarize_recall(recall_for_table(table, proposals), table.heights * table.widths)
@@ -113,7 +125,11 @@ def main(argv=None):
                                      seed=config.SEED, objective=args.suggest_objective)
         summary["suggestion"] = suggestion.to_dict()
     if args.weights:
-        proposal_stage(args, config, dataset, table, summary)
+        try:
+            proposal_stage(args, config, dataset, table, summary)
+        except WeightsError as e:
+            print(f"stat_gt: {e}", file=sys.stderr)
+            return 2
 
     print(f"stat_gt: {dataset.name} ({args.subset}) from {dataset.source}")
     print(format_report(summary))

@@ -6,7 +6,8 @@
         --annotations VOC/Annotations --split VOC/ImageSets/Main/train.txt --output runs/voc
     python tools/train.py --config C --output runs/x --resume          # continue after an interruption
 
-Several GPUs: ``--gpus N`` (IMAGES_PER_GPU images on each, global batch IMAGES_PER_GPU x N).
+Several GPUs: ``--gpus N`` (IMAGES_PER_GPU images on each, global batch IMAGES_PER_GPU x N);
+without --gpus or --cpu-replicas, a config's GPU_COUNT above 1 asks for that many GPUs.
 Several hosts: set TF_CONFIG on each host and run the same command (MultiWorkerMirroredStrategy).
 ``--cpu-replicas N`` splits the CPU into N logical devices to exercise the multi-replica path.
 Everything the run writes goes to --output: config.yaml, log.csv, logs/ (TensorBoard),
@@ -33,7 +34,11 @@ def parse_args(argv=None):
     devices.add_argument("--gpus", type=int, help="train on N GPUs (MirroredStrategy)")
     devices.add_argument("--cpu-replicas", type=int, help="split the CPU into N logical devices")
     parser.add_argument("--weights", help="imagenet (backbone), last (newest checkpoint under --output), "
-                                          "or a .weights.h5 / legacy .h5 file / checkpoint folder")
+                                          "a checkpoint folder, a .weights.h5 file, or a legacy Keras 2 .h5 "
+                                          "(matterport's mask_rcnn_coco.h5, loaded by layer name)")
+    parser.add_argument("--exclude", nargs="+", default=[], metavar="NAME_OR_REGEX",
+                        help="legacy .h5 only: layers not to load (matterport's exclude=); the class-specific "
+                             "layers are left out by themselves when NUM_CLASSES differs")
     parser.add_argument("--layers", help="layers to train: heads, 3+, 4+, 5+, all, or a regex (TRAIN_LAYERS)")
     parser.add_argument("--epochs", type=int, help="EPOCHS")
     parser.add_argument("--steps-per-epoch", type=int, help="STEPS_PER_EPOCH")
@@ -67,16 +72,54 @@ def main(argv=None):
     from detection.data.validation import DataError
     from detection.engine.distribute import DeviceError, make_strategy
 
+    from detection.modeling.weights import WeightsError
+
     try:
-        # The strategy first: logical CPU devices must be set up before any TF op runs.
-        strategy, info = make_strategy(gpus=args.gpus, cpu_replicas=args.cpu_replicas)
-        config = resolve_config(args)
+        config = resolve_config(args)  # reads YAML only: no TF op runs yet
+        gpus = args.gpus
+        if gpus is None and args.cpu_replicas is None and config.GPU_COUNT > 1:
+            gpus = config.GPU_COUNT
+            print(f"GPU_COUNT {gpus} in {args.config}: training on {gpus} GPUs (as --gpus {gpus})", flush=True)
+        # The strategy before any TF op: logical CPU devices must be set up first.
+        strategy, info = make_strategy(gpus=gpus, cpu_replicas=args.cpu_replicas)
+        if config.GPU_COUNT not in (1, strategy.num_replicas_in_sync):
+            print(f"GPU_COUNT {config.GPU_COUNT} in {args.config} replaced by the {strategy.num_replicas_in_sync} "
+                  f"replica(s) of --gpus / --cpu-replicas", flush=True)
         return run(args, config, strategy, info)
-    except (ConfigError, DataError, DeviceError, FileExistsError, FileNotFoundError) as e:
+    except (ConfigError, DataError, DeviceError, WeightsError, FileExistsError, FileNotFoundError) as e:
         # A ConfigError's last line names the key; other errors are one line already.
         message = str(e) if isinstance(e, ConfigError) else str(e).splitlines()[0]
         print(f"error: {message}", file=sys.stderr)
         return 2
+
+
+def with_dataset_categories(config, train_set, source):
+    """The config with the training set's class names and category ids recorded (so every
+    output of the run uses the dataset's own ids); ConfigError when the config names others.
+
+    Done before the val set loads: a loader that discovers names (VIA, LabelMe, VOC) then gives
+    val the train set's classes and ids, whatever classes val happens to hold."""
+    from detection.config import ConfigError
+
+    names, ids = list(train_set.class_names), [int(c) for c in train_set.category_ids]
+    for key, ours in (("CLASS_NAMES", names), ("CATEGORY_IDS", ids)):
+        given = getattr(config, key)
+        if given is not None and list(given) != ours:
+            raise ConfigError(f"{source}: {key} differs from the training set's ({train_set.name})\n"
+                              f"{key}={list(given)!r}: expected {ours!r} (or leave it out)")
+    return config.replace(CLASS_NAMES=names, CATEGORY_IDS=ids)
+
+
+def check_same_categories(train_set, val_set):
+    """DataError when the val set's classes are not the training set's (evaluation would then
+    map class k to the wrong category)."""
+    from detection.data.validation import DataError
+
+    train = list(zip(train_set.class_names, train_set.category_ids))
+    val = list(zip(val_set.class_names, val_set.category_ids))
+    if train != val:
+        raise DataError(f"{val_set.source}: the val set's categories {val[:5]}... differ from the training "
+                        f"set's {train[:5]}... ({len(val)} vs {len(train)} classes); use one category list")
 
 
 def run(args, config, strategy, info):
@@ -99,15 +142,13 @@ def run(args, config, strategy, info):
         raise ConfigError(f"{args.config}: NUM_CLASSES does not fit the dataset's {len(train_set.class_names)} "
                           f"classes\nNUM_CLASSES={config.NUM_CLASSES}: expected {train_set.num_classes} "
                           "(classes + background)")
-    if config.CLASS_NAMES is None:
-        # Before the val set loads: a loader that discovers names (VIA, LabelMe, VOC) then
-        # gives val the train set's classes and ids, whatever classes val happens to hold.
-        config = config.replace(CLASS_NAMES=list(train_set.class_names))
+    config = with_dataset_categories(config, train_set, args.config)
     val_set = None
     if config.VALIDATION_STEPS and (config.DATASET_FORMAT == "shapes" or config.DATASET_FORMAT.startswith("python:")
                                     or config.VAL_ANNOTATIONS):
         val_set = load_dataset(config, "val", strict=args.strict or None)
         val_set.report.summary()
+        check_same_categories(train_set, val_set)
 
     weights = None
     if args.weights == "last":
@@ -117,10 +158,14 @@ def run(args, config, strategy, info):
     elif args.weights not in (None, "imagenet"):
         weights = args.weights
 
+    # A fresh run starts from BACKBONE_WEIGHTS (e.g. imagenet); one that loads weights (a
+    # file, or the checkpoint it resumes from) never fetches them.
+    fresh = weights is None and not (args.resume and checkpoints.find_last(output))
+    backbone_weights = config.BACKBONE_WEIGHTS if fresh and config.BACKBONE_WEIGHTS != "none" else None
     built = {}
 
     def build_detector(cfg):
-        built["detector"] = Detector(cfg)
+        built["detector"] = Detector(cfg, backbone_weights=backbone_weights)
         return built["detector"]
 
     extra_callbacks = []
@@ -132,7 +177,7 @@ def run(args, config, strategy, info):
         build_detector, config,
         lambda cfg: make_dataset(train_set, cfg, training=True),
         (lambda cfg: make_dataset(val_set, cfg, training=False, repeat=True)) if val_set else None,
-        output, strategy=strategy, strategy_info=info, resume=args.resume, weights=weights,
+        output, strategy=strategy, strategy_info=info, resume=args.resume, weights=weights, weights_exclude=args.exclude,
         seed=args.seed, debug=args.debug, keep_checkpoints=args.keep_checkpoints, callbacks=extra_callbacks)
     print(result.message)
     print(f"run folder: {output}")

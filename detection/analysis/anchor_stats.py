@@ -3,9 +3,8 @@
 Input: the images of a dataset as objects with ``image_id``, ``height``, ``width`` (original
 pixels), ``boxes`` [N, 4] float32 [y1, x1, y2, x2] in ORIGINAL-image pixels and ``iscrowd``
 [N] bool -- a ``detection.data.records.Record`` or an ``ImageBoxes``. Each image is resized as
-the pipeline does (``geometry_from_config``: input = original * scale in float32, top-left
-placement; no augmentation),
-and its boxes are matched against the anchors of its own padded input (which differs per
+the pipeline does (``geometry_from_config``: input = original * scale + offset in float32, the
+offset of IMAGE_RESIZE_METHOD's placement; no augmentation), and its boxes are matched against the anchors of its own padded input (which differs per
 image in the pad64 and none modes). Crowd boxes are excluded (the RPN target layer never makes
 them positive) and counted; boxes with no area in the input frame are excluded and counted.
 
@@ -121,7 +120,8 @@ def gt_table(images, config):
             is_crowd = np.zeros(len(original), bool)
         crowd += int(is_crowd.sum())
         original = original[~is_crowd]
-        boxes = original * np.float32(geometry.scale)  # float32, as the input pipeline scales them
+        # float32, as the input pipeline scales them, then placed where the image sits in the input
+        boxes = original * np.float32(geometry.scale) + np.asarray(geometry.offset * 2, np.float32)
         has_area = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
         degenerate += int((~has_area).sum())
         count = int(has_area.sum())

@@ -1,20 +1,24 @@
 """What one record becomes in the model input: the per-image numpy work of the pipeline.
 
 Steps, in this order so the expensive work happens at the model's resolution:
-  1. read the image (JPEG decoded at 1/2, 1/4 or 1/8 size when it is scaled down anyway),
-     take it from the record's image_loader (Python datasets) or render a synthetic one;
+  1. read the image (for training with OpenCV resizing, a JPEG is decoded at 1/2, 1/4 or 1/8
+     size when it is scaled down anyway; inference decodes full pixels), take it from the
+     record's image_loader (Python datasets, in-memory images) or render a synthetic one;
      decode the masks straight at the resized size;
   2. scale image, boxes and masks to ``geometry.resized_shape`` (IMAGE_RESIZE_MODE);
   3. augment (training only) image, boxes and masks together; if augmentation changed the
      image size, fit the result to the model input again (a second scale);
-  4. pad to the model input (top-left placement); pad or truncate GT to MAX_GT_INSTANCES;
-     crop each mask to its box and resize it to MINI_MASK_SHAPE.
+  4. pad to the model input (the image at the geometry's offset: top-left, or centred with
+     matterport's resize); pad or truncate GT to MAX_GT_INSTANCES; crop each mask to its box
+     and resize it to MINI_MASK_SHAPE.
 
-Frames: ``gt_boxes`` are [y1, x1, y2, x2] MODEL-INPUT pixels; image_meta's scale maps them
-back (original = input / scale). With a crop augmentation the crop offset is not in
+Frames: ``gt_boxes`` are [y1, x1, y2, x2] MODEL-INPUT pixels; image_meta's window and scale map
+them back (original = (input - window origin) / scale). With a crop augmentation the crop offset is not in
 image_meta: image_meta then describes the augmented image (window and total scale), which is
 what training needs (the window bounds the proposals).
 """
+
+import dataclasses
 
 import numpy as np
 
@@ -47,7 +51,7 @@ def load_example(record, config, report, augmenter=None, seed=0, with_gt=True):
     """
     want_masks = with_gt and config.USE_MASK and (record.synthetic is not None or record.segmentations is not None)
     geometry = geometry_from_config(record.height, record.width, config)
-    image, masks = _read_resized(record, geometry, want_masks, report)
+    image, masks = _read_resized(record, geometry, want_masks, report, reduced_decode=with_gt)
     if image is None:
         return None
     boxes = record.boxes * np.float32(geometry.scale)
@@ -63,33 +67,38 @@ def load_example(record, config, report, augmenter=None, seed=0, with_gt=True):
         if image.shape[:2] != geometry.resized_shape:
             # Augmentation changed the size (RandomScale, crops): fit it to the input again.
             refit = geometry_from_config(image.shape[0], image.shape[1], config)
-            image = resize_and_pad(image, _unpadded(refit))
+            image = resize_and_pad(image, refit.unpadded())
             boxes = boxes * np.float32(refit.scale)
             if masks is not None:
                 masks = mask_ops.resize_masks(masks, refit.resized_shape)
             scale *= refit.scale
-            geometry = type(geometry)(scale, refit.resized_shape, refit.padded_shape)
+            geometry = dataclasses.replace(refit, scale=scale)
 
     example = {
-        "image": pad_to(image, geometry.padded_shape),
+        "image": pad_to(image, geometry.padded_shape, geometry.offset),
         "image_meta": image_meta(record.image_id, (record.height, record.width), geometry),
     }
     if with_gt:
-        example.update(_padded_gt(record, config, report, class_ids, boxes, masks))
+        example.update(_padded_gt(record, config, report, class_ids, boxes, masks, geometry.offset))
     return example
 
 
-def _read_resized(record, geometry, want_masks, report):
+def _read_resized(record, geometry, want_masks, report, reduced_decode=True):
     """(image [rh, rw, 3] uint8, masks [N, rh, rw] uint8 or None) at geometry.resized_shape,
-    or (None, None) for an unreadable image (counted)."""
+    or (None, None) for an unreadable image (counted). reduced_decode: a large JPEG may be
+    decoded at 1/2..1/8 (training's speed-up; inference decodes full pixels, as the exported
+    model receives them)."""
     resized = geometry.resized_shape
     if record.synthetic is not None:
         image, masks = record.synthetic.render()
-        image = resize_and_pad(image, _unpadded(geometry))
+        image = resize_and_pad(image, geometry.unpadded())
         masks = mask_ops.resize_masks(masks, resized) if want_masks else None
         return image, masks
-    # A loader gives the full-size image; a file is decoded at a reduced size when it can be.
-    reduction = 1 if record.image_loader is not None else decode_reduction((record.height, record.width), resized)
+    # A loader gives the full-size image; a file is decoded at a reduced size when it can be
+    # (not for matterport's resize, which works on full pixels).
+    reduction = 1
+    if reduced_decode and record.image_loader is None and geometry.method == "opencv":
+        reduction = decode_reduction((record.height, record.width), resized)
     try:
         image = record.image_loader() if record.image_loader is not None else read_image(record.path, reduction)
     except ImageReadError as e:
@@ -100,7 +109,7 @@ def _read_resized(record, geometry, want_masks, report):
         report.add("size_mismatch", _name(record), "size", once=True, detail=
                    f"decoded {image.shape[0]}x{image.shape[1]} at 1/{reduction}, annotation says "
                    f"{record.height}x{record.width}")
-    image = resize_and_pad(image, _unpadded(geometry))
+    image = resize_and_pad(image, geometry.unpadded())
     masks = None
     if want_masks:
         masks = np.zeros((record.num_boxes,) + tuple(resized), np.uint8)
@@ -111,13 +120,9 @@ def _read_resized(record, geometry, want_masks, report):
     return image, masks
 
 
-def _unpadded(geometry):
-    """The same geometry with no padding: resize only (padding happens last)."""
-    return type(geometry)(geometry.scale, geometry.resized_shape, geometry.resized_shape)
-
-
-def _padded_gt(record, config, report, class_ids, boxes, masks):
-    """GT arrays padded (or truncated, counted) to MAX_GT_INSTANCES rows."""
+def _padded_gt(record, config, report, class_ids, boxes, masks, offset):
+    """GT arrays padded (or truncated, counted) to MAX_GT_INSTANCES rows; boxes and masks come
+    in the resized image's frame, boxes leave in the padded input's (shifted by ``offset``)."""
     limit = config.MAX_GT_INSTANCES
     n = len(class_ids)
     if n > limit:
@@ -128,7 +133,7 @@ def _padded_gt(record, config, report, class_ids, boxes, masks):
     gt_boxes = np.zeros((limit, 4), np.float32)
     gt_masks = np.zeros((limit,) + mask_shape, np.uint8)
     gt_class_ids[:n] = class_ids[:n]
-    gt_boxes[:n] = boxes[:n]
+    gt_boxes[:n] = boxes[:n] + np.asarray(offset * 2, np.float32)
     if masks is not None and config.USE_MASK and n:
         gt_masks[:n] = mask_ops.mini_masks(masks[:n], boxes[:n], mask_shape)
     return {"gt_class_ids": gt_class_ids, "gt_boxes": gt_boxes, "gt_masks": gt_masks}

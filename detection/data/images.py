@@ -6,8 +6,8 @@ the EXIF orientation tag (verified on OpenCV 4.12: a 20x40 JPEG tagged orientati
 as 40x20). A missing, corrupt or truncated file is an ``ImageReadError`` naming the file.
 
 Frames: the original image is what ``read_image`` returns at reduction 1; ``resize_and_pad``
-scales it by ``geometry.scale`` and places it at the top-left of the padded model input, so
-the window is (0, 0, resized_h, resized_w) (see detection/data/resize.py).
+scales it by ``geometry.scale`` (OpenCV's bilinear, or matterport's scikit-image resize) and
+places it at ``geometry.offset`` in the padded model input (see detection/data/resize.py).
 """
 
 import os
@@ -109,24 +109,44 @@ def index_images(folder):
     return index
 
 
-def resize_and_pad(image, geometry, interpolation=cv2.INTER_LINEAR):
-    """Scales ``image`` [h, w, C] (or [h, w]) to ``geometry.resized_shape`` and pads it with
-    zeros at the bottom and right to ``geometry.padded_shape``. Returns [H, W, C] of the same
-    dtype. The image may be decoded at a reduced size: it is resized to the target regardless.
-    """
+def resize_and_pad(image, geometry):
+    """Scales ``image`` [h, w, C] (or [h, w]) to ``geometry.resized_shape`` with the geometry's
+    method and pads it with zeros around it to ``geometry.padded_shape`` (image at
+    ``geometry.offset``). Returns [H, W, C] of the same dtype. The image may be decoded at a
+    reduced size: it is resized to the target regardless."""
     rh, rw = geometry.resized_shape
     if image.shape[:2] != (rh, rw):
-        image = cv2.resize(image, (rw, rh), interpolation=interpolation)
-    return pad_to(image, geometry.padded_shape)
+        if geometry.method == "matterport":
+            image = np.clip(resize_bilinear_zero_border(image, (rh, rw)), 0, 255).astype(image.dtype)
+        else:
+            image = cv2.resize(image, (rw, rh), interpolation=cv2.INTER_LINEAR)
+    return pad_to(image, geometry.padded_shape, geometry.offset)
 
 
-def pad_to(image, padded_shape):
-    """Zero-pads ``image`` [h, w, ...] at the bottom and right to ``padded_shape`` (H, W)."""
+def resize_bilinear_zero_border(array, out_hw):
+    """scikit-image's ``resize(array, out_hw, order=1, mode="constant", cval=0,
+    anti_aliasing=False, preserve_range=True)``, which matterport's utils.resize calls, made
+    the way scikit-image makes it: ``scipy.ndimage.zoom`` with grid_mode (sample at
+    ``(i + 0.5) * in / out - 0.5``) and zeros beyond the edges, so border pixels blend with 0.
+
+    array: [h, w] or [h, w, C] any real dtype; out_hw: (H, W). Returns [H, W(, C)] float64;
+    a cast to uint8 truncates, as matterport's ``image.astype(image_dtype)`` does.
+    """
+    from scipy import ndimage
+
+    array = np.asarray(array, np.float64)
+    zoom = [out_hw[0] / array.shape[0], out_hw[1] / array.shape[1]] + [1] * (array.ndim - 2)
+    return ndimage.zoom(array, zoom, order=1, mode="grid-constant", cval=0.0, grid_mode=True)
+
+
+def pad_to(image, padded_shape, offset=(0, 0)):
+    """Zero-pads ``image`` [h, w, ...] to ``padded_shape`` (H, W), its top-left corner at ``offset``."""
     h, w = image.shape[:2]
     if (h, w) == tuple(padded_shape):
         return image
     padded = np.zeros((padded_shape[0], padded_shape[1]) + image.shape[2:], image.dtype)
-    padded[:h, :w] = image
+    oy, ox = offset
+    padded[oy:oy + h, ox:ox + w] = image
     return padded
 
 

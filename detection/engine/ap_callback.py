@@ -4,7 +4,8 @@ import keras
 
 
 class CocoApCallback(keras.callbacks.Callback):
-    """Adds val_bbox_AP, val_bbox_AP50 (and val_segm_AP with masks) to each epoch's logs.
+    """Adds val_bbox_AP, val_bbox_AP50 (and val_segm_AP with masks) to each epoch's logs,
+    counting detections down to EVAL_MIN_CONFIDENCE (COCO's protocol) in the dataset's ids.
 
     detector_fn: returns the Detector being trained (its inference model shares the training
         model's weights, so nothing is copied).
@@ -25,9 +26,10 @@ class CocoApCallback(keras.callbacks.Callback):
 
         if self._predictor is None:
             detector = self.detector_fn()
-            self._predictor = Predictor(detector.config, detector=detector)
-        metrics, _ = evaluate_predictor(self._predictor, self.dataset, limit=self.num_images,
-                                        batch_size=self._predictor.batch_size, progress=False, log=self.log)
+            self._predictor = Predictor(detector.config, detector=detector,
+                                        score_threshold=detector.config.EVAL_MIN_CONFIDENCE)
+        metrics, _ = evaluate_predictor(self._predictor, self.dataset, limit=self.num_images, progress=False,
+                                        log=self.log)
         if logs is not None:
             for iou_type in ("bbox", "segm"):
                 if iou_type in metrics:

@@ -1,6 +1,18 @@
-"""Batched prediction on records or images, with outputs in original-image pixels.
+"""Batched prediction on images or records, with outputs in original-image pixels.
+
+From Python, as matterport's ``model.detect``::
 
     predictor = Predictor.from_weights(config, "runs/shapes/final.weights.h5")
+    results = predictor.detect([image_a, image_b])   # numpy RGB uint8 images, any sizes
+    r = results[0]
+    r["rois"]         # [N, 4] float32 [y1, x1, y2, x2] in image_a's pixels
+    r["class_ids"]    # [N] int the dataset's own category ids (CATEGORY_IDS; 1..K by default)
+    r["class_names"]  # [N] str
+    r["scores"]       # [N] float32, descending, each >= the score threshold
+    r["masks"]        # [H, W, N] bool full-image masks (Mask R-CNN), matterport's layout
+
+On a dataset's records (what evaluation and stat_gt use)::
+
     for det in predictor.predict_records(dataset, progress=True):
         det["boxes"]      # [N, 4] float32 [y1, x1, y2, x2], original-image pixels
         det["class_ids"]  # [N] int32 contiguous 1..K (Dataset.category_ids maps them back)
@@ -8,49 +20,115 @@
         det["masks"]      # None, or [N, H, W] uint8 {0, 1} at the original image size
         det["proposals"]  # [P, 4] float32 RPN proposals, original-image pixels, by score
 
-The last partial batch is padded (the model's batch size is static) and the padding dropped.
+Any number of images: they run in batches of ``batch_size`` (the model's batch is static; the
+last batch is padded and the padding dropped). Every image is decoded once, at full size.
+
+Score threshold: detections scoring below ``score_threshold`` (default DETECTION_MIN_CONFIDENCE)
+are dropped here; the model itself keeps everything down to ``min(DETECTION_MIN_CONFIDENCE,
+EVAL_MIN_CONFIDENCE)``, so one model serves pictures at 0.7 and COCO evaluation at 0.05 (a
+lower threshold never changes which detections pass a higher one: the NMS only lets a box
+suppress lower-scoring ones).
 """
+
+import dataclasses
 
 import cv2
 import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
+from detection.categories import model_categories
 from detection.core.image_meta import boxes_to_original
+from detection.data.images import resize_bilinear_zero_border
 from detection.data.pipeline import make_inference_batches
-from detection.modeling.detector import Detector
+from detection.data.records import Record
+from detection.modeling.detector import Detector, model_min_confidence
 from detection.modeling.folding import fold_batch_norms
+
+
+def inference_config(config):
+    """The config a model runs inference with: on one device (a multi-GPU run's config.yaml
+    has GPU_COUNT = its replicas, which inference does not use)."""
+    return config.replace(GPU_COUNT=1) if config.GPU_COUNT != 1 else config
 
 
 class Predictor:
     """Runs an inference-only Detector of a fixed batch size (default config.IMAGES_PER_GPU)."""
 
-    def __init__(self, config, detector=None, batch_size=None, mask_threshold=0.5, fold_batch_norm=False):
+    def __init__(self, config, detector=None, batch_size=None, score_threshold=None, mask_threshold=0.5,
+                 fold_batch_norm=False):
         """detector: a Detector to run (default: a new one, random weights until loaded).
 
+        score_threshold: detections below it are dropped (default DETECTION_MIN_CONFIDENCE);
+        at least the model's own (``model_min_confidence``), which it cannot go below.
         fold_batch_norm: fold the BatchNormalizations into their convolutions now (see
         detection.modeling.folding): on ResNet-50-FPN at 832 x 1344, 26 % less op time per
-        image on CPU, the same outputs within float32 rounding. The fold copies the weights it touches as they are now, so
-        use it only when the detector's weights will not change (not during training, where
-        the AP callback shares the training weights).
+        image on CPU, the same outputs within float32 rounding. The fold copies the weights it
+        touches as they are now, so use it only when the detector's weights will not change
+        (not during training, where the AP callback shares the training weights).
         """
-        self.config = config
-        self.batch_size = batch_size or config.IMAGES_PER_GPU
-        self.detector = detector or Detector(config, batch_size=self.batch_size, training=False)
+        self.config = inference_config(config)
+        self.batch_size = batch_size or self.config.IMAGES_PER_GPU
+        threshold = self.config.DETECTION_MIN_CONFIDENCE if score_threshold is None else float(score_threshold)
+        self.detector = detector or Detector(self.config, batch_size=self.batch_size, training=False,
+                                             min_confidence=min(threshold, model_min_confidence(self.config)))
+        if threshold < self.detector.min_confidence:
+            raise ValueError(f"score threshold {threshold} is below the model's own, "
+                             f"{self.detector.min_confidence}: build the Detector with min_confidence={threshold}")
+        self.score_threshold = threshold
         self.mask_threshold = mask_threshold
         model = self.detector.inference_model
         if fold_batch_norm:
             model, _ = fold_batch_norms(model)
         self.model = model  # what predict_batch runs
         self._forward = tf.function(lambda inputs: model(inputs, training=False), reduce_retracing=True)
+        self._categories = None
 
     @classmethod
-    def from_weights(cls, config, weights_path, batch_size=None, fold_batch_norm=True):
-        """A Predictor with weights from a ``.weights.h5`` file saved by Detector.save_weights,
-        BatchNormalizations folded (``fold_batch_norm``, see __init__)."""
-        detector = Detector(config, batch_size=batch_size, training=False)  # None: IMAGES_PER_GPU
-        detector.load_weights(weights_path)
-        return cls(config, detector=detector, batch_size=batch_size, fold_batch_norm=fold_batch_norm)
+    def from_weights(cls, config, weights_path, batch_size=None, score_threshold=None, fold_batch_norm=True,
+                     exclude=(), log=print):
+        """A Predictor with weights from a file (a ``.weights.h5`` of Detector.save_weights, or a
+        legacy Keras 2 ``.h5`` such as matterport's, loaded by layer name; ``exclude`` and
+        ``log`` as Detector.load_weights), BatchNormalizations folded (``fold_batch_norm``)."""
+        config = inference_config(config)
+        threshold = config.DETECTION_MIN_CONFIDENCE if score_threshold is None else float(score_threshold)
+        detector = Detector(config, batch_size=batch_size, training=False,
+                            min_confidence=min(threshold, model_min_confidence(config)))
+        detector.load_weights(weights_path, exclude=exclude, log=log)
+        return cls(config, detector=detector, batch_size=batch_size, score_threshold=threshold,
+                   fold_batch_norm=fold_batch_norm)
+
+    @property
+    def categories(self):
+        """(class_names, category_ids): K each, for classes 1..K (detection.categories)."""
+        if self._categories is None:
+            self._categories = model_categories(self.config)
+        return self._categories
+
+    # -- images -------------------------------------------------------------------------
+
+    def detect(self, images, progress=False):
+        """matterport's ``detect``: a list of images -> a list of result dicts, in order.
+
+        images: numpy arrays [H, W, 3] uint8 RGB of any sizes (grayscale [H, W] is made RGB,
+        an alpha channel dropped, as matterport's load_image does).
+        Each dict: rois [N, 4] float32 [y1, x1, y2, x2] in the image's pixels, class_ids [N]
+        int (the dataset's category ids), class_names [N], scores [N] float32, masks
+        [H, W, N] bool (Mask R-CNN; None otherwise).
+        """
+        names, ids = self.categories
+        results = []
+        for det in self.predict_records(array_records(images), progress=progress):
+            k = det["class_ids"].astype(np.int64) - 1
+            masks = det["masks"]
+            results.append({
+                "rois": det["boxes"], "class_ids": np.asarray(ids, np.int64)[k] if len(k) else np.zeros(0, np.int64),
+                "class_names": [names[i] for i in k], "scores": det["scores"],
+                "masks": None if masks is None else np.transpose(masks, (1, 2, 0)).astype(bool),
+            })
+        return results
+
+    # -- records ------------------------------------------------------------------------
 
     def predict_batch(self, inputs):
         """inputs: {"image": [B, H, W, 3], "image_meta": [B, 12]} with B = batch_size ->
@@ -59,14 +137,12 @@ class Predictor:
         outputs["proposals_original"] = boxes_to_original(outputs["proposals"], inputs["image_meta"])
         return {k: np.asarray(v) for k, v in outputs.items()}
 
-    def predict_records(self, records, batch_size=None, progress=False, report=None):
+    def predict_records(self, records, progress=False, report=None):
         """Yields one detection dict per readable record (see the module docstring), in order.
 
         records: a detection.data.records.Dataset or a list of Records. Unreadable images are
         skipped and counted in ``report`` (default: the Dataset's report).
         """
-        if batch_size not in (None, self.batch_size):
-            raise ValueError(f"this Predictor runs batches of {self.batch_size}, not {batch_size}")
         total = len(records.records if hasattr(records, "records") else records)
         bar = tqdm(total=total, desc="predict", unit="img", disable=not progress)
         for batch in make_inference_batches(records, self.config, self.batch_size, report):
@@ -78,6 +154,8 @@ class Predictor:
 
     def _one_image(self, outputs, i, record):
         n = int(outputs["num_detections"][i])
+        keep = outputs["scores"][i, :n] >= self.score_threshold  # scores are sorted: a prefix
+        n = int(np.count_nonzero(keep))
         boxes = outputs["boxes"][i, :n]
         result = {
             "image_id": record.image_id,
@@ -89,9 +167,54 @@ class Predictor:
             "proposals": _drop_padding(outputs["proposals_original"][i], outputs["proposals"][i]),
         }
         if "masks" in outputs:
-            result["masks"] = paste_masks(outputs["masks"][i, :n], boxes, record.height, record.width,
-                                          self.mask_threshold)
+            paste = paste_masks_matterport if self.config.MASK_PASTE == "matterport" else paste_masks
+            result["masks"] = paste(outputs["masks"][i, :n], boxes, record.height, record.width, self.mask_threshold)
         return result
+
+
+@dataclasses.dataclass(frozen=True)
+class _ArrayImage:
+    """An image_loader for an image held in memory (detection.data.records.Record)."""
+
+    image: np.ndarray
+    index: int
+
+    def __call__(self):
+        return self.image
+
+    def __str__(self):
+        return f"image {self.index} of the list"
+
+
+def as_rgb(image, index=0):
+    """image [H, W], [H, W, 1], [H, W, 3] or [H, W, 4] -> [H, W, 3] uint8 RGB (ValueError naming
+    ``index`` for anything else)."""
+    image = np.asarray(image)
+    if image.ndim == 2 or (image.ndim == 3 and image.shape[2] == 1):
+        image = np.repeat(image.reshape(image.shape[0], image.shape[1], 1), 3, axis=2)
+    elif image.ndim == 3 and image.shape[2] == 4:
+        image = image[:, :, :3]
+    if image.ndim != 3 or image.shape[2] != 3 or image.shape[0] < 1 or image.shape[1] < 1:
+        raise ValueError(f"image {index}: expected [H, W, 3] RGB, got shape {list(image.shape)}")
+    if image.dtype != np.uint8:
+        if np.issubdtype(image.dtype, np.floating) and np.nanmax(image, initial=0) <= 1.0:
+            raise ValueError(f"image {index}: float values in [0, 1]; pass uint8 0..255 (or values in 0..255)")
+        image = np.clip(np.nan_to_num(image), 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(image)
+
+
+def array_records(images, image_ids=None, paths=None):
+    """Records (no annotations) for images held in memory; image_id = position in the list
+    (or ``image_ids``), path None (or ``paths``, for messages and results files)."""
+    records = []
+    for index, image in enumerate(images):
+        image = as_rgb(image, index)
+        records.append(Record(
+            image_id=int(image_ids[index]) if image_ids is not None else index,
+            path=paths[index] if paths is not None else None, height=int(image.shape[0]), width=int(image.shape[1]),
+            boxes=np.zeros((0, 4), np.float32), class_ids=np.zeros(0, np.int32), iscrowd=np.zeros(0, bool),
+            difficult=np.zeros(0, bool), image_loader=_ArrayImage(image, index)))
+    return records
 
 
 def _drop_padding(boxes, input_boxes):
@@ -119,4 +242,21 @@ def paste_masks(masks, boxes, height, width, threshold=0.5):
             continue
         crop = resized[ty1 - y1:ty2 - y1, tx1 - x1:tx2 - x1]
         out[k, ty1:ty2, tx1:tx2] = crop >= threshold
+    return out
+
+
+def paste_masks_matterport(masks, boxes, height, width, threshold=0.5):
+    """matterport's unmold_mask: each box is whole pixels (the model rounds them in the
+    normalized frame), the mask is resized to it with scikit-image's zero-border bilinear
+    (detection.data.images.resize_bilinear_zero_border), thresholded at ``threshold``.
+    Same arguments and result as paste_masks."""
+    out = np.zeros((len(masks), height, width), np.uint8)
+    for k, (mask, box) in enumerate(zip(masks, boxes)):
+        y1, x1, y2, x2 = (int(v) for v in np.round(box))
+        if y2 <= y1 or x2 <= x1:
+            continue
+        resized = resize_bilinear_zero_border(mask.astype(np.float32), (y2 - y1, x2 - x1))
+        ty1, tx1, ty2, tx2 = max(y1, 0), max(x1, 0), min(y2, height), min(x2, width)
+        if ty2 > ty1 and tx2 > tx1:
+            out[k, ty1:ty2, tx1:tx2] = resized[ty1 - y1:ty2 - y1, tx1 - x1:tx2 - x1] >= threshold
     return out

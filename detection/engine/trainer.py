@@ -70,14 +70,19 @@ def _dataset(value, config):
     return value(config) if callable(value) else value
 
 
-def _load_initial_weights(built, model, weights):
-    """weights: a checkpoint directory (saved from the training model) or a .weights.h5 file.
+def _load_initial_weights(built, model, weights, exclude=()):
+    """weights: a checkpoint directory (saved from the training model) or a weights file.
 
     A file goes through built.load_weights when the builder returned a wrapper that has it
-    (the detector's files have its inference-model structure), else model.load_weights.
+    (the detector's: its .weights.h5 files have the inference-model structure, and legacy
+    .h5 files load by layer name, without the ``exclude`` layers), else model.load_weights.
     """
     if os.path.isdir(weights) or built is model or not hasattr(built, "load_weights"):
+        if exclude:
+            raise ValueError("--exclude applies to legacy .h5 weights files, not to checkpoints")
         checkpoints.load_model_weights(model, weights)
+    elif exclude:
+        built.load_weights(weights, exclude=exclude)
     else:
         built.load_weights(weights)
 
@@ -92,13 +97,14 @@ def train(model_builder, config, train_dataset, val_dataset=None, output_dir="ru
 
 
 def _train(model_builder, config, train_dataset, val_dataset=None, output_dir="runs/train",
-           strategy=None, strategy_info=None, resume=False, weights=None, seed=None, verbose=1,
+           strategy=None, strategy_info=None, resume=False, weights=None, weights_exclude=(), seed=None, verbose=1,
            debug=False, keep_checkpoints=None, jit_compile=False, callbacks=()):
     """Trains per config (Training section) and returns a TrainResult.
 
     resume: continue from find_last(output_dir) (weights, optimizer state, learning-rate
       position, plateau multiplier) at the epoch after it; starts fresh if there is none.
-    weights: initial weights only, a .weights.h5 file or a checkpoint directory (tools resolve
+    weights: initial weights only, a .weights.h5 file, a legacy Keras 2 .h5 (loaded by layer
+      name, without the ``weights_exclude`` layers) or a checkpoint directory (tools resolve
       "--weights last" with checkpoints.find_last); ignored when resuming from a checkpoint.
       A folder that already holds checkpoints needs resume=True.
     seed: defaults to config.SEED. debug: tf.debugging.enable_check_numerics().
@@ -133,7 +139,7 @@ def _train(model_builder, config, train_dataset, val_dataset=None, output_dir="r
         schedule = schedule_from_config(config, steps, total_epochs)
         optimizer = make_optimizer(config, schedule)
         if weights and not (resume and existing):
-            _load_initial_weights(built, model, weights)
+            _load_initial_weights(built, model, weights, weights_exclude)
             print(f"Initial weights: {weights}", flush=True)
         # Built once over every stage's variables: Keras refuses variables an optimizer was not built with.
         optimizer.build(stage_variables(model, plan))

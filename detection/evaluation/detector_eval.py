@@ -1,6 +1,6 @@
 """Evaluating a detector on a dataset: predict every record, convert, measure.
 
-The predictor is duck-typed (``predict_records(records, batch_size=..., progress=...)``
+The predictor is duck-typed (``predict_records(records, progress=...)``
 yielding one dict per image, see ``detections_to_coco_results``), so this module never
 imports TensorFlow; tools/eval_coco.py and the trainer's end-of-epoch AP share it.
 
@@ -18,10 +18,10 @@ METRICS = ("coco", "voc")
 
 
 def evaluate_predictor(predictor, dataset, metric="coco", annotations=None, limit=None, iou_types=None,
-                       backend=DEFAULT_BACKEND, use_07_metric=False, batch_size=1, progress=True, log=print):
+                       backend=DEFAULT_BACKEND, use_07_metric=False, progress=True, log=print):
     """Runs ``predictor`` over ``dataset``'s records and evaluates its detections.
 
-    predictor: has ``predict_records(records, batch_size=..., progress=...)`` yielding per
+    predictor: has ``predict_records(records, progress=...)`` yielding per
         image {"image_id", "boxes": [N, 4] [y1, x1, y2, x2] original-image pixels,
         "class_ids": [N] 1..K, "scores": [N], "masks": None or [N, H, W] uint8}.
     dataset: has ``records`` (Record objects), ``class_names`` and ``category_ids`` (K
@@ -38,7 +38,7 @@ def evaluate_predictor(predictor, dataset, metric="coco", annotations=None, limi
         raise ValueError(f"unknown metric {metric!r}; expected one of {', '.join(METRICS)}")
     records = list(dataset.records[:limit] if limit else dataset.records)
     coco_results, boxes_only, has_masks = [], [], False
-    for detection in predictor.predict_records(records, batch_size=batch_size, progress=progress):
+    for detection in predictor.predict_records(records, progress=progress):
         coco_results.extend(detections_to_coco_results(detection, dataset.category_ids))
         has_masks = has_masks or detection.get("masks") is not None
         # VOC needs boxes only; masks of a whole dataset would not fit in memory.

@@ -82,6 +82,13 @@ class BoxFrameConversion(keras.layers.Layer):
         return {**super().get_config(), "frame": self.frame, "to_frame": self.to_frame}
 
 
+def model_min_confidence(config):
+    """The default score threshold of the inference model: min(DETECTION_MIN_CONFIDENCE,
+    EVAL_MIN_CONFIDENCE). A lower threshold never changes which detections pass a higher one
+    (the NMS only lets a box suppress lower-scoring ones), so filtering after is exact."""
+    return min(config.DETECTION_MIN_CONFIDENCE, config.EVAL_MIN_CONFIDENCE)
+
+
 class Detector:
     """Builds the models for ``config``.
 
@@ -90,11 +97,15 @@ class Detector:
     backbone_weights: None (random initialisation; nothing is downloaded: use it whenever
         weights will be loaded anyway), "imagenet" or a backbone weights file, for a fresh
         training run (tools/train.py passes BACKBONE_WEIGHTS then).
+    min_confidence: the inference model's score threshold, default the lower of
+        DETECTION_MIN_CONFIDENCE and EVAL_MIN_CONFIDENCE, so one model serves pictures and
+        evaluation (the Predictor filters its outputs at the threshold it is asked for).
     """
 
-    def __init__(self, config, batch_size=None, training=True, backbone_weights=None):
+    def __init__(self, config, batch_size=None, training=True, backbone_weights=None, min_confidence=None):
         self.config = config
         self.batch_size = batch_size or config.IMAGES_PER_GPU
+        self.min_confidence = model_min_confidence(config) if min_confidence is None else float(min_confidence)
         c = config
         height, width = c.IMAGE_SHAPE[0], c.IMAGE_SHAPE[1]
         b = self.batch_size
@@ -132,7 +143,7 @@ class Detector:
         proposals = self._proposals(c.POST_NMS_ROIS_INFERENCE, "inference_proposals")
         _, probs, deltas = self.box_head(proposals, rcnn_maps, prefix="inference")
         boxes_frame, boxes_input, boxes, class_ids, scores, num = DetectionLayer(
-            c.DETECTION_MAX_INSTANCES, c.DETECTION_MIN_CONFIDENCE, c.DETECTION_NMS_THRESHOLD, c.BBOX_STD_DEV,
+            c.DETECTION_MAX_INSTANCES, self.min_confidence, c.DETECTION_NMS_THRESHOLD, c.BBOX_STD_DEV,
             classes_per_roi=c.DETECTION_CLASSES_PER_ROI, frame=c.BOX_FRAME, name="detections")(
             proposals, probs, deltas, image_meta)
         proposals_input = BoxFrameConversion(c.BOX_FRAME, to_frame=False, name="proposals_input")(proposals, image)

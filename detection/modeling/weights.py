@@ -202,3 +202,15 @@ def _assign(layer, arrays, report):
         variable.assign(value.astype(variable.dtype))
     report.loaded_layers.append(layer.name)
     return len(values)
+
+
+def add_weights_flags(parser, required=True):
+    """--weights and --exclude, the same on every tool."""
+    parser.add_argument("--weights", required=required, metavar="FILE",
+                        help="weights: a .weights.h5 written by tools/train.py, or a legacy Keras 2 .h5 "
+                             "(matterport's mask_rcnn_coco.h5 or any model trained with its code), loaded by "
+                             "layer name (use a config based on configs/matterport.yaml)")
+    parser.add_argument("--exclude", nargs="+", default=[], metavar="NAME_OR_REGEX",
+                        help="legacy .h5 only: layers not to load, by name or regular expression (matterport's "
+                             "exclude=); class-specific layers are left out by themselves when NUM_CLASSES differs")
+    return parser

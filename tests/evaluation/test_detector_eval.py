@@ -23,12 +23,14 @@ class ReplayPredictor:
     """Yields each record's GT boxes as detections (score 0.9), minus ``drop`` {image_id: n}
     trailing boxes; records what it was asked."""
 
+    batch_size, score_threshold = 3, 0.05
+
     def __init__(self, drop=None):
         self.drop = drop or {}
         self.calls = []
 
-    def predict_records(self, records, batch_size=1, progress=False):
-        self.calls.append(([r.image_id for r in records], batch_size))
+    def predict_records(self, records, progress=False):
+        self.calls.append([r.image_id for r in records])
         for r in records:
             keep = len(r.boxes) - self.drop.get(r.image_id, 0)
             yield {"image_id": r.image_id, "boxes": r.boxes[:keep], "class_ids": r.class_ids[:keep],
@@ -55,12 +57,12 @@ def test_coco_gt_from_records():
 
 def test_perfect_predictor_scores_one_with_both_metrics():
     predictor = ReplayPredictor()
-    coco, results = evaluate_predictor(predictor, DATASET, metric="coco", batch_size=3, progress=False, log=None)
+    coco, results = evaluate_predictor(predictor, DATASET, metric="coco", progress=False, log=None)
     assert list(coco) == ["bbox"]  # no masks predicted
     assert coco["bbox"]["AP"] == pytest.approx(1.0, abs=1e-12)
     assert coco["bbox"]["per_category"] == pytest.approx({"cat": 1.0, "dog": -1.0}, abs=1e-12)  # dog: difficult only
     assert sorted({r["category_id"] for r in results}) == [4, 9] and len(results) == 3
-    assert predictor.calls == [([10, 11], 3)]
+    assert predictor.calls == [[10, 11]]
 
     voc, _ = evaluate_predictor(ReplayPredictor(), DATASET, metric="voc", progress=False, log=None)
     assert voc["voc"]["per_class"] == pytest.approx({"cat": 1.0, "dog": -1.0})
@@ -74,7 +76,7 @@ def test_a_missed_box_lowers_ap_and_limit_evaluates_only_the_first_images():
     assert coco["bbox"]["AP"] == pytest.approx(51 / 101, abs=1e-12)  # COCO: recall points 0, .01, ..., .5
     coco, _ = evaluate_predictor(predictor, DATASET, metric="coco", limit=1, progress=False, log=None)
     assert coco["bbox"]["AP"] == pytest.approx(1.0, abs=1e-12)
-    assert predictor.calls[-1] == ([10], 1)
+    assert predictor.calls[-1] == [10]
 
 
 def test_unknown_metric():

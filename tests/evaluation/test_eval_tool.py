@@ -96,8 +96,8 @@ def test_model_mode_plumbing(tmp_path, monkeypatch, metric):
         seen["config"], seen["subset"] = config, subset
         return DATASET
 
-    def from_weights(config, weights_path):
-        seen["weights"] = weights_path
+    def from_weights(config, weights_path, batch_size=None, score_threshold=None, exclude=()):
+        seen["weights"], seen["batch_size"], seen["score_threshold"] = weights_path, batch_size, score_threshold
         seen["predictor"] = ReplayPredictor()
         return seen["predictor"]
 
@@ -105,17 +105,20 @@ def test_model_mode_plumbing(tmp_path, monkeypatch, metric):
     monkeypatch.setitem(sys.modules, "detection.engine.predictor",
                         types.SimpleNamespace(Predictor=types.SimpleNamespace(from_weights=from_weights)))
     config = tmp_path / "c.yaml"
-    config.write_text("DATASET_FORMAT: voc\nIMAGES_PER_GPU: 3\n")
+    # A multi-GPU run's config (GPU_COUNT 4) evaluates on one device, in batches of --batch-size.
+    config.write_text("DATASET_FORMAT: voc\nIMAGES_PER_GPU: 3\nGPU_COUNT: 4\n")
     status = load_tool().main([str(a) for a in [
         "--config", config, "--weights", "w.weights.h5", "--annotations", "Annotations", "--images", "JPEGImages",
         "--split", "val.txt", "--limit", "1", "--metric", metric, "--output", tmp_path / "dt.json",
-        "--json", tmp_path / "m.json"]])
+        "--json", tmp_path / "m.json", "--batch-size", "5"]])
     assert status == 0
     c = seen["config"]
     assert (c.VAL_ANNOTATIONS, c.VAL_IMAGES, c.VAL_SPLIT, c.KEEP_EMPTY_IMAGES) == ("Annotations", "JPEGImages",
                                                                                     "val.txt", True)
     assert seen["subset"] == "val" and seen["weights"] == "w.weights.h5"
-    assert seen["predictor"].calls == [([10], 3)]  # --limit 1; the config's batch size
+    assert seen["predictor"].calls == [[10]]  # --limit 1
+    # The evaluation threshold (EVAL_MIN_CONFIDENCE's default), not DETECTION_MIN_CONFIDENCE's 0.7.
+    assert seen["batch_size"] == 5 and seen["score_threshold"] == 0.05
     results = json.loads((tmp_path / "dt.json").read_text())
     assert [r["category_id"] for r in results] == [4, 9] and results[0]["bbox"] == [20.0, 10.0, 60.0, 40.0]
     metrics = json.loads((tmp_path / "m.json").read_text())
