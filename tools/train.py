@@ -93,92 +93,18 @@ def main(argv=None):
         return 2
 
 
-def with_dataset_categories(config, train_set, source):
-    """The config with the training set's class names and category ids recorded (so every
-    output of the run uses the dataset's own ids); ConfigError when the config names others.
-
-    Done before the val set loads: a loader that discovers names (VIA, LabelMe, VOC) then gives
-    val the train set's classes and ids, whatever classes val happens to hold."""
-    from detection.config import ConfigError
-
-    names, ids = list(train_set.class_names), [int(c) for c in train_set.category_ids]
-    for key, ours in (("CLASS_NAMES", names), ("CATEGORY_IDS", ids)):
-        given = getattr(config, key)
-        if given is not None and list(given) != ours:
-            raise ConfigError(f"{source}: {key} differs from the training set's ({train_set.name})\n"
-                              f"{key}={list(given)!r}: expected {ours!r} (or leave it out)")
-    return config.replace(CLASS_NAMES=names, CATEGORY_IDS=ids)
-
-
-def check_same_categories(train_set, val_set):
-    """DataError when the val set's classes are not the training set's (evaluation would then
-    map class k to the wrong category)."""
-    from detection.data.validation import DataError
-
-    train = list(zip(train_set.class_names, train_set.category_ids))
-    val = list(zip(val_set.class_names, val_set.category_ids))
-    if train != val:
-        raise DataError(f"{val_set.source}: the val set's categories {val[:5]}... differ from the training "
-                        f"set's {train[:5]}... ({len(val)} vs {len(train)} classes); use one category list")
-
-
 def run(args, config, strategy, info):
     from detection.data.cli import config_with_dataset_flags
-    from detection.data.datasets import load_dataset
-    from detection.data.pipeline import make_dataset
-    from detection.engine import checkpoints
-    from detection.engine.trainer import train
-    from detection.modeling.detector import Detector
+    from detection.engine.detector_training import train_detector
 
     output = args.output or os.path.join("runs", config.NAME)
     # The dataset flags go into the config the run saves, so eval and infer on its
     # config.yaml see the data (and the format) it was trained on.
     config = config_with_dataset_flags(config_with_dataset_flags(config, args, "train"), args, "val")
-    train_set = load_dataset(config, "train", strict=args.strict or None)
-    train_set.report.summary()
-    if train_set.num_classes != config.NUM_CLASSES:
-        from detection.config import ConfigError
-
-        raise ConfigError(f"{args.config}: NUM_CLASSES does not fit the dataset's {len(train_set.class_names)} "
-                          f"classes\nNUM_CLASSES={config.NUM_CLASSES}: expected {train_set.num_classes} "
-                          "(classes + background)")
-    config = with_dataset_categories(config, train_set, args.config)
-    val_set = None
-    if config.VALIDATION_STEPS and (config.DATASET_FORMAT == "shapes" or config.DATASET_FORMAT.startswith("python:")
-                                    or config.VAL_ANNOTATIONS):
-        val_set = load_dataset(config, "val", strict=args.strict or None)
-        val_set.report.summary()
-        check_same_categories(train_set, val_set)
-
-    weights = None
-    if args.weights == "last":
-        weights = checkpoints.find_last(output)
-        if weights is None:
-            raise FileNotFoundError(f"--weights last: no checkpoint under {output}")
-    elif args.weights not in (None, "imagenet"):
-        weights = args.weights
-
-    # A fresh run starts from BACKBONE_WEIGHTS (e.g. imagenet); one that loads weights (a
-    # file, or the checkpoint it resumes from) never fetches them.
-    fresh = weights is None and not (args.resume and checkpoints.find_last(output))
-    backbone_weights = config.BACKBONE_WEIGHTS if fresh and config.BACKBONE_WEIGHTS != "none" else None
-    built = {}
-
-    def build_detector(cfg):
-        built["detector"] = Detector(cfg, backbone_weights=backbone_weights)
-        return built["detector"]
-
-    extra_callbacks = []
-    if config.EVAL_AP_IMAGES and val_set is not None:
-        from detection.engine.ap_callback import CocoApCallback
-
-        extra_callbacks.append(CocoApCallback(lambda: built["detector"], val_set, config.EVAL_AP_IMAGES))
-    result = train(
-        build_detector, config,
-        lambda cfg: make_dataset(train_set, cfg, training=True),
-        (lambda cfg: make_dataset(val_set, cfg, training=False, repeat=True)) if val_set else None,
-        output, strategy=strategy, strategy_info=info, resume=args.resume, weights=weights, weights_exclude=args.exclude,
-        seed=args.seed, debug=args.debug, keep_checkpoints=args.keep_checkpoints, callbacks=extra_callbacks)
+    weights = None if args.weights == "imagenet" else args.weights  # imagenet: BACKBONE_WEIGHTS, set above
+    result = train_detector(config, output, weights=weights, exclude=args.exclude, resume=args.resume,
+                            strict=args.strict or None, source=args.config, strategy=strategy, strategy_info=info,
+                            seed=args.seed, debug=args.debug, keep_checkpoints=args.keep_checkpoints)
     print(result.message)
     print(f"run folder: {output}")
     if result.final_weights:

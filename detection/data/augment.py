@@ -19,12 +19,16 @@ thread runs it (every thread has its own Compose, re-seeded per call).
 """
 
 import inspect
+import os
 import threading
 
-import albumentations as A
-import numpy as np
+# albumentations asks PyPI for a newer version when imported: a network call at every start,
+# and a warning offline. This library never fetches anything it was not asked to.
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+import albumentations as A  # noqa: E402
+import numpy as np  # noqa: E402
 
-from detection.config import ConfigError
+from detection.config import ConfigError  # noqa: E402
 
 # The transforms known to keep image, boxes and masks consistent (spatial) or to touch only
 # pixels (colour). Scale jitter: Affine(scale=...) or RandomScale (changes the image size;

@@ -21,6 +21,7 @@ from typing import Callable
 import keras
 
 from detection.modeling import matterport_resnet, normalization
+from detection.modeling.weights import WeightsError
 
 # keras.applications layer whose output is each stage's feature map.
 _RESNET_STAGE_OUTPUTS = {
@@ -70,8 +71,15 @@ def _keras_application(name, stage_outputs):
             "resnet101": keras.applications.ResNet101,
             "mobilenetv2": keras.applications.MobileNetV2,
         }[name]
-        net = constructor(include_top=False, weights="imagenet" if weights == "imagenet" else None,
-                          input_tensor=image)
+        try:
+            net = constructor(include_top=False, weights="imagenet" if weights == "imagenet" else None,
+                              input_tensor=image)
+        except Exception as e:  # keras' download: URL fetch failure, checksum, no disk
+            if weights != "imagenet":
+                raise
+            raise WeightsError(f"BACKBONE_WEIGHTS imagenet: {name}'s ImageNet weights could not be downloaded "
+                               f"({' '.join(str(e).split())[:200]}); offline, copy the file into "
+                               "~/.keras/models, or start from --weights FILE or BACKBONE_WEIGHTS none") from None
         if weights not in (None, "imagenet"):
             net.load_weights(weights)
         if not train_bn:

@@ -75,3 +75,15 @@ def test_coco_tiny_train_excludes_crowd(stat_gt, tmp_path):
     crowd = sum(a.get("iscrowd", 0) for a in raw)
     assert summary["image_num"] == 80 and summary["crowd_num"] == crowd > 0
     assert summary["gt_num"] + summary["crowd_num"] + summary["degenerate_num"] == len(raw) == 705
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--proposal-images", "5"], "--proposal-images needs --weights"),
+    (["--suggest-sample", "100"], "--suggest-sample needs --suggest"),
+    (["--suggest-objective", "overall"], "--suggest-objective needs --suggest"),
+    (["--exclude", "mrcnn_mask"], "--exclude needs --weights"),
+])
+def test_a_flag_that_needs_another_is_refused_alone(stat_gt, args, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        stat_gt(["--config", str(REPO / "configs" / "shapes.yaml"), *args])
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err

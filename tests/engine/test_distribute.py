@@ -43,3 +43,25 @@ def test_conflicting_options(monkeypatch):
     monkeypatch.setenv("TF_CONFIG", json.dumps(tf_config))
     with pytest.raises(DeviceError, match="not supported with TF_CONFIG"):
         make_strategy(cpu_replicas=2)
+
+
+def test_gpu_count_in_a_config_is_used_or_reported_never_dropped(tmp_path):
+    """tools/train.py: a YAML GPU_COUNT asks for that many GPUs when no device flag is given
+    (here there are none: a one-line error), and is reported when --cpu-replicas replaces it."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    config = tmp_path / "c.yaml"
+    config.write_text(f"_BASE_: {REPO / 'configs' / 'shapes.yaml'}\nGPU_COUNT: 2\n")
+    common = [sys.executable, str(REPO / "tools" / "train.py"), "--config", str(config), "--output", str(tmp_path / "r")]
+    done = subprocess.run(common, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and "GPU_COUNT 2 in" in done.stdout
+    assert "GPU" in done.stderr.strip().splitlines()[-1] and "Traceback" not in done.stderr
+    # --cpu-replicas 3 replaces it, said so; the run then stops on the missing data file.
+    done = subprocess.run(common + ["--cpu-replicas", "3", "--format", "coco", "--annotations",
+                                    str(tmp_path / "missing.json"), "--images", str(tmp_path)],
+                          capture_output=True, text=True, timeout=300)
+    assert "GPU_COUNT 2 in" in done.stdout and "replaced by the 3 replica(s)" in done.stdout
+    assert done.returncode == 2 and "missing.json" in done.stderr

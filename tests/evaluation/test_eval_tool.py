@@ -126,3 +126,14 @@ def test_model_mode_plumbing(tmp_path, monkeypatch, metric):
         assert metrics["voc"]["per_class"] == {"cat": 1.0, "dog": -1.0}
     else:
         assert list(metrics) == ["bbox"] and metrics["bbox"]["AP"] == pytest.approx(1.0, abs=1e-12)
+
+
+@pytest.mark.parametrize("flags", [["--limit", "5"], ["--batch-size", "2"], ["--output", "dt.json"],
+                                   ["--metric", "voc"], ["--voc07"], ["--set", "EVAL_MIN_CONFIDENCE=0"],
+                                   ["--images", "val/"], ["--format", "coco"], ["--split", "val.txt"],
+                                   ["--strict"], ["--exclude", "mrcnn_mask"]])
+def test_results_mode_refuses_model_mode_flags(gt_file, tmp_path, flags):
+    (tmp_path / "dt.json").write_text(json.dumps(PERFECT))
+    done = run("--annotations", gt_file, "--results", tmp_path / "dt.json", *flags)
+    last = done.stderr.strip().splitlines()[-1]  # argparse's usage, then the one-line error
+    assert done.returncode == 2 and f"error: {flags[0]}: model-mode flag(s), not used with --results" in last

@@ -13,7 +13,7 @@ from tests.model_fixtures import batch, tiny_config
     ("mobilenetv2", "conv5_out_relu"),
 ])
 def test_application_backbone_detector_predicts(backbone, last_stage_layer):
-    config = tiny_config(BACKBONE=backbone, TRAIN_BN=False, MEAN_PIXEL=[127.5] * 3, PIXEL_STD=[127.5] * 3)
+    config = tiny_config(BACKBONE=backbone, TRAIN_BN=False)
     detector = Detector(config, batch_size=1, training=False)
     model = detector.inference_model
     names = [layer.name for layer in model.layers]
@@ -34,3 +34,30 @@ def test_tiny_backbone_batch_norm_follows_train_bn(train_bn):
     batch_norms = [l for l in detector.inference_model.layers if isinstance(l, keras.layers.BatchNormalization)]
     assert len(batch_norms) == 12  # conv1, 2 in stage 2 (identity shortcut), 3 in each of stages 3-5
     assert all(l.trainable == train_bn for l in batch_norms)
+
+
+@pytest.mark.parametrize("backbone, preprocess", [
+    ("resnet50", keras.applications.resnet.preprocess_input),
+    ("resnet101", keras.applications.resnet.preprocess_input),
+    ("mobilenetv2", keras.applications.mobilenet_v2.preprocess_input),
+])
+def test_each_backbone_gets_the_input_its_imagenet_weights_expect(backbone, preprocess):
+    """With MEAN_PIXEL / PIXEL_STD left to the backbone, the model's normalisation equals
+    keras.applications' own preprocess_input for those weights (caffe BGR for the ResNets,
+    [-1, 1] for MobileNetV2)."""
+    from detection.modeling.backbones import input_convention
+    from detection.modeling.normalization import NormalizeImage
+
+    convention = input_convention(tiny_config(BACKBONE=backbone))
+    image = np.random.default_rng(0).uniform(0, 255, (2, 16, 24, 3)).astype("float32")
+    ours = NormalizeImage(convention.mean, convention.std, to_bgr=convention.to_bgr)(image)
+    np.testing.assert_allclose(np.asarray(ours), np.asarray(preprocess(image.copy())), atol=1e-4)
+
+
+def test_explicit_mean_and_std_replace_the_convention_but_not_the_channel_order():
+    from detection.modeling.backbones import input_convention
+
+    convention = input_convention(tiny_config(BACKBONE="resnet50", MEAN_PIXEL=[1, 2, 3], PIXEL_STD=[4, 5, 6]))
+    assert (convention.mean, convention.std, convention.to_bgr) == ((1, 2, 3), (4, 5, 6), True)
+    matterport = input_convention(tiny_config(BACKBONE="matterport_resnet50"))
+    assert (matterport.mean, matterport.std, matterport.to_bgr) == ((123.7, 116.8, 103.9), (1.0, 1.0, 1.0), False)

@@ -214,3 +214,19 @@ def test_inference_model_saves_and_reloads_in_safe_mode(tmp_path):
     got = reloaded.predict(inputs, verbose=0)
     for key in ("boxes", "class_ids", "scores", "proposals"):
         np.testing.assert_allclose(got[key], expected[key], rtol=1e-5, atol=1e-4)
+
+
+def test_anchor_stride_two_trains_and_predicts():
+    """RPN_ANCHOR_STRIDE 2: the RPN conv runs with stride 2, so its outputs line up with the
+    anchors on every other cell (a quarter of them)."""
+    config = tiny_config(RPN_ANCHOR_STRIDE=2)
+    spec = AnchorSpec.from_config(config)
+    # P2..P6 of a 64 px input have 16, 8, 4, 2, 1 cells a side; every other one: 8, 4, 2, 1, 1.
+    assert spec.anchor_count((SIZE, SIZE)) == (64 + 16 + 4 + 1 + 1) * 3
+    assert AnchorSpec.from_config(tiny_config()).anchor_count((SIZE, SIZE)) == (256 + 64 + 16 + 4 + 1) * 3
+    detector, logs = fit_one_step(config, batch(config, [[[8, 8, 40, 30]], [[20, 20, 60, 50]]]))
+    assert detector.rpn_logits.shape[1] == spec.anchor_count((SIZE, SIZE))
+    assert logs["positive_anchor_num"] > 0 and np.isfinite(logs["loss"])
+    inputs = batch(config, [[], []])
+    out = detector.inference_model.predict({k: inputs[k] for k in ("image", "image_meta")}, verbose=0)
+    assert out["proposals"].shape == (2, config.POST_NMS_ROIS_INFERENCE, 4)

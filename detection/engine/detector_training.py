@@ -1,0 +1,104 @@
+"""train_detector: a detector trained on the dataset its config describes, in one call.
+
+    config = Config.from_yaml("configs/shapes.yaml")
+    result = train_detector(config, "runs/shapes")
+    result.final_weights, result.config     # config.yaml of the run: classes and ids recorded
+
+What tools/train.py does after parsing its flags: load the training (and validation) set and
+report its problems, check NUM_CLASSES, record the training set's CLASS_NAMES and
+CATEGORY_IDS in the run's config (so every output uses the dataset's own ids), build the
+Detector (from BACKBONE_WEIGHTS only when the run starts fresh: a run that loads weights or
+resumes never downloads anything), and hand it to the generic engine (trainer.train) with
+the per-epoch COCO AP callback when EVAL_AP_IMAGES is set.
+"""
+
+from detection.config import ConfigError
+from detection.data.datasets import load_dataset
+from detection.data.pipeline import make_dataset
+from detection.data.validation import DataError
+from detection.engine import checkpoints
+from detection.engine.trainer import train
+from detection.modeling.detector import Detector
+
+
+def with_dataset_categories(config, train_set, source="the config"):
+    """The config with the training set's class names and category ids recorded; ConfigError
+    when the config names others.
+
+    Done before the val set loads: a loader that discovers names (VIA, LabelMe, VOC) then gives
+    val the train set's classes and ids, whatever classes val happens to hold."""
+    names, ids = list(train_set.class_names), [int(c) for c in train_set.category_ids]
+    for key, ours in (("CLASS_NAMES", names), ("CATEGORY_IDS", ids)):
+        given = getattr(config, key)
+        if given is not None and list(given) != ours:
+            raise ConfigError(f"{source}: {key} differs from the training set's ({train_set.name})\n"
+                              f"{key}={list(given)!r}: expected {ours!r} (or leave it out)")
+    return config.replace(CLASS_NAMES=names, CATEGORY_IDS=ids)
+
+
+def check_same_categories(train_set, val_set):
+    """DataError when the val set's classes are not the training set's (evaluation would then
+    map class k to the wrong category)."""
+    train_categories = list(zip(train_set.class_names, train_set.category_ids))
+    val_categories = list(zip(val_set.class_names, val_set.category_ids))
+    if train_categories != val_categories:
+        raise DataError(f"{val_set.source}: the val set's {len(val_categories)} categories differ from the "
+                        f"training set's {len(train_categories)} (first val {val_categories[:3]}, first train "
+                        f"{train_categories[:3]}); give both subsets one category list")
+
+
+def has_val_set(config):
+    """Whether the config describes a validation set and wants validation steps."""
+    described = (config.DATASET_FORMAT == "shapes" or config.DATASET_FORMAT.startswith("python:")
+                 or config.VAL_ANNOTATIONS)
+    return bool(config.VALIDATION_STEPS and described)
+
+
+def train_detector(config, output_dir, weights=None, exclude=(), resume=False, strict=None, source="the config",
+                   **options):
+    """Trains a Detector on the datasets ``config`` describes; returns trainer.TrainResult.
+
+    weights: None (BACKBONE_WEIGHTS for a fresh run), "last" (newest checkpoint under
+    ``output_dir``), a checkpoint folder, a ``.weights.h5`` or a legacy Keras 2 ``.h5`` (loaded
+    by layer name without ``exclude``). resume: continue from the newest checkpoint.
+    strict: any data problem is an error (default STRICT_DATA). source: names the config in
+    errors. options: trainer.train's (strategy, strategy_info, seed, debug, keep_checkpoints,
+    callbacks, verbose, ...).
+    """
+    train_set = load_dataset(config, "train", strict=strict)
+    train_set.report.summary()
+    if train_set.num_classes != config.NUM_CLASSES:
+        raise ConfigError(f"{source}: NUM_CLASSES does not fit the dataset's {len(train_set.class_names)} "
+                          f"classes\nNUM_CLASSES={config.NUM_CLASSES}: expected {train_set.num_classes} "
+                          "(classes + background)")
+    config = with_dataset_categories(config, train_set, source)
+    val_set = None
+    if has_val_set(config):
+        val_set = load_dataset(config, "val", strict=strict)
+        val_set.report.summary()
+        check_same_categories(train_set, val_set)
+
+    if weights == "last":
+        weights = checkpoints.find_last(output_dir)
+        if weights is None:
+            raise FileNotFoundError(f"--weights last: no checkpoint under {output_dir}")
+    # A fresh run starts from BACKBONE_WEIGHTS (e.g. imagenet); one that loads weights (a
+    # file, or the checkpoint it resumes from) never fetches them.
+    fresh = weights is None and not (resume and checkpoints.find_last(output_dir))
+    backbone_weights = config.BACKBONE_WEIGHTS if fresh and config.BACKBONE_WEIGHTS != "none" else None
+    built = {}
+
+    def build_detector(cfg):
+        built["detector"] = Detector(cfg, backbone_weights=backbone_weights)
+        return built["detector"]
+
+    callbacks = list(options.pop("callbacks", ()))
+    if config.EVAL_AP_IMAGES and val_set is not None:
+        from detection.engine.ap_callback import CocoApCallback
+
+        callbacks.append(CocoApCallback(lambda: built["detector"], val_set, config.EVAL_AP_IMAGES))
+    return train(
+        build_detector, config,
+        lambda cfg: make_dataset(train_set, cfg, training=True),
+        (lambda cfg: make_dataset(val_set, cfg, training=False, repeat=True)) if val_set else None,
+        output_dir, resume=resume, weights=weights, weights_exclude=exclude, callbacks=callbacks, **options)
