@@ -170,9 +170,9 @@ def _linear_taps(src, dst, clamp_weights):
 def tf_resize_bilinear_zero_border(image, resized_h, resized_w):
     """detection.data.images.resize_bilinear_zero_border (matterport's scikit-image resize) in
     TensorFlow: image [h, w, C] -> [resized_h, resized_w, C] float64, each axis sampled at
-    ``(i + 0.5) * in / out - 0.5`` between its two neighbours, zeros beyond the edges. The
-    same float64 values as SciPy's to rounding (a cast to uint8 truncates them alike but for
-    a value within rounding of an integer)."""
+    ``(i + 0.5) * in / out - 0.5`` between its two neighbours, zeros beyond the edges, then
+    clipped to the input's range. The same float64 values as SciPy's to rounding (a cast to
+    uint8 truncates them alike but for a value within rounding of an integer)."""
     def along(values, axis, out_size):
         size = tf.shape(values)[axis]
         position = (tf.range(out_size, dtype=tf.float64) + 0.5) * (tf.cast(size, tf.float64)
@@ -189,7 +189,13 @@ def tf_resize_bilinear_zero_border(image, resized_h, resized_w):
         return result
 
     pixels = tf.cast(image, tf.float64)
-    return along(along(pixels, 0, resized_h), 1, resized_w)
+    out = along(along(pixels, 0, resized_h), 1, resized_w)
+    # scikit-image's clip=True: to the input's range, widened to 0 only when the output reaches it.
+    low, high = tf.reduce_min(pixels), tf.reduce_max(pixels)
+    widen = ~((low <= 0.0) & (high >= 0.0)) & (tf.reduce_min(out) <= 0.0) & (tf.reduce_max(out) >= 0.0)
+    low = tf.where(widen, tf.minimum(low, 0.0), low)
+    high = tf.where(widen, tf.maximum(high, 0.0), high)
+    return tf.clip_by_value(out, low, high)
 
 
 def preprocess_image(image, config):

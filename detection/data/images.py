@@ -117,17 +117,19 @@ def resize_and_pad(image, geometry):
     rh, rw = geometry.resized_shape
     if image.shape[:2] != (rh, rw):
         if geometry.method == "matterport":
-            image = np.clip(resize_bilinear_zero_border(image, (rh, rw)), 0, 255).astype(image.dtype)
+            image = resize_bilinear_zero_border(image, (rh, rw)).astype(image.dtype)
         else:
             image = cv2.resize(image, (rw, rh), interpolation=cv2.INTER_LINEAR)
     return pad_to(image, geometry.padded_shape, geometry.offset)
 
 
 def resize_bilinear_zero_border(array, out_hw):
-    """scikit-image's ``resize(array, out_hw, order=1, mode="constant", cval=0,
+    """scikit-image's ``resize(array, out_hw, order=1, mode="constant", cval=0, clip=True,
     anti_aliasing=False, preserve_range=True)``, which matterport's utils.resize calls, made
     the way scikit-image makes it: ``scipy.ndimage.zoom`` with grid_mode (sample at
-    ``(i + 0.5) * in / out - 0.5``) and zeros beyond the edges, so border pixels blend with 0.
+    ``(i + 0.5) * (in / out) - 0.5``) and zeros beyond the edges, so border pixels blend with
+    0; then the output clipped to the input's [min, max] (widened to 0 only when 0 is outside
+    it and the output reaches 0), which also lifts blended borders back to the input's minimum.
 
     array: [h, w] or [h, w, C] any real dtype; out_hw: (H, W). Returns [H, W(, C)] float64;
     a cast to uint8 truncates, as matterport's ``image.astype(image_dtype)`` does.
@@ -135,8 +137,17 @@ def resize_bilinear_zero_border(array, out_hw):
     from scipy import ndimage
 
     array = np.asarray(array, np.float64)
-    zoom = [out_hw[0] / array.shape[0], out_hw[1] / array.shape[1]] + [1] * (array.ndim - 2)
-    return ndimage.zoom(array, zoom, order=1, mode="grid-constant", cval=0.0, grid_mode=True)
+    factors = [array.shape[0] / out_hw[0], array.shape[1] / out_hw[1]] + [1.0] * (array.ndim - 2)
+    out = ndimage.zoom(array, [1 / f for f in factors], order=1, mode="grid-constant", cval=0.0, grid_mode=True)
+    return np.clip(out, *_clip_range(array, out))
+
+
+def _clip_range(array, out):
+    """scikit-image's clip=True range for a resize of ``array`` with cval 0 into ``out``."""
+    low, high = array.min(), array.max()
+    if not low <= 0.0 <= high and out.min() <= 0.0 <= out.max():
+        low, high = min(low, 0.0), max(high, 0.0)
+    return low, high
 
 
 def pad_to(image, padded_shape, offset=(0, 0)):

@@ -32,7 +32,7 @@ def candidate_scores(probs, classes_per_roi):
     foreground = probs[:, :, 1:]
     if classes_per_roi == "all":
         return foreground
-    top = tf.one_hot(tf.argmax(probs, axis=-1, output_type=tf.int32) - 1, tf.shape(foreground)[-1], dtype=tf.bool)
+    top = tf.one_hot(tf.argmax(probs, axis=-1, output_type=tf.int32) - 1, tf.shape(foreground)[-1]) > 0
     return tf.where(top, foreground, -1.0)
 
 
