@@ -38,6 +38,7 @@ import tensorflow as tf
 from detection.core.image_meta import IMAGE_META_SIZE, with_input_shape
 from detection.data.augment import Augmenter
 from detection.data.example import gt_mask_shape, load_example
+from detection.data.resize import geometry_from_config
 from detection.data.validation import ValidationReport
 
 INPUT_KEYS = ("image", "image_meta", "gt_class_ids", "gt_boxes", "gt_masks")
@@ -127,7 +128,13 @@ class InferenceBatch:
 
 def make_inference_batches(records, config, batch_size=None, report=None):
     """Yields InferenceBatch objects over ``records`` (a list of Record, or a Dataset), in order,
-    every readable image exactly once; the last batch is padded with zero rows.
+    every readable image exactly once; a batch not full is padded with zero rows.
+
+    A batch holds images of one model-input size only (a run of consecutive records of one
+    size; IMAGE_RESIZE_MODE square gives one size to all): an image is never padded to a
+    neighbour's larger size, so its detections do not depend on what it is batched with (in
+    the normalized box frame the input size is every box's scale), and a batch is what
+    matterport's detect() accepts. The decoding runs in parallel in tf.data, in order.
 
     batch_size: default config.BATCH_SIZE. report: where unreadable images are counted
     (default the Dataset's report, or a fresh one for a plain list).
@@ -137,6 +144,7 @@ def make_inference_batches(records, config, batch_size=None, report=None):
         records = records.records
     report = report or ValidationReport("inference")
     batch_size = batch_size or config.BATCH_SIZE
+    sizes = [geometry_from_config(r.height, r.width, config).padded_shape for r in records]
 
     def load(index):
         _refuse_when_exiting()
@@ -146,11 +154,23 @@ def make_inference_batches(records, config, batch_size=None, report=None):
     examples = tf.data.Dataset.range(len(records)).map(
         lambda index: _numpy_map(load, [index], config, with_gt=False),
         num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    examples = _skip_unreadable(examples)
-    batches = _batch(examples, config, batch_size, drop_remainder=False).prefetch(tf.data.AUTOTUNE)
-    for batch in batches.as_numpy_iterator():
-        inputs = {k: _pad_rows(batch[k], batch_size) for k in ("image", "image_meta")}
-        yield InferenceBatch(inputs, [records[i] for i in batch["index"]])
+    examples = _skip_unreadable(examples).prefetch(tf.data.AUTOTUNE)
+    pending = []
+    for example in examples.as_numpy_iterator():
+        index = int(example["index"])
+        if pending and (len(pending) == batch_size or sizes[int(pending[0]["index"])] != sizes[index]):
+            yield _inference_batch(pending, records, batch_size)
+            pending = []
+        pending.append(example)
+    if pending:
+        yield _inference_batch(pending, records, batch_size)
+
+
+def _inference_batch(examples, records, batch_size):
+    """Examples of one input size -> an InferenceBatch, zero rows to ``batch_size``."""
+    inputs = {key: _pad_rows(np.stack([e[key] for e in examples]), batch_size) for key in ("image", "image_meta")}
+    inputs["image"] = inputs["image"].astype(np.float32)
+    return InferenceBatch(inputs, [records[int(e["index"])] for e in examples])
 
 
 def _skip_unreadable(examples):

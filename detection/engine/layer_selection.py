@@ -1,7 +1,8 @@
 """Which layers train: matterport's names (heads, 3+, 4+, 5+, all) or a regular expression.
 
 The detector names its layers: backbone stages like keras.applications ResNet (conv1_*,
-conv2_block*, ..., conv5_block*), FPN fpn_*, RPN rpn_*, second stage rcnn_* and mask_*.
+conv2_block*, ..., conv5_block*) or matterport's (conv1, res2a_branch2a, bn2a_branch2a, ...),
+FPN fpn_*, RPN rpn_*, second stage rcnn_* and mask_* (matterport's heads: mrcnn_*).
 A name or regex is matched with re.fullmatch against each layer that has weights, inside
 nested models too (a backbone built as its own keras.Model).
 
@@ -26,12 +27,20 @@ import re
 
 import keras
 
-HEADS = r"(rpn_.*)|(fpn_.*)|(rcnn_.*)|(mask_.*)"
+# Our head names and matterport's (mrcnn_*); backbone stages by keras.applications' names
+# (convK_*) and matterport's (resK*, bnK*).
+HEADS = r"(rpn_.*)|(fpn_.*)|(rcnn_.*)|(mask_.*)|(mrcnn_.*)"
+
+
+def _stages(*stages):
+    return "|".join(f"(conv{k}_.*)|(res{k}.*)|(bn{k}.*)" for k in stages) + "|" + HEADS
+
+
 LAYER_REGEX = {
     "heads": HEADS,
-    "3+": r"(conv3_.*)|(conv4_.*)|(conv5_.*)|" + HEADS,
-    "4+": r"(conv4_.*)|(conv5_.*)|" + HEADS,
-    "5+": r"(conv5_.*)|" + HEADS,
+    "3+": _stages(3, 4, 5),
+    "4+": _stages(4, 5),
+    "5+": _stages(5),
     "all": r".*",
 }
 

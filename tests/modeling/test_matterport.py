@@ -1,0 +1,161 @@
+"""matterport's weights: the compatible model (configs/matterport.yaml), its loader, and its
+detections against matterport's own code.
+
+The manifest (../shared/matterport) gives every layer of matterport's COCO model; a file in
+its layout loads array by array. tests/fixtures/matterport_oracle holds what matterport's own
+detect() (its TF2 port, run beside the project) returned for a ResNet-50 file of seeded
+random weights on four images: tools/infer.py on the same file and images must give the same
+detections (boxes within 1 px, same classes, scores within 0.01, masks at IoU > 0.95).
+"""
+import importlib.util
+import json
+
+import numpy as np
+import pytest
+
+from tests.conftest import REPO
+from tests.modeling.legacy_h5 import write_legacy_h5
+from tests.modeling.matterport_h5 import MANIFEST, manifest_layers, random_arrays
+
+FIXTURES = REPO / "tests" / "fixtures" / "matterport_oracle"
+
+
+def need_manifest():
+    if not MANIFEST.is_file():
+        pytest.skip(f"{MANIFEST} is absent (only CI and developer machines have ../shared)")
+
+
+def matterport_config(**values):
+    from detection.config import Config
+
+    overrides = [f"{k}={json.dumps(v)}" for k, v in values.items()]
+    return Config.from_yaml(REPO / "configs" / "matterport.yaml", overrides=overrides)
+
+
+@pytest.fixture(scope="module")
+def coco_file(tmp_path_factory):
+    """matterport's COCO model layout (ResNet-101, 81 classes), seeded random values."""
+    need_manifest()
+    path = tmp_path_factory.mktemp("mp_coco") / "mask_rcnn_coco_random.h5"
+    write_legacy_h5(path, random_arrays(manifest_layers("resnet101", 81), seed=1),
+                    extra_layer_names=["input_image", "input_image_meta", "ROI", "mrcnn_detection"])
+    return path
+
+
+def test_every_array_of_matterports_coco_file_loads_and_the_model_runs(coco_file):
+    from detection.modeling.detector import Detector
+
+    layers = manifest_layers("resnet101", 81)
+    assert len(layers) == 233 and sum(len(w) for _, w in layers) == 690
+    config = matterport_config(NUM_CLASSES=81, IMAGE_MIN_DIM=128, IMAGE_MAX_DIM=128, IMAGES_PER_GPU=1)
+    detector = Detector(config, training=False)
+    report = detector.load_weights(coco_file, log=None)
+    assert (report.loaded_arrays, report.file_arrays) == (690, 690)
+    assert report.not_in_file == [] and report.not_in_model == [] and report.mismatched == []
+    assert report.class_specific == [] and report.excluded == []
+    np.testing.assert_array_equal(detector.inference_model.get_layer("res4w_branch2c").bias.numpy(),
+                                  dict(random_arrays(layers, seed=1)["res4w_branch2c"])["res4w_branch2c/bias:0"])
+    image = np.random.default_rng(0).uniform(0, 255, (1, 128, 128, 3)).astype("float32")
+    from detection.core.image_meta import compose_image_meta
+
+    meta = compose_image_meta(0, (128, 128, 3), (128, 128, 3), (0, 0, 128, 128), 1.0)[None]
+    out = detector.inference_model.predict({"image": image, "image_meta": meta}, verbose=0)
+    for key in ("boxes", "scores", "masks", "proposals"):
+        assert np.all(np.isfinite(out[key])), key
+
+
+def test_another_class_count_leaves_exactly_the_class_specific_layers(coco_file):
+    from detection.modeling.detector import Detector
+
+    config = matterport_config(NUM_CLASSES=5, IMAGE_MIN_DIM=128, IMAGE_MAX_DIM=128, IMAGES_PER_GPU=1)
+    detector = Detector(config, training=False)
+    before = detector.inference_model.get_layer("mrcnn_class_logits").kernel.numpy()
+    report = detector.load_weights(coco_file, log=None)
+    assert report.class_specific == ["mrcnn_class_logits", "mrcnn_bbox_fc", "mrcnn_mask"]
+    assert (report.file_classes, report.model_classes) == (81, 5)
+    assert report.loaded_arrays == 690 - 6 and report.mismatched == [] and report.not_in_file == []
+    np.testing.assert_array_equal(detector.inference_model.get_layer("mrcnn_class_logits").kernel.numpy(), before)
+    assert "left initialised, trained for 81 classes, not 5: mrcnn_class_logits, mrcnn_bbox_fc, mrcnn_mask" \
+        in report.summary()
+    excluded = Detector(config, training=False).load_weights(coco_file, exclude=[r"mrcnn_mask_.*", "fpn_p2"], log=None)
+    assert excluded.excluded == ["fpn_p2"] + [f"mrcnn_mask_{k}" for k in ("conv1", "bn1", "conv2", "bn2", "conv3",
+                                                                          "bn3", "conv4", "bn4", "deconv")]
+
+
+def test_a_file_that_fits_nothing_is_one_line(coco_file, tmp_path):
+    from detection.modeling.weights import WeightsError
+
+    config = matterport_config(NUM_CLASSES=81, IMAGE_MIN_DIM=128, IMAGE_MAX_DIM=128, IMAGES_PER_GPU=1)
+    ours = config.replace(BACKBONE="resnet_tiny", RPN_HEAD="standard", BOX_HEAD="fc", MASK_HEAD="fcn",
+                          TOP_DOWN_PYRAMID_SIZE=16, FPN_CLASSIF_FC_LAYERS_SIZE=32)
+    from detection.modeling.detector import Detector
+
+    with pytest.raises(WeightsError, match="no array of the file fits the model") as error:
+        Detector(ours.replace(TOP_DOWN_PYRAMID_SIZE=8), training=False).load_weights(coco_file, log=None)
+    assert "\n" not in str(error.value) and "configs/matterport.yaml" in str(error.value)
+
+
+def load_tool(name):
+    spec = importlib.util.spec_from_file_location(f"tool_{name}", REPO / "tools" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def oracle_weights(tmp_path_factory):
+    need_manifest()
+    path = tmp_path_factory.mktemp("mp_r50") / "matterport_r50_4.h5"
+    write_legacy_h5(path, random_arrays(manifest_layers("resnet50", 4), seed=0))
+    return path
+
+
+def match(expected, ours):
+    """Pairs (expected index, our index): each expected detection, best score first, with our
+    unused detection of its class that overlaps it most (IoU > 0.5)."""
+    from detection.core.overlaps import pairwise_iou
+
+    iou = pairwise_iou(expected["rois"], ours["rois"]) if len(ours["rois"]) else np.zeros((len(expected["rois"]), 0))
+    used, pairs = set(), []
+    for i in np.argsort(-np.asarray(expected["scores"]), kind="stable"):
+        for j in np.argsort(-iou[i], kind="stable"):
+            if j not in used and ours["class_ids"][j] == expected["class_ids"][i] and iou[i, j] > 0.5:
+                used.add(j)
+                pairs.append((i, j))
+                break
+    return pairs
+
+
+@pytest.mark.parametrize("mode", ["square", "pad64"])
+def test_infer_gives_matterports_own_detections(oracle_weights, tmp_path, mode):
+    from pycocotools import mask as mask_utils
+
+    expected = json.loads((FIXTURES / "expected.json").read_text())["configs"][mode]
+    values = dict(expected["matterport_config"], BACKBONE="matterport_" + expected["matterport_config"]["BACKBONE"])
+    (tmp_path / "model.yaml").write_text(f"_BASE_: {REPO / 'configs' / 'matterport.yaml'}\n" + "".join(
+        f"{k}: {json.dumps(v)}\n" for k, v in values.items()))
+    assert load_tool("infer").main(["--config", str(tmp_path / "model.yaml"), "--weights", str(oracle_weights),
+                                    "--output", str(tmp_path / "out"), "--no-pictures",
+                                    *[str(FIXTURES / e["file"]) for e in expected["images"]]]) == 0
+    written = json.loads((tmp_path / "out" / "detections.json").read_text())
+    total = matched = 0
+    for index, image in enumerate(expected["images"]):
+        rows = [d for d in written if d["image_id"] == index]
+        ours = {"rois": np.array([[y, x, y + h, x + w] for x, y, w, h in (d["bbox"] for d in rows)]).reshape(-1, 4),
+                "class_ids": [d["category_id"] for d in rows], "scores": [d["score"] for d in rows]}
+        theirs = {"rois": np.array(image["rois"], float).reshape(-1, 4), "class_ids": image["class_ids"],
+                  "scores": image["scores"]}
+        pairs = match(theirs, ours)
+        for i, j in pairs:
+            assert np.abs(ours["rois"][j] - theirs["rois"][i]).max() <= 1.0, (image["file"], i)
+            assert abs(ours["scores"][j] - theirs["scores"][i]) <= 0.01, (image["file"], i)
+            a = mask_utils.decode(rows[j]["segmentation"]).astype(bool)
+            b = mask_utils.decode(image["masks_rle"][i]).astype(bool)
+            union = np.count_nonzero(a | b)
+            assert union == 0 or np.count_nonzero(a & b) / union > 0.95, (image["file"], i)
+        total += len(theirs["scores"])
+        matched += len(pairs)
+        # Nothing extra either (a near tie in a score, float noise, may trade one detection).
+        assert abs(len(rows) - len(theirs["scores"])) <= max(1, len(theirs["scores"]) // 50), image["file"]
+    # 170 (square) and 211 (pad64) detections; all matched here, a near tie may swap one or two.
+    assert total > 150 and matched >= 0.98 * total
