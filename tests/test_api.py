@@ -1,6 +1,5 @@
 """The Python API: one public import, the README's example as written, detect() against
 tools/infer.py, display_instances."""
-import importlib.util
 import json
 import os
 import re
@@ -11,6 +10,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import REPO
+from tests.tools import load_tool
 from tests.trained_shapes import trained_shapes  # noqa: F401 (fixture)
 
 
@@ -43,13 +43,6 @@ def test_the_readme_example_runs_as_written(tmp_path):
     from detection.data.images import read_image
 
     assert read_image(tmp_path / "detections.jpg").shape == (256, 256, 3)  # a 128 px image drawn at 256
-
-
-def load_tool(name):
-    spec = importlib.util.spec_from_file_location(f"tool_{name}", REPO / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_detect_on_arrays_equals_infer_on_the_same_pixels_as_files(trained_shapes, tmp_path):  # noqa: F811

@@ -1,7 +1,6 @@
 """tools/infer.py and tools/export.py end to end on the tiny trained shapes model, and the
 TensorFlow copies of the pipeline's resize (geometry and pixels) that the export relies on."""
 
-import importlib.util
 import json
 
 import cv2
@@ -15,15 +14,8 @@ from detection.data.resize import resize_geometry
 from detection.export import SIGNATURE_INPUT, load_serving, tf_resize_geometry, tf_resize_image
 from detection.inference import find_images
 from tests.model_fixtures import numpy_iou
+from tests.tools import load_tool, resize_weights
 from tests.trained_shapes import trained_shapes  # noqa: F401
-
-
-def load_tool(name):
-    """tools/NAME.py as a module, to run main(argv) in this process (TensorFlow loaded once)."""
-    spec = importlib.util.spec_from_file_location(f"tool_{name}", REPO / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def write_rgb(path, rgb):
@@ -90,20 +82,9 @@ def test_tf_resize_image_is_bit_exact_with_opencv():
 
 def zero_border_reference(image, out_hw):
     """scikit-image's resize(order=1, mode="constant", anti_aliasing=False, clip=True), written
-    from its definition: per axis, output i samples input (i + 0.5) * (n_in / n_out) - 0.5
-    linearly between its two neighbours, a neighbour outside the image reading 0; then clipped
-    to the input's [min, max]."""
-    def matrix(n_in, n_out):
-        out = np.zeros((n_out, n_in))
-        for i in range(n_out):
-            x = (i + 0.5) * (n_in / n_out) - 0.5
-            low = int(np.floor(x))
-            for j, weight in ((low, 1 - (x - low)), (low + 1, x - low)):
-                if 0 <= j < n_in:
-                    out[i, j] += weight
-        return out
-
-    rows, cols = matrix(image.shape[0], out_hw[0]), matrix(image.shape[1], out_hw[1])
+    from its definition (tests.tools.resize_weights per axis), then clipped to the input's
+    [min, max]."""
+    rows, cols = resize_weights(image.shape[0], out_hw[0]), resize_weights(image.shape[1], out_hw[1])
     out = np.stack([rows @ image[..., c].astype(np.float64) @ cols.T for c in range(image.shape[2])], axis=-1)
     # clip=True: to the input's range (0 lies outside it here and the output never reaches 0).
     return np.clip(out, image.min(), image.max())

@@ -1,13 +1,13 @@
 """The whole path on real COCO images (../shared/data/coco_tiny) with category ids that are
 nothing like 1..K: train, infer, evaluate both ways, export. Every output must carry the
 dataset's own ids, and COCO AP of infer's results file must equal model-mode evaluation."""
-import importlib.util
 import json
 
 import numpy as np
 import pytest
 
 from tests.conftest import REPO, shared_dataset
+from tests.tools import load_tool as tool
 
 TINY = """
 NAME: coco_tiny_test
@@ -44,13 +44,6 @@ def remap(source, target):
         annotation["category_id"] = 1000 + 7 * annotation["category_id"]
     target.write_text(json.dumps(data))
     return {c["id"] for c in data["categories"]}, {i["id"] for i in data["images"]}
-
-
-def tool(name):
-    spec = importlib.util.spec_from_file_location(f"tool_{name}", REPO / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")

@@ -28,6 +28,8 @@ an inference-only detector and back. Legacy Keras 2 ``.h5`` files (matterport's)
 layer name (detection/modeling/weights.py).
 """
 
+import os
+
 import keras
 import tensorflow as tf
 
@@ -195,8 +197,14 @@ class Detector:
     # -- weights ------------------------------------------------------------------------
 
     def save_weights(self, path):
-        """Saves every weight to a Keras ``.weights.h5`` file (via the inference model)."""
-        self.inference_model.save_weights(path)
+        """Saves every weight to a Keras ``.weights.h5`` file (via the inference model),
+        atomically: written beside it under a temporary name, then renamed."""
+        path = str(path)
+        if not path.endswith(".weights.h5"):
+            raise ValueError(f"{path}: a weights file name must end in .weights.h5")
+        temporary = f"{path[:-len('.weights.h5')]}.tmp-{os.getpid()}.weights.h5"
+        self.inference_model.save_weights(temporary)
+        os.replace(temporary, path)
 
     def load_weights(self, path, exclude=(), log=print):
         """Loads a weights file; returns the LoadReport of a legacy file (None for ours).

@@ -7,13 +7,13 @@ detect() (its TF2 port, run beside the project) returned for a ResNet-50 file of
 random weights on four images: tools/infer.py on the same file and images must give the same
 detections (boxes within 1 px, same classes, scores within 0.01, masks at IoU > 0.95).
 """
-import importlib.util
 import json
 
 import numpy as np
 import pytest
 
 from tests.conftest import REPO
+from tests.tools import load_tool
 from tests.modeling.legacy_h5 import write_legacy_h5
 from tests.modeling.matterport_h5 import MANIFEST, manifest_layers, random_arrays
 
@@ -95,13 +95,6 @@ def test_a_file_that_fits_nothing_is_one_line(coco_file, tmp_path):
     assert "\n" not in str(error.value) and "configs/matterport.yaml" in str(error.value)
 
 
-def load_tool(name):
-    spec = importlib.util.spec_from_file_location(f"tool_{name}", REPO / "tools" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def oracle_weights(tmp_path_factory):
     need_manifest()
@@ -159,3 +152,92 @@ def test_infer_gives_matterports_own_detections(oracle_weights, tmp_path, mode):
         assert abs(len(rows) - len(theirs["scores"])) <= max(1, len(theirs["scores"]) // 50), image["file"]
     # 170 (square) and 211 (pad64) detections; all matched here, a near tie may swap one or two.
     assert total > 150 and matched >= 0.98 * total
+
+
+def test_convert_writes_our_weights_file_that_loads_by_structure(oracle_weights, tmp_path):
+    from detection.modeling.detector import Detector
+
+    config = matterport_config(NUM_CLASSES=4, BACKBONE="matterport_resnet50", IMAGE_MIN_DIM=128, IMAGE_MAX_DIM=128,
+                               IMAGES_PER_GPU=1)
+    (tmp_path / "c.yaml").write_text("".join(f"{k}: {json.dumps(v)}\n" for k, v in config.to_dict().items()))
+    out = tmp_path / "converted.weights.h5"
+    assert load_tool("convert_weights").main(["--config", str(tmp_path / "c.yaml"), "--weights", str(oracle_weights),
+                                              "--output", str(out)]) == 0
+    by_name, converted = Detector(config, training=False), Detector(config, training=False)
+    by_name.load_weights(oracle_weights, log=None)
+    assert converted.load_weights(out) is None  # ours: by structure, no report
+    for a, b in zip(by_name.inference_model.weights, converted.inference_model.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert load_tool("convert_weights").main(["--config", str(tmp_path / "c.yaml"), "--weights", str(out),
+                                              "--output", str(tmp_path / "again.weights.h5")]) == 2
+
+
+FINE_TUNE = """
+BACKBONE: matterport_resnet50
+NUM_CLASSES: 4
+DATASET_FORMAT: shapes
+SHAPES_TRAIN_COUNT: 4
+SHAPES_IMAGE_SIZE: 128
+IMAGE_MIN_DIM: 128
+IMAGE_MAX_DIM: 128
+IMAGES_PER_GPU: 1
+RPN_ANCHOR_SCALES: [8, 16, 32, 64, 128]
+PRE_NMS_LIMIT: 1000
+POST_NMS_ROIS_TRAINING: 200
+TRAIN_ROIS_PER_IMAGE: 32
+MAX_GT_INSTANCES: 8
+STEPS_PER_EPOCH: 1
+VALIDATION_STEPS: 0
+LEARNING_RATE: 0.001
+LR_WARMUP_STEPS: 0
+TRAIN_STAGES: [{layers: heads, epochs: 1}, {layers: 4+, epochs: 1}, {layers: all, epochs: 1}]
+"""
+
+
+def test_fine_tuning_from_a_coco_file_heads_then_4plus_then_all(tmp_path, capsys):
+    """matterport's usual fine-tuning: its 81-class weights, a 4-class dataset, heads first,
+    then stage 4 and up, then everything; every loss and diagnostic of ours; BatchNorm frozen."""
+    import csv
+
+    from detection.engine import checkpoints
+    from detection.modeling.detector import Detector
+
+    need_manifest()
+    weights = tmp_path / "coco81_r50.h5"
+    write_legacy_h5(weights, random_arrays(manifest_layers("resnet50", 81), seed=2))
+    (tmp_path / "c.yaml").write_text(f"_BASE_: {REPO / 'configs' / 'matterport.yaml'}\n" + FINE_TUNE)
+    run = tmp_path / "run"
+    assert load_tool("train").main(["--config", str(tmp_path / "c.yaml"), "--weights", str(weights),
+                                    "--output", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert "left initialised, trained for 81 classes, not 4: mrcnn_class_logits, mrcnn_bbox_fc, mrcnn_mask" in out
+    rows = list(csv.DictReader(open(run / "log.csv")))
+    assert len(rows) == 3
+    for name in ("rpn_class_loss", "rpn_bbox_loss", "rcnn_class_loss", "rcnn_bbox_loss", "mask_loss", "gt_num",
+                 "positive_anchor_num", "miss_match_gt_num", "gt_match_min_iou", "rcnn_miss_match_gt_num"):
+        assert all(np.isfinite(float(row[name])) for row in rows), name
+
+    from detection.config import Config
+
+    config = Config.from_yaml(run / "config.yaml")
+    detector = Detector(config)
+    detector.load_weights(weights, log=None)
+
+    def snapshot():
+        return {n: detector.training_model.get_layer(n).get_weights()[0].copy()
+                for n in ("res3a_branch2a", "res4a_branch2a", "rpn_conv_shared", "mrcnn_mask_conv1", "bn4a_branch2a")}
+
+    states = [snapshot()]
+    for path in checkpoints.list_checkpoints(run):
+        checkpoints.load_model_weights(detector.training_model, path)
+        states.append(snapshot())
+    assert len(states) == 4  # before, after each stage
+
+    def changed(name, stage):
+        return not np.array_equal(states[stage][name], states[stage - 1][name])
+
+    assert changed("rpn_conv_shared", 1) and changed("mrcnn_mask_conv1", 1)  # heads
+    assert not changed("res4a_branch2a", 1) and not changed("res3a_branch2a", 1)
+    assert changed("res4a_branch2a", 2) and not changed("res3a_branch2a", 2)  # 4+
+    assert changed("res3a_branch2a", 3)  # all
+    assert not any(changed("bn4a_branch2a", stage) for stage in (1, 2, 3))  # TRAIN_BN false: frozen

@@ -12,6 +12,7 @@ from detection.core.frames import from_frame, to_frame
 from detection.core.image_meta import boxes_to_original, compose_image_meta
 from detection.layers.detections import DetectionLayer
 from detection.layers.roi_align import matterport_levels, roi_levels
+from tests.tools import resize_weights
 
 
 def test_anchors_are_centred_on_cell_corners():
@@ -98,17 +99,7 @@ def test_masks_are_pasted_as_matterports_unmold_mask():
     mask = rng.uniform(0.05, 0.95, (28, 28)).astype(np.float32)
     box = np.array([[5, 7, 45, 20]], np.float32)  # 40 x 13: up on rows, down on columns
 
-    def axis(n_in, n_out):  # scikit-image's order-1 resize along one axis, zeros beyond the edges
-        m = np.zeros((n_out, n_in))
-        for i in range(n_out):
-            x = (i + 0.5) * (n_in / n_out) - 0.5
-            low = int(np.floor(x))
-            for j, weight in ((low, 1 - (x - low)), (low + 1, x - low)):
-                if 0 <= j < n_in:
-                    m[i, j] += weight
-        return m
-
-    resized = np.clip(axis(28, 40) @ mask.astype(np.float64) @ axis(28, 13).T, mask.min(), mask.max())  # clip=True
+    resized = np.clip(resize_weights(28, 40) @ mask.astype(np.float64) @ resize_weights(28, 13).T, mask.min(), mask.max())  # clip=True
     expected = np.zeros((50, 30), bool)
     expected[5:45, 7:20] = resized >= 0.5
     ours = paste_masks_matterport(mask[None], box, 50, 30)[0].astype(bool)

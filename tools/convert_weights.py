@@ -1,0 +1,63 @@
+"""Convert a legacy Keras 2 .h5 (matterport's mask_rcnn_coco.h5, or any model trained with its
+code) into this project's .weights.h5 for the same architecture.
+
+    python tools/convert_weights.py --config configs/matterport_coco.yaml \\
+        --weights weights/mask_rcnn_coco.h5 --output weights/mask_rcnn_coco.weights.h5 [--exclude L ...]
+
+The legacy file is loaded by layer name into the config's model (what was loaded is printed,
+as by every tool's --weights) and saved with Detector.save_weights: a file that then loads by
+structure, as tools/train.py writes them, with no report to read. The config must describe
+the model the file was trained as (configs/matterport.yaml and the values of your matterport
+Config); a file of which nothing fits stops with one line.
+"""
+
+import argparse
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))  # this checkout's detection
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def parse_args(argv=None):
+    from detection.modeling.weights import add_weights_flags
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog="\n\n".join(__doc__.split("\n\n")[1:]))
+    parser.add_argument("--config", required=True, help="config YAML of the model the file holds")
+    add_weights_flags(parser)
+    parser.add_argument("--output", required=True, metavar="FILE.weights.h5", help="where to write our weights file")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override (repeatable)")
+    args = parser.parse_args(argv)
+    if not args.output.endswith(".weights.h5"):
+        parser.error("--output must end in .weights.h5 (Keras' weights format)")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    from detection.config import Config
+    from detection.modeling.detector import Detector
+    from detection.modeling.weights import is_legacy_h5
+
+    try:
+        config = Config.from_yaml(args.config, overrides=args.set)
+        if not is_legacy_h5(args.weights):
+            print(f"error: {args.weights} is already a .weights.h5 file (nothing to convert)", file=sys.stderr)
+            return 2
+        detector = Detector(config, batch_size=1, training=False)
+        detector.load_weights(args.weights, exclude=args.exclude)
+    except ValueError as e:  # ConfigError, WeightsError: one line
+        if not type(e).__module__.startswith("detection."):
+            raise
+        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
+        return 2
+    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
+    detector.save_weights(args.output)
+    print(f"wrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
