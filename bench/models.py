@@ -181,6 +181,19 @@ def time_forward(model, inputs, runs, warmup):
     return time_calls(forward_call(model, inputs), runs, warmup)
 
 
+def matterport_config(size):
+    """configs/matterport_coco.yaml at size x size, batch 1: matterport's COCO model."""
+    return Config.from_yaml(os.path.join(CONFIGS, "matterport_coco.yaml")).replace(
+        IMAGE_MIN_DIM=size, IMAGE_MAX_DIM=size, IMAGES_PER_GPU=1)
+
+
+def r101_coco_config(size):
+    """Ours at matterport_config's settings: keras.applications ResNet-101, 2-FC box head,
+    81 classes with masks, 6000 / 1000 proposals, batch 1."""
+    return bench_config(mask=True, batch_size=1, size=size).replace(
+        BACKBONE="resnet101", NUM_CLASSES=81, PRE_NMS_LIMIT=6000, POST_NMS_ROIS_INFERENCE=1000)
+
+
 def inference_config(height, width, mask=False):
     """Batch-1 config for height x width inputs: square resize when square, else pad64."""
     return bench_config(mask=mask, batch_size=1, size=height if height == width else None)

@@ -21,6 +21,10 @@ next, and peak RSS is the child's own) and prints the median of ``--runs`` runs 
   first_call   first_train_step_s, first_predict_s: seconds from starting a fresh Python to
                the first finished train step / prediction
   precision    train step under mixed_bfloat16 (and with --float16 mixed_float16) against float32
+  matterport   infer_1024_matterport_r101_s: the matterport-compatible model (configs/
+               matterport_coco.yaml: ResNet-101, its heads and conventions, 81 classes, masks)
+               at 1024 x 1024, against infer_1024_r101_s, ours at the same settings (ResNet-101
+               of keras.applications, 2-FC box head), both with BatchNormalizations folded
   roi_align    bench/roi_align.py: crop_and_resize against gather (eager and XLA)
   pipeline     input pipeline images/s at the train settings against the train step's images/s
   stat_gt      bench/stat_gt.py on 100,000 boxes
@@ -49,8 +53,8 @@ BENCH = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(BENCH)
 # pipeline last: it loads TensorFlow into this process, and Linux children inherit the parent's
 # peak RSS through fork, which would inflate stat_gt's own memory figure.
-BENCHMARKS = ("train", "infer", "memory", "first_call", "precision", "roi_align", "stat_gt", "coco_eval",
-              "paired", "pipeline")
+BENCHMARKS = ("train", "infer", "memory", "first_call", "precision", "matterport", "roi_align", "stat_gt",
+              "coco_eval", "paired", "pipeline")
 PAIRED = ("train_step_s", "infer_512_s", "infer_800x1333_s")
 FIRST_STEP_MARK = "BENCH-FIRST-STEP-DONE"
 RESULT_MARK = "BENCH-RESULT "
@@ -90,6 +94,14 @@ def _child_infer(args):
         model, inputs = models.detector_inference(config, height, width)
     else:
         model, inputs = models.backbone_fpn(config), {"image": models.synthetic_batch(config, height, width)["image"]}
+    return {args.case: models.time_forward(model, inputs, args.runs, args.warmup)}
+
+
+def _child_matterport(args):
+    import models
+
+    config = models.matterport_config(1024) if "matterport" in args.case else models.r101_coco_config(1024)
+    model, inputs = models.detector_inference(config, 1024, 1024)
     return {args.case: models.time_forward(model, inputs, args.runs, args.warmup)}
 
 
@@ -152,7 +164,7 @@ def _paired_call(name):
 
 
 CHILDREN = {"train": _child_train, "infer": _child_infer, "memory": _child_memory,
-            "first_call": _child_first_call, "precision": _child_precision}
+            "first_call": _child_first_call, "precision": _child_precision, "matterport": _child_matterport}
 
 
 def run_child(benchmark, case, args):
@@ -214,6 +226,13 @@ def bench_infer(args, report):
     for case, baseline in (("backbone_fpn_512_s", None), ("infer_512_s", "backbone_fpn_512_s"),
                            ("backbone_fpn_800x1333_s", None), ("infer_800x1333_s", "backbone_fpn_800x1333_s")):
         result, _ = run_child("infer", case, args)
+        report.add(case, result[case], baseline=baseline)
+
+
+def bench_matterport(args, report):
+    print("inference at 1024 x 1024, batch 1, ResNet-101-FPN, 81 classes, masks, BatchNorms folded", flush=True)
+    for case, baseline in (("infer_1024_r101_s", None), ("infer_1024_matterport_r101_s", "infer_1024_r101_s")):
+        result, _ = run_child("matterport", case, args)
         report.add(case, result[case], baseline=baseline)
 
 

@@ -74,7 +74,11 @@ def decode(deltas, anchors, std=DEFAULT_STD):
     cx = ax + deltas[..., 1] * aw
     h = ah * tf.exp(tf.minimum(deltas[..., 2], BBOX_XFORM_CLIP))
     w = aw * tf.exp(tf.minimum(deltas[..., 3], BBOX_XFORM_CLIP))
-    return tf.stack([cy - 0.5 * h, cx - 0.5 * w, cy + 0.5 * h, cx + 0.5 * w], axis=-1)
+    # y2 = y1 + h (not cy + h / 2): matterport's float operations in its order, so that its
+    # weights' boxes come out bit for bit (a crop sample on a map's edge is in or out by 1 ulp).
+    y1 = cy - 0.5 * h
+    x1 = cx - 0.5 * w
+    return tf.stack([y1, x1, y1 + h, x1 + w], axis=-1)
 
 
 def clip(boxes, window):

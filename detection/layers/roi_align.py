@@ -23,9 +23,11 @@ inside or just outside, the gather path (with and without XLA alike) counts it a
 
 - ``matterport``: matterport's PyramidROIAlign, for its weights: the level is
   ``clip(4 + round(log2(sqrt(h * w) / (224 / sqrt(H * W)))), 2, 5)`` with h, w in matterport's
-  normalized coordinates and H, W the input size, and ``tf.image.crop_and_resize`` of the
-  normalized box straight at pool_size: one bilinear sample per bin, the first and last on
-  the box's corners (no 2 x 2 averaging, no half-pixel alignment).
+  normalized coordinates and H, W the input size, and the samples of
+  ``tf.image.crop_and_resize`` of the normalized box at pool_size: one bilinear sample per
+  bin, the first and last on the box's corners (no 2 x 2 averaging, no half-pixel alignment),
+  gathered as in ``gather`` so that a sample on the map's edge always counts as inside (see
+  pool_by_matterport_gather).
 
 RoIs arrive in the model's box frame (detection/core/frames.py) and are converted to what
 each mode samples in. Features are cast to float32 inside so mixed precision works.
@@ -90,12 +92,20 @@ def pool_by_crop_and_resize(rois, feature_maps, strides, pool_size):
     rois: [B, R, 4] float32 input pixels, finite. feature_maps: P2..P5 [B, h_k, w_k, C].
     strides: the 4 level strides in input pixels. Returns [B, R, pool_size, pool_size, C] float32.
     """
+    num_rois = tf.shape(rois)[1]
+    levels = roi_levels(rois)
     samples = 2 * pool_size
-
-    def crop_boxes(level_boxes, level, features):
-        return aligned_crop_boxes(level_boxes, [0.0, 0.0], 1.0 / strides[level], tf.shape(features)[1:3], samples)
-
-    crops = _crop_by_level(rois, roi_levels(rois), feature_maps, crop_boxes, samples)
+    crops, positions = [], []
+    for k, (features, stride) in enumerate(zip(feature_maps, strides)):
+        where = tf.cast(tf.where(tf.equal(levels, k)), tf.int32)  # [n, 2] (image, roi)
+        boxes = aligned_crop_boxes(tf.gather_nd(rois, where), [0.0, 0.0], 1.0 / stride, tf.shape(features)[1:3],
+                                   samples)
+        crops.append(tf.image.crop_and_resize(tf.cast(features, tf.float32), boxes, where[:, 0],
+                                              [samples, samples], method="bilinear"))
+        positions.append(where[:, 0] * num_rois + where[:, 1])
+    crops = tf.concat(crops, axis=0)
+    # Back to (image, roi) order: position p holds the crop of flat RoI p.
+    crops = tf.gather(crops, tf.math.invert_permutation(tf.concat(positions, axis=0)))
     return _unflatten(tf.nn.avg_pool2d(crops, 2, 2, "VALID"), rois, pool_size, feature_maps)
 
 
@@ -110,33 +120,6 @@ def matterport_levels(rois, image_hw):
     level = 4.0 + tf.round(level)
     level = tf.where(tf.math.is_finite(level), level, 2.0)
     return tf.cast(tf.clip_by_value(level, 2.0, 5.0), tf.int32) - 2
-
-
-def pool_by_matterport_crop(rois, feature_maps, image_hw, pool_size):
-    """matterport's RoIAlign. rois: [B, R, 4] float32 matterport-normalized, finite;
-    feature_maps: P2..P5; image_hw: (H, W) of the input. Returns [B, R, pool, pool, C] float32."""
-    crops = _crop_by_level(rois, matterport_levels(rois, image_hw), feature_maps,
-                           lambda level_boxes, level, features: level_boxes, pool_size)
-    return _unflatten(crops, rois, pool_size, feature_maps)
-
-
-def _crop_by_level(rois, levels, feature_maps, crop_boxes, crop_size):
-    """crop_and_resize of each RoI on its level's map, back in (image, roi) order.
-
-    rois: [B, R, 4]; levels: [B, R] int32 0..3; crop_boxes(level_boxes [n, 4], level, features)
-    -> [n, 4] crop_and_resize boxes. Returns [B * R, crop_size, crop_size, C] float32.
-    """
-    num_rois = tf.shape(rois)[1]
-    crops, positions = [], []
-    for k, features in enumerate(feature_maps):
-        where = tf.cast(tf.where(tf.equal(levels, k)), tf.int32)  # [n, 2] (image, roi)
-        boxes = crop_boxes(tf.gather_nd(rois, where), k, features)
-        crops.append(tf.image.crop_and_resize(tf.cast(features, tf.float32), boxes, where[:, 0],
-                                              [crop_size, crop_size], method="bilinear"))
-        positions.append(where[:, 0] * num_rois + where[:, 1])
-    crops = tf.concat(crops, axis=0)
-    # Back to (image, roi) order: position p holds the crop of flat RoI p.
-    return tf.gather(crops, tf.math.invert_permutation(tf.concat(positions, axis=0)))
 
 
 def _unflatten(pooled, rois, pool_size, feature_maps):
@@ -203,20 +186,45 @@ def pool_by_gather(rois, feature_maps, strides, pool_size):
     strides: the 4 level strides in input pixels. Returns [B, R, pool_size, pool_size, C] float32,
     the same numbers as pool_by_crop_and_resize (to float rounding).
     """
-    batch, num_rois = tf.shape(rois)[0], tf.shape(rois)[1]
-    channels = feature_maps[0].shape[-1]
-    samples = 2 * pool_size
-    table, heights, widths, offsets = flat_level_table(feature_maps)
     flat = tf.reshape(rois, [-1, 4])  # [N, 4], N = B * R
-    # Per-RoI level geometry, looked up instead of branching so every shape stays static.
     level = roi_levels(flat)
     stride = tf.gather(tf.constant(strides, tf.float32), level)
+    scale = tf.stack([1.0 / stride, 1.0 / stride], axis=-1)
+    samples = 2 * pool_size
+
+    def crop_boxes(height, width):
+        return aligned_crop_boxes(flat, [0.0, 0.0], scale, (height, width), samples)
+
+    sampled = gather_crops(tf.shape(rois)[0], tf.shape(rois)[1], feature_maps, level, crop_boxes, samples)
+    return _unflatten(tf.nn.avg_pool2d(sampled, 2, 2, "VALID"), rois, pool_size, feature_maps)
+
+
+def pool_by_matterport_gather(rois, feature_maps, image_hw, pool_size):
+    """matterport's RoIAlign (its level rule; one bilinear sample per bin, corner to corner, on
+    the normalized box as crop_and_resize takes it) with gathered samples, so that a sample
+    on a map's edge (a box clipped to the image, which is common) is inside whatever the
+    rounding of the box's last bit: crop_and_resize drops it (reads 0) when the rounding
+    lands it an ulp past the edge, which made the same RoI score differently eagerly and in
+    a graph. rois: [B, R, 4] matterport-normalized, finite. Returns [B, R, pool, pool, C]."""
+    flat = tf.reshape(rois, [-1, 4])
+    sampled = gather_crops(tf.shape(rois)[0], tf.shape(rois)[1], feature_maps, matterport_levels(flat, image_hw),
+                           lambda height, width: flat, pool_size)
+    return _unflatten(sampled, rois, pool_size, feature_maps)
+
+
+def gather_crops(batch, num_rois, feature_maps, level, crop_boxes, samples):
+    """Bilinear samples of each RoI on its level's map, gathered from one flat table.
+
+    level: [N] int32 level index of each of the N = batch * num_rois RoIs; crop_boxes(height
+    [N], width [N]) -> [N, 4] boxes in crop_and_resize's normalised convention (y * (h - 1))
+    on the RoI's map; samples per side. Returns [N, samples, samples, C] float32.
+    """
+    table, heights, widths, offsets = flat_level_table(feature_maps)
+    # Per-RoI level geometry, looked up instead of branching so every shape stays static.
     height, width = tf.gather(heights, level), tf.gather(widths, level)
     image = tf.repeat(tf.range(batch), num_rois)
     first_row = tf.gather(offsets, level) + image * height * width  # [N], table row of (image, 0, 0)
-    scale = tf.stack([1.0 / stride, 1.0 / stride], axis=-1)
-    crop = aligned_crop_boxes(flat, [0.0, 0.0], scale, (height, width), samples)  # [N, 4] normalised
-    first_y, first_x, last_y, last_x = tf.unstack(crop, 4, axis=-1)
+    first_y, first_x, last_y, last_x = tf.unstack(crop_boxes(height, width), 4, axis=-1)
     y_taps, wy_taps = bilinear_taps(sample_coords(first_y, last_y, height, samples), height)
     x_taps, wx_taps = bilinear_taps(sample_coords(first_x, last_x, width, samples), width)
     # Weighted sum of the 4 neighbours, one [N, S, S, C] gather each into a running total,
@@ -227,8 +235,7 @@ def pool_by_gather(rois, feature_maps, strides, pool_size):
         for x, wx in zip(x_taps, wx_taps):
             values = tf.gather(table, rows[:, :, None] + x[:, None, :])  # [N, S, S, C]
             sampled += values * (wy[:, :, None] * wx[:, None, :])[..., None]
-    pooled = tf.nn.avg_pool2d(sampled, 2, 2, "VALID")  # [N, pool, pool, C]
-    return tf.reshape(pooled, [batch, num_rois, pool_size, pool_size, channels])
+    return sampled
 
 
 POOLERS = {"crop_and_resize": pool_by_crop_and_resize, "gather": pool_by_gather}
@@ -262,7 +269,7 @@ class PyramidROIAlign(keras.layers.Layer):
         if self.mode == "matterport":
             if self.frame != "normalized":
                 rois = to_frame(from_frame(rois, hw, self.frame), hw, "normalized")
-            out = pool_by_matterport_crop(rois, feature_maps, hw, self.pool_size)
+            out = pool_by_matterport_gather(rois, feature_maps, hw, self.pool_size)
         else:
             out = POOLERS[self.mode](from_frame(rois, hw, self.frame), feature_maps, self.strides, self.pool_size)
         return tf.cast(out, self.compute_dtype)
