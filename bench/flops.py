@@ -21,9 +21,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 import keras  # noqa: E402
+import models  # noqa: E402
 import numpy as np  # noqa: E402
 
-import models  # noqa: E402
 from detection.modeling.detector import Detector  # noqa: E402
 
 PARTS = (("backbone", "conv"), ("fpn", "fpn_"), ("rpn", "rpn_"), ("box_head", "rcnn_"), ("mask_head", "mask_"))

@@ -24,6 +24,7 @@ import time
 import keras
 import numpy as np
 import tensorflow as tf
+from timing import time_calls  # bench/timing.py (this folder is on sys.path wherever models is)
 
 from detection.config import Config
 from detection.core.image_meta import compose_image_meta
@@ -33,7 +34,6 @@ from detection.modeling.folding import fold_batch_norms
 from detection.modeling.fpn import build_fpn
 from detection.modeling.heads import BOX_HEADS, RPN_HEADS
 from detection.modeling.normalization import NormalizeImage
-from timing import time_calls  # bench/timing.py (this folder is on sys.path wherever models is)
 
 GT_PER_IMAGE = 8
 CONFIGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "configs")

@@ -73,6 +73,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tf_keras  # noqa: E402
+import timing  # noqa: E402  (bench/timing.py, stdlib only; this script's folder is on sys.path)
 from official.core import exp_factory, task_factory  # noqa: E402
 from official.modeling import performance  # noqa: E402
 from official.vision import registry_imports  # noqa: E402,F401  (registers the experiments)
@@ -80,8 +81,6 @@ from official.vision.dataloaders import maskrcnn_input  # noqa: E402
 from official.vision.modeling import factory  # noqa: E402
 from official.vision.modeling.backbones import factory as backbone_factory  # noqa: E402
 from official.vision.ops import preprocess_ops  # noqa: E402
-
-import timing  # noqa: E402  (bench/timing.py, stdlib only; this script's folder is on sys.path)
 
 FIGURES = ("train_step_s", "backbone_step_s", "backbone_fpn_512_s", "infer_512_s",
            "infer_800x1333_s", "first_train_step_s", "first_predict_s", "train_peak_rss_mib")

@@ -28,9 +28,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-import tensorflow as tf  # noqa: E402
-
 import models  # noqa: E402
+import tensorflow as tf  # noqa: E402
 
 # Op types that are the arithmetic floor: convolutions and matmuls with their gradients.
 DENSE_OP_MARKERS = ("Conv2D", "MatMul", "Conv2DBackprop", "Einsum")

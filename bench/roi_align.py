@@ -32,8 +32,8 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-
 import timing  # noqa: E402  (bench/timing.py)
+
 from detection.evaluation.json_io import write_json  # noqa: E402
 from detection.layers.roi_align import PyramidROIAlign, roi_levels  # noqa: E402
 

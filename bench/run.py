@@ -133,7 +133,6 @@ def _child_first_call(args):
 
 def _child_precision(args):
     import keras
-
     import models
 
     keras.mixed_precision.set_dtype_policy(args.case)
@@ -146,9 +145,8 @@ def _child_precision(args):
 def _paired_call(name):
     """A zero-argument function that runs one call of ``name`` to the end (results fetched),
     built as the train / infer children build it."""
-    import tensorflow as tf
-
     import models
+    import tensorflow as tf
 
     if name == "train_step_s":
         config = models.bench_config()
@@ -285,7 +283,6 @@ def bench_roi_align(args, report):
 def bench_pipeline(args, report):
     print("input pipeline at the train settings against the train step", flush=True)
     import input_pipeline
-
     import models
 
     coco_tiny = os.path.join(REPO, "..", "shared", "data", "coco_tiny")

@@ -197,29 +197,47 @@ _key(S, "SEED", 42, integer(0), "Seed for data order, augmentation, sampling and
 _key(S, "GPU_COUNT", 1, integer(1), "Replicas to train on (set by tools/train.py from --gpus or --cpu-replicas).")
 _key(S, "IMAGES_PER_GPU", 2, integer(1), "Images per replica per step; the global batch is IMAGES_PER_GPU x GPU_COUNT.")
 _key(S, "NUM_CLASSES", 4, integer(2), "Number of classes including background (class id 0).")
-_key(S, "CLASS_NAMES", None, sequence(text(), optional=True), "Names of classes 1..NUM_CLASSES-1; null takes them from the dataset.")
-_key(S, "CATEGORY_IDS", None, sequence(integer(), optional=True), "The dataset's own id of each class 1..NUM_CLASSES-1 (COCO's run 1..90 for 80 classes), used in every output; null: 1..NUM_CLASSES-1. tools/train.py records the training set's.")
+_key(S, "CLASS_NAMES", None, sequence(text(), optional=True),
+     "Names of classes 1..NUM_CLASSES-1; null takes them from the dataset.")
+_key(S, "CATEGORY_IDS", None, sequence(integer(), optional=True),
+     "The dataset's own id of each class 1..NUM_CLASSES-1 (COCO's run 1..90 for 80 classes), used in every output; "
+     "null: 1..NUM_CLASSES-1. tools/train.py records the training set's.")
 
 S = "Backbone and FPN"
-_key(S, "BACKBONE", "resnet50", text(BACKBONES), "Backbone network (detection/modeling/backbones.py): keras.applications' resnet50, resnet101, mobilenetv2; resnet_tiny, a small ResNet for CPU work and tests; matterport_resnet50 / _resnet101, matterport's, with its layer names.")
-_key(S, "BACKBONE_WEIGHTS", "none", text(), "Backbone weights a fresh training run starts from: imagenet, none, or a path to a weights file of the backbone. Never used when weights are loaded (inference, --weights, --resume).")
-_key(S, "BACKBONE_STRIDES", [4, 8, 16, 32, 64], sequence(integer(1), length=5), "Strides of the pyramid levels P2..P6 in input pixels.")
-_key(S, "TRAIN_BN", False, boolean(), "Train BatchNorm layers; false freezes them (the usual choice for small batches).")
+_key(S, "BACKBONE", "resnet50", text(BACKBONES),
+     "Backbone network (detection/modeling/backbones.py): keras.applications' resnet50, resnet101, mobilenetv2; "
+     "resnet_tiny, a small ResNet for CPU work and tests; matterport_resnet50 / _resnet101, matterport's, with its "
+     "layer names.")
+_key(S, "BACKBONE_WEIGHTS", "none", text(),
+     "Backbone weights a fresh training run starts from: imagenet, none, or a path to a weights file of the backbone. "
+     "Never used when weights are loaded (inference, --weights, --resume).")
+_key(S, "BACKBONE_STRIDES", [4, 8, 16, 32, 64], sequence(integer(1), length=5),
+     "Strides of the pyramid levels P2..P6 in input pixels.")
+_key(S, "TRAIN_BN", False, boolean(),
+     "Train BatchNorm layers; false freezes them (the usual choice for small batches).")
 _key(S, "TOP_DOWN_PYRAMID_SIZE", 256, integer(8), "Channels of the FPN feature maps.")
 _key(S, "TINY_BACKBONE_WIDTH", 32, integer(4), "Channels of the first stage of resnet_tiny (doubled at each stage).")
 
 S = "Anchors and RPN"
-_key(S, "RPN_ANCHOR_SCALES", [32, 64, 128, 256, 512], sequence(number(0.5), length=5), "Side in input pixels of the ratio-1 anchor at each level P2..P6.")
-_key(S, "RPN_ANCHOR_RATIOS", [0.5, 1.0, 2.0], sequence(number(0.01), min_length=1), "Anchor aspect ratios, width / height.")
-_key(S, "RPN_ANCHOR_STRIDE", 1, integer(1), "Anchors at every RPN_ANCHOR_STRIDE-th feature map cell (the RPN conv runs with this stride).")
-_key(S, "ANCHOR_OFFSET", 0.5, number(0, 1), "Anchor centres at (cell + ANCHOR_OFFSET) x stride: 0.5 the cell centre, 0 its corner (matterport).")
-_key(S, "RPN_HEAD", "standard", text(["standard", "matterport"]), "standard: 3x3 conv of TOP_DOWN_PYRAMID_SIZE channels, one sigmoid logit per anchor; matterport: 512 channels, two softmax logits (its layer names).")
+_key(S, "RPN_ANCHOR_SCALES", [32, 64, 128, 256, 512], sequence(number(0.5), length=5),
+     "Side in input pixels of the ratio-1 anchor at each level P2..P6.")
+_key(S, "RPN_ANCHOR_RATIOS", [0.5, 1.0, 2.0], sequence(number(0.01), min_length=1),
+     "Anchor aspect ratios, width / height.")
+_key(S, "RPN_ANCHOR_STRIDE", 1, integer(1),
+     "Anchors at every RPN_ANCHOR_STRIDE-th feature map cell (the RPN conv runs with this stride).")
+_key(S, "ANCHOR_OFFSET", 0.5, number(0, 1),
+     "Anchor centres at (cell + ANCHOR_OFFSET) x stride: 0.5 the cell centre, 0 its corner (matterport).")
+_key(S, "RPN_HEAD", "standard", text(["standard", "matterport"]),
+     "standard: 3x3 conv of TOP_DOWN_PYRAMID_SIZE channels, one sigmoid logit per anchor; matterport: 512 channels, "
+     "two softmax logits (its layer names).")
 _key(S, "RPN_POSITIVE_IOU", 0.7, number(0, 1), "An anchor whose IoU with a GT box is at least this is positive.")
 _key(S, "RPN_NEGATIVE_IOU", 0.3, number(0, 1), "An anchor whose best IoU with every GT box is below this is negative.")
-_key(S, "RPN_MATCH_LOW_QUALITY", True, boolean(), "Each GT box also claims its best anchor(s), even below RPN_POSITIVE_IOU.")
+_key(S, "RPN_MATCH_LOW_QUALITY", True, boolean(),
+     "Each GT box also claims its best anchor(s), even below RPN_POSITIVE_IOU.")
 _key(S, "RPN_TRAIN_ANCHORS_PER_IMAGE", 256, integer(2), "Anchors sampled per image for the RPN losses.")
 _key(S, "RPN_POSITIVE_FRACTION", 0.5, number(0, 1), "Largest fraction of positives among the sampled anchors.")
-_key(S, "RPN_BBOX_STD_DEV", [0.1, 0.1, 0.2, 0.2], sequence(number(1e-6), length=4), "Divisors of the RPN box deltas (dy, dx, log dh, log dw).")
+_key(S, "RPN_BBOX_STD_DEV", [0.1, 0.1, 0.2, 0.2], sequence(number(1e-6), length=4),
+     "Divisors of the RPN box deltas (dy, dx, log dh, log dw).")
 _key(S, "RPN_NMS_THRESHOLD", 0.7, number(0, 1), "IoU threshold of the NMS over proposals.")
 _key(S, "PRE_NMS_LIMIT", 6000, integer(1), "Highest-scoring anchors kept per image before NMS.")
 _key(S, "POST_NMS_ROIS_TRAINING", 2000, integer(1), "Proposals kept per image after NMS in training.")
@@ -230,12 +248,22 @@ _key(S, "TRAIN_ROIS_PER_IMAGE", 200, integer(1), "RoIs sampled per image for the
 _key(S, "ROI_POSITIVE_RATIO", 0.33, number(0, 1), "Largest fraction of positive RoIs among the sampled ones.")
 _key(S, "ROI_POSITIVE_IOU", 0.5, number(0, 1), "A RoI whose IoU with a GT box is at least this is positive.")
 _key(S, "ROI_NEGATIVE_IOU", 0.5, number(0, 1), "A RoI whose best IoU with every GT box is below this is negative.")
-_key(S, "BBOX_STD_DEV", [0.1, 0.1, 0.2, 0.2], sequence(number(1e-6), length=4), "Divisors of the RCNN box deltas (dy, dx, log dh, log dw).")
+_key(S, "BBOX_STD_DEV", [0.1, 0.1, 0.2, 0.2], sequence(number(1e-6), length=4),
+     "Divisors of the RCNN box deltas (dy, dx, log dh, log dw).")
 _key(S, "POOL_SIZE", 7, integer(1), "Side of the RoIAlign output for the box head.")
-_key(S, "ROI_ALIGN_MODE", "crop_and_resize", text(["crop_and_resize", "gather", "matterport"]), "RoIAlign: crop_and_resize (aligned, 2x2 samples per bin; fast on CPU/GPU without XLA), gather (the same numbers with static shapes, compiles with XLA / jit_compile), matterport (its level rule with round() and one corner-aligned sample per bin).")
-_key(S, "BOX_FRAME", "pixels", text(["pixels", "normalized"]), "Frame of the box math inside the model: pixels (pixel edges) or normalized (matterport's (y2 - 1) / (H - 1) coordinates: its weights need it; proposals clipped to the whole input, outputs rounded to whole pixels).")
-_key(S, "BOX_HEAD", "fc", text(["fc", "matterport"]), "fc: two fully connected layers (rcnn_fc1/2); matterport: its conv + BatchNorm head (mrcnn_class_conv1/2, mrcnn_class_bn1/2).")
-_key(S, "MASK_HEAD", "fcn", text(["fcn", "matterport"]), "fcn: four 3x3 convs (mask_conv1..4); matterport: the same with a BatchNorm after each (mrcnn_mask_conv1..4, mrcnn_mask_bn1..4).")
+_key(S, "ROI_ALIGN_MODE", "crop_and_resize", text(["crop_and_resize", "gather", "matterport"]),
+     "RoIAlign: crop_and_resize (aligned, 2x2 samples per bin; fast on CPU/GPU without XLA), gather (the same numbers "
+     "with static shapes, compiles with XLA / jit_compile), matterport (its level rule with round() and one corner-"
+     "aligned sample per bin).")
+_key(S, "BOX_FRAME", "pixels", text(["pixels", "normalized"]),
+     "Frame of the box math inside the model: pixels (pixel edges) or normalized (matterport's (y2 - 1) / (H - 1) "
+     "coordinates: its weights need it; proposals clipped to the whole input, outputs rounded to whole pixels).")
+_key(S, "BOX_HEAD", "fc", text(["fc", "matterport"]),
+     "fc: two fully connected layers (rcnn_fc1/2); matterport: its conv + BatchNorm head (mrcnn_class_conv1/2, "
+     "mrcnn_class_bn1/2).")
+_key(S, "MASK_HEAD", "fcn", text(["fcn", "matterport"]),
+     "fcn: four 3x3 convs (mask_conv1..4); matterport: the same with a BatchNorm after each (mrcnn_mask_conv1..4, "
+     "mrcnn_mask_bn1..4).")
 _key(S, "MASK_POOL_SIZE", 14, integer(1), "Side of the RoIAlign output for the mask head.")
 _key(S, "MASK_SHAPE", [28, 28], sequence(integer(1), length=2), "Side of the predicted masks (twice MASK_POOL_SIZE).")
 _key(S, "FPN_CLASSIF_FC_LAYERS_SIZE", 1024, integer(1), "Width of the two fully connected layers of the box head.")
@@ -243,40 +271,64 @@ _key(S, "USE_MASK", True, boolean(), "Add the mask head (Mask R-CNN); false give
 
 S = "Detection (inference)"
 _key(S, "DETECTION_MAX_INSTANCES", 100, integer(1), "Most detections returned per image.")
-_key(S, "DETECTION_MIN_CONFIDENCE", 0.7, number(0, 1), "Detections scoring below this are dropped (inference and pictures; evaluation uses EVAL_MIN_CONFIDENCE).")
+_key(S, "DETECTION_MIN_CONFIDENCE", 0.7, number(0, 1),
+     "Detections scoring below this are dropped (inference and pictures; evaluation uses EVAL_MIN_CONFIDENCE).")
 _key(S, "DETECTION_NMS_THRESHOLD", 0.3, number(0, 1), "IoU threshold of the per-class NMS over detections.")
-_key(S, "DETECTION_CLASSES_PER_ROI", "all", text(["all", "top"]), "all: every class of a RoI scoring at least the threshold may become a detection (Detectron2); top: only the RoI's most probable class, background included (matterport).")
-_key(S, "EVAL_MIN_CONFIDENCE", 0.05, number(0, 1), "Score threshold of every evaluation (eval_coco, the per-epoch AP): COCO AP counts detections down to low scores, up to DETECTION_MAX_INSTANCES per image.")
-_key(S, "MASK_PASTE", "bilinear", text(["bilinear", "matterport"]), "How a 28x28 mask is pasted into its box: bilinear (OpenCV, edges replicated) or matterport (its resize with zero borders at the box rounded to whole pixels), thresholded at 0.5.")
+_key(S, "DETECTION_CLASSES_PER_ROI", "all", text(["all", "top"]),
+     "all: every class of a RoI scoring at least the threshold may become a detection (Detectron2); top: only the "
+     "RoI's most probable class, background included (matterport).")
+_key(S, "EVAL_MIN_CONFIDENCE", 0.05, number(0, 1),
+     "Score threshold of every evaluation (eval_coco, the per-epoch AP): COCO AP counts detections down to low scores,"
+     " up to DETECTION_MAX_INSTANCES per image.")
+_key(S, "MASK_PASTE", "bilinear", text(["bilinear", "matterport"]),
+     "How a 28x28 mask is pasted into its box: bilinear (OpenCV, edges replicated) or matterport (its resize with zero"
+     " borders at the box rounded to whole pixels), thresholded at 0.5.")
 
 S = "Images"
-_key(S, "IMAGE_RESIZE_MODE", "square", text(["square", "pad64", "none"]), "square: resize and pad to IMAGE_MAX_DIM^2; pad64: resize, pad to a multiple of 64; none: as is.")
+_key(S, "IMAGE_RESIZE_MODE", "square", text(["square", "pad64", "none"]),
+     "square: resize and pad to IMAGE_MAX_DIM^2; pad64: resize, pad to a multiple of 64; none: as is.")
 _key(S, "IMAGE_MIN_DIM", 800, integer(1), "The shorter side is scaled up to at least this.")
 _key(S, "IMAGE_MAX_DIM", 1024, integer(64), "The longer side is scaled down to at most this; a multiple of 64.")
 _key(S, "IMAGE_MIN_SCALE", 0.0, number(0), "Smallest allowed scale-up factor (0: no limit).")
-_key(S, "IMAGE_PADDING", "top_left", text(["top_left", "center"]), "Where the resized image sits in the padded input: top_left, or center (matterport).")
-_key(S, "IMAGE_RESIZE_METHOD", "opencv", text(["opencv", "matterport"]), "opencv: bilinear cv2.resize (large JPEGs decoded at 1/2..1/8 first); matterport: scikit-image's bilinear with zero borders, truncated to uint8, as matterport's resize_image.")
-_key(S, "MEAN_PIXEL", None, sequence(number(), length=3, optional=True), "Per-channel RGB mean subtracted from the image; null: the backbone's own input convention (see docs/config.md).")
-_key(S, "PIXEL_STD", None, sequence(number(1e-6), length=3, optional=True), "Per-channel divisor applied after the mean; null: the backbone's own.")
-_key(S, "MAX_GT_INSTANCES", 100, integer(1), "GT boxes per image, padded to this; more are an error or dropped (see STRICT_DATA).")
-_key(S, "MINI_MASK_SHAPE", [56, 56], sequence(integer(1), length=2), "GT masks are stored cropped to their box and resized to this.")
+_key(S, "IMAGE_PADDING", "top_left", text(["top_left", "center"]),
+     "Where the resized image sits in the padded input: top_left, or center (matterport).")
+_key(S, "IMAGE_RESIZE_METHOD", "opencv", text(["opencv", "matterport"]),
+     "opencv: bilinear cv2.resize (large JPEGs decoded at 1/2..1/8 first); matterport: scikit-image's bilinear with "
+     "zero borders, truncated to uint8, as matterport's resize_image.")
+_key(S, "MEAN_PIXEL", None, sequence(number(), length=3, optional=True),
+     "Per-channel RGB mean subtracted from the image; null: the backbone's own input convention (see docs/config.md).")
+_key(S, "PIXEL_STD", None, sequence(number(1e-6), length=3, optional=True),
+     "Per-channel divisor applied after the mean; null: the backbone's own.")
+_key(S, "MAX_GT_INSTANCES", 100, integer(1),
+     "GT boxes per image, padded to this; more are an error or dropped (see STRICT_DATA).")
+_key(S, "MINI_MASK_SHAPE", [56, 56], sequence(integer(1), length=2),
+     "GT masks are stored cropped to their box and resized to this.")
 
 S = "Dataset"
-_key(S, "DATASET_FORMAT", "shapes", dataset_format(), "Dataset format: shapes (synthetic), coco (JSON), voc (XML), via (VGG Image Annotator JSON), labelme (JSON per image), or python:MODULE:CLASS (a CustomDataset subclass; see docs/custom_data.md).")
+_key(S, "DATASET_FORMAT", "shapes", dataset_format(),
+     "Dataset format: shapes (synthetic), coco (JSON), voc (XML), via (VGG Image Annotator JSON), labelme (JSON per "
+     "image), or python:MODULE:CLASS (a CustomDataset subclass; see docs/custom_data.md).")
 _key(S, "TRAIN_IMAGES", None, text(optional=True), "Folder of training images (coco, voc, via, labelme).")
-_key(S, "TRAIN_ANNOTATIONS", None, text(optional=True), "COCO or VIA JSON file, or VOC / LabelMe annotation folder, for training.")
+_key(S, "TRAIN_ANNOTATIONS", None, text(optional=True),
+     "COCO or VIA JSON file, or VOC / LabelMe annotation folder, for training.")
 _key(S, "TRAIN_SPLIT", None, text(optional=True), "Optional file of image stems for training (voc, labelme).")
 _key(S, "VAL_IMAGES", None, text(optional=True), "Folder of validation images (coco, voc, via, labelme).")
-_key(S, "VAL_ANNOTATIONS", None, text(optional=True), "COCO or VIA JSON file, or VOC / LabelMe annotation folder, for validation.")
+_key(S, "VAL_ANNOTATIONS", None, text(optional=True),
+     "COCO or VIA JSON file, or VOC / LabelMe annotation folder, for validation.")
 _key(S, "VAL_SPLIT", None, text(optional=True), "Optional file of image stems for validation (voc, labelme).")
-_key(S, "VIA_CLASS_ATTRIBUTE", None, text(optional=True), "via: the region attribute holding each region's class name; null: the only region attribute there is (none: see CLASS_NAMES in docs/custom_data.md).")
+_key(S, "VIA_CLASS_ATTRIBUTE", None, text(optional=True),
+     "via: the region attribute holding each region's class name; null: the only region attribute there is (none: see "
+     "CLASS_NAMES in docs/custom_data.md).")
 _key(S, "SHAPES_TRAIN_COUNT", 500, integer(1), "Images in the synthetic shapes training set.")
 _key(S, "SHAPES_VAL_COUNT", 50, integer(1), "Images in the synthetic shapes validation set (made with another seed).")
 _key(S, "SHAPES_IMAGE_SIZE", 128, integer(16), "Side of the synthetic shapes images in pixels.")
 _key(S, "KEEP_EMPTY_IMAGES", True, boolean(), "Keep images without GT boxes as negative samples.")
-_key(S, "STRICT_DATA", False, boolean(), "Any data problem is an error naming file and field, instead of a counted repair.")
-_key(S, "AUGMENTATION", [], sequence(anything("a mapping")), "Augmentations, applied in order: a list of {name: ..., p: ..., other arguments}.")
-_key(S, "MIN_BOX_VISIBILITY", 0.3, number(0, 1), "After augmentation, boxes keeping less than this fraction of their area are dropped.")
+_key(S, "STRICT_DATA", False, boolean(),
+     "Any data problem is an error naming file and field, instead of a counted repair.")
+_key(S, "AUGMENTATION", [], sequence(anything("a mapping")),
+     "Augmentations, applied in order: a list of {name: ..., p: ..., other arguments}.")
+_key(S, "MIN_BOX_VISIBILITY", 0.3, number(0, 1),
+     "After augmentation, boxes keeping less than this fraction of their area are dropped.")
 
 S = "Training"
 _key(S, "EPOCHS", 10, integer(1), "Epochs to train (the sum of TRAIN_STAGES when stages are given).")
@@ -286,18 +338,28 @@ _key(S, "LEARNING_RATE", 0.01, number(0), "Base learning rate for the global bat
 _key(S, "LEARNING_MOMENTUM", 0.9, number(0, 1), "Momentum of SGD.")
 _key(S, "WEIGHT_DECAY", 0.0001, number(0), "L2 weight decay; BatchNorm gamma and beta and all biases are excluded.")
 _key(S, "GRADIENT_CLIP_NORM", 5.0, number(0), "Clip the global gradient norm to this (0: no clipping).")
-_key(S, "LR_SCHEDULE", "cosine", text(["constant", "step", "cosine"]), "Learning-rate decay after warm-up, per iteration.")
+_key(S, "LR_SCHEDULE", "cosine", text(["constant", "step", "cosine"]),
+     "Learning-rate decay after warm-up, per iteration.")
 _key(S, "LR_WARMUP_STEPS", 100, integer(0), "Steps of linear warm-up from LR_WARMUP_FACTOR x LEARNING_RATE.")
 _key(S, "LR_WARMUP_FACTOR", 0.001, number(0, 1), "Learning-rate multiplier at the first warm-up step.")
-_key(S, "LR_STEP_EPOCHS", [], sequence(integer(1)), "For step decay: epochs at which the rate is multiplied by LR_STEP_FACTOR.")
+_key(S, "LR_STEP_EPOCHS", [], sequence(integer(1)),
+     "For step decay: epochs at which the rate is multiplied by LR_STEP_FACTOR.")
 _key(S, "LR_STEP_FACTOR", 0.1, number(0, 1), "For step decay: the multiplier.")
-_key(S, "LOSS_WEIGHTS", {n: 1.0 for n in LOSS_NAMES}, mapping(number(0), keys=LOSS_NAMES), "Weight of each loss in the total.")
-_key(S, "TRAIN_LAYERS", "all", text(), "Layers to train: heads, 3+, 4+, 5+, all, or a regular expression over layer names.")
-_key(S, "TRAIN_STAGES", [], sequence(anything("a mapping {layers, epochs}")), "Staged schedule: a list of {layers: ..., epochs: N}; overrides TRAIN_LAYERS.")
-_key(S, "MIXED_PRECISION", "none", text(["none", "float16", "bfloat16"]), "Compute dtype of convolutions; variables, losses, NMS and RoIAlign stay float32.")
-_key(S, "DETERMINISTIC_OPS", "cpu", text(["cpu", "always", "never"]), "TF op determinism in training: cpu = when no GPU is visible (crop_and_resize's CPU gradient otherwise drops contributions of overlapping RoIs, TF #42033); always needs ROI_ALIGN_MODE gather on GPUs.")
-_key(S, "EARLY_STOPPING_PATIENCE", 0, integer(0), "Stop after this many epochs without improvement of MONITOR (0: off).")
-_key(S, "REDUCE_LR_PATIENCE", 0, integer(0), "Divide the rate by 10 after this many epochs without improvement (0: off).")
+_key(S, "LOSS_WEIGHTS", {n: 1.0 for n in LOSS_NAMES}, mapping(number(0), keys=LOSS_NAMES),
+     "Weight of each loss in the total.")
+_key(S, "TRAIN_LAYERS", "all", text(),
+     "Layers to train: heads, 3+, 4+, 5+, all, or a regular expression over layer names.")
+_key(S, "TRAIN_STAGES", [], sequence(anything("a mapping {layers, epochs}")),
+     "Staged schedule: a list of {layers: ..., epochs: N}; overrides TRAIN_LAYERS.")
+_key(S, "MIXED_PRECISION", "none", text(["none", "float16", "bfloat16"]),
+     "Compute dtype of convolutions; variables, losses, NMS and RoIAlign stay float32.")
+_key(S, "DETERMINISTIC_OPS", "cpu", text(["cpu", "always", "never"]),
+     "TF op determinism in training: cpu = when no GPU is visible (crop_and_resize's CPU gradient otherwise drops "
+     "contributions of overlapping RoIs, TF #42033); always needs ROI_ALIGN_MODE gather on GPUs.")
+_key(S, "EARLY_STOPPING_PATIENCE", 0, integer(0),
+     "Stop after this many epochs without improvement of MONITOR (0: off).")
+_key(S, "REDUCE_LR_PATIENCE", 0, integer(0),
+     "Divide the rate by 10 after this many epochs without improvement (0: off).")
 _key(S, "MONITOR", "val_loss", text(), "Metric for the best checkpoint, early stopping and rate reduction.")
 _key(S, "EVAL_AP_IMAGES", 0, integer(0), "Validation images on which COCO AP is computed at each epoch's end (0: off).")
 

@@ -7,8 +7,8 @@ import cv2
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from conftest import REPO
+
 from detection.data.images import read_image
 from detection.data.resize import resize_geometry
 from detection.export import SIGNATURE_INPUT, load_serving, tf_resize_geometry, tf_resize_image

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from tests.conftest import REPO, shared_dataset
+from tests.conftest import shared_dataset
 from tests.tools import load_tool as tool
 
 TINY = """

@@ -6,8 +6,15 @@ import pytest
 
 from detection.data.images import read_image
 from detection.data.masks import mini_masks
-from detection.visualize import (PALETTE, class_colour, draw_detections, draw_ground_truth, draw_input_batch,
-                                 draw_scale, save_image)
+from detection.visualize import (
+    PALETTE,
+    class_colour,
+    draw_detections,
+    draw_ground_truth,
+    draw_input_batch,
+    draw_scale,
+    save_image,
+)
 
 NAMES = ["square", "circle", "triangle"]
 
@@ -100,6 +107,7 @@ def test_show_samples_tool_draws_augmented_inputs(tmp_path, capsys):
     import importlib.util
 
     from conftest import REPO
+
     from detection.config import Config
     from detection.data.datasets import load_dataset
 

@@ -71,7 +71,6 @@ def main(argv=None):
     from detection.config import ConfigError
     from detection.data.validation import DataError
     from detection.engine.distribute import DeviceError, make_strategy
-
     from detection.modeling.weights import WeightsError
 
     try:

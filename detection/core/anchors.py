@@ -144,12 +144,6 @@ class AnchorSpec:
         return _pyramid_anchors_tf(self, image_shape)
 
 
-def pyramid_anchors_for_image(image_shape, config):
-    """The config's anchors [N, 4] float32 for a model input of ``image_shape`` [H, W, ...]
-    (see AnchorSpec.anchors)."""
-    return AnchorSpec.from_config(config).anchors(image_shape)
-
-
 def _pyramid_anchors_tf(spec, image_shape):
     import tensorflow as tf
 

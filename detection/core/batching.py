@@ -8,14 +8,13 @@ for one image and padded to a fixed size, then stacked. The batch size must be s
 import tensorflow as tf
 
 
-def batch_slice(inputs, fn, batch_size, names=None):
+def batch_slice(inputs, fn, batch_size):
     """Applies ``fn`` to each image of a batch and stacks the results.
 
     inputs: a tensor or list of tensors, each [batch_size, ...].
     fn: takes one slice of each input ([...] each) and returns a tensor or a list of tensors
         of a fixed shape (pad inside ``fn``).
     batch_size: the static batch size.
-    names: optional names for the stacked outputs.
     Returns a tensor or a list of tensors [batch_size, ...], matching what ``fn`` returns.
     """
     if not isinstance(inputs, (list, tuple)):
@@ -26,8 +25,5 @@ def batch_slice(inputs, fn, batch_size, names=None):
         if not isinstance(result, (list, tuple)):
             result = [result]
         outputs.append(result)
-    per_output = list(zip(*outputs))
-    if names is None:
-        names = [None] * len(per_output)
-    stacked = [tf.stack(o, axis=0, name=n) for o, n in zip(per_output, names)]
+    stacked = [tf.stack(o, axis=0) for o in zip(*outputs)]
     return stacked[0] if len(stacked) == 1 else stacked

@@ -15,8 +15,6 @@ With zero GT boxes every anchor is NEGATIVE (taken through tf.cond, no NaN or er
 
 import tensorflow as tf
 
-from detection.core import boxes as box_ops
-
 POSITIVE, NEGATIVE, IGNORE = 1, 0, -1
 
 
@@ -48,8 +46,3 @@ def match(iou_matrix, positive_iou=0.7, negative_iou=0.3, allow_low_quality=True
                 tf.zeros([num_anchors], tf.float32))
 
     return tf.cond(tf.shape(iou_matrix)[0] > 0, with_gt, without_gt)
-
-
-def match_boxes(gt_boxes, anchors, positive_iou=0.7, negative_iou=0.3, allow_low_quality=True):
-    """gt_boxes: [G, 4], anchors: [N, 4] -> (labels [N], matched_gt [N], max_iou [N]); see ``match``."""
-    return match(box_ops.iou(gt_boxes, anchors), positive_iou, negative_iou, allow_low_quality)

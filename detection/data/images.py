@@ -65,7 +65,7 @@ def image_size(path):
     here and is counted as unreadable when the pipeline reads it.
     Raises ImageReadError naming the file when it is missing or not an image.
     """
-    from PIL import Image, UnidentifiedImageError  # pillow: installed with matplotlib
+    from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as image:

@@ -137,8 +137,3 @@ def _info(kind, strategy, tf_config=None):
         is_chief = task.get("type") == "chief" or (
             task.get("type") == "worker" and task.get("index") == 0 and "chief" not in cluster)
     return StrategyInfo(kind, devices, strategy.num_replicas_in_sync, workers, is_chief)
-
-
-def global_batch_size(config, strategy):
-    """IMAGES_PER_GPU x replicas in sync (over all workers)."""
-    return config.IMAGES_PER_GPU * strategy.num_replicas_in_sync

@@ -3,7 +3,6 @@
 import keras
 from keras import ops
 
-
 # keras.applications' ResNets use this epsilon (Keras' own default is 1e-3).
 RESNET_BN_EPSILON = 1.001e-5
 

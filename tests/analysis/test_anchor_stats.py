@@ -1,6 +1,5 @@
 """Dataset -> per-GT table in the input frame -> summary, against hand-computed values."""
 import numpy as np
-import pytest
 
 from detection.analysis.anchor_match import AnchorSpec
 from detection.analysis.anchor_stats import ImageBoxes, gt_table, match_dataset, summarize

@@ -1,8 +1,7 @@
 """Proposal recall over ranked proposals, against hand-computed values."""
 import numpy as np
 
-from detection.analysis.proposal_recall import (best_iou_over_top_k, proposal_recall, recall_for_table,
-                                                summarize_recall)
+from detection.analysis.proposal_recall import best_iou_over_top_k, proposal_recall, recall_for_table, summarize_recall
 
 
 def test_docstring_example_and_top_k_prefixes():

@@ -51,6 +51,7 @@ def test_graph_anchors_equal_numpy_anchors():
     from detection.config import Config
 
     config = Config({"RPN_ANCHOR_SCALES": [8, 16, 32, 64, 128], "RPN_ANCHOR_RATIOS": [0.5, 1, 2]})
-    static = anchors.pyramid_anchors_for_image((192, 128), config)
-    dynamic = anchors.pyramid_anchors_for_image((tf.constant(192), tf.constant(128)), config)
+    spec = anchors.AnchorSpec.from_config(config)
+    static = spec.anchors((192, 128))
+    dynamic = spec.anchors((tf.constant(192), tf.constant(128)))
     np.testing.assert_allclose(dynamic.numpy(), static, atol=1e-4)

@@ -2,6 +2,7 @@ import numpy as np
 import tensorflow as tf
 
 from detection.core import batching, matching, sampling
+from detection.core import boxes as box_ops
 
 
 def test_thresholds_and_ignore():
@@ -23,7 +24,7 @@ def test_low_quality_match_keeps_each_gt_best_anchor():
 
 def test_zero_gt_all_negative_no_nan():
     anchors = np.array([[0, 0, 10, 10], [5, 5, 20, 20]], np.float32)
-    labels, matched, max_iou = matching.match_boxes(np.zeros((0, 4), np.float32), anchors)
+    labels, matched, max_iou = matching.match(box_ops.iou(np.zeros((0, 4), np.float32), anchors))
     assert labels.numpy().tolist() == [0, 0]
     assert matched.numpy().tolist() == [0, 0]
     assert np.all(np.isfinite(max_iou.numpy()))
@@ -32,7 +33,7 @@ def test_zero_gt_all_negative_no_nan():
 def test_zero_gt_inside_tf_function():
     @tf.function(input_signature=[tf.TensorSpec([None, 4], tf.float32)])
     def run(gt):
-        return matching.match_boxes(gt, tf.constant([[0.0, 0.0, 4.0, 4.0]]))[0]
+        return matching.match(box_ops.iou(gt, tf.constant([[0.0, 0.0, 4.0, 4.0]])))[0]
 
     assert run(tf.zeros([0, 4])).numpy().tolist() == [0]
     assert run(tf.constant([[0.0, 0.0, 4.0, 4.0]])).numpy().tolist() == [1]

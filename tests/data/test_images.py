@@ -3,8 +3,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from detection.data.images import (ImageReadError, decode_reduction, image_meta, image_size, index_images, read_image,
-                                    resize_and_pad)
+from detection.data.images import (
+    ImageReadError,
+    decode_reduction,
+    image_meta,
+    image_size,
+    index_images,
+    read_image,
+    resize_and_pad,
+)
 from detection.data.resize import resize_geometry
 
 

@@ -1,7 +1,7 @@
 import numpy as np
 
 from detection.config import Config
-from detection.data.shapes import SHAPE_NAMES, MIN_VISIBLE_FRACTION, load_shapes, make_shapes_dataset, mask_bbox
+from detection.data.shapes import MIN_VISIBLE_FRACTION, SHAPE_NAMES, load_shapes, make_shapes_dataset, mask_bbox
 
 
 def test_same_seed_gives_same_dataset_and_val_uses_another_seed():

@@ -1,11 +1,11 @@
 import numpy as np
 import pytest
+from conftest import shared_dataset
 
 from detection.config import Config
 from detection.data.validation import DataError
 from detection.data.voc import load_voc
 
-from conftest import shared_dataset
 from .helpers import voc_xml, write_image
 
 

@@ -7,8 +7,8 @@ the detector's name prefixes (conv1_*, conv2_block*..conv5_block*, fpn_*, rpn_*,
 mask_*) so layer selection can be tested on it. Importable from subprocess scripts: put this
 folder on sys.path.
 """
-import numpy as np
 import keras
+import numpy as np
 from keras import layers, ops
 
 IMAGE_SIDE = 8

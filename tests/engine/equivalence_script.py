@@ -17,10 +17,10 @@ two, info = make_strategy(cpu_replicas=2)  # first, before any TF op
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from engine_toy import build_toy_model, toy_arrays, toy_dataset  # noqa: E402
 
 from detection.config import Config  # noqa: E402
 from detection.engine.optimizer import make_optimizer  # noqa: E402
-from engine_toy import build_toy_model, toy_arrays, toy_dataset  # noqa: E402
 
 one = tf.distribute.OneDeviceStrategy("/cpu:0")
 GLOBAL_BATCH = 4

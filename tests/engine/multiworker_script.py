@@ -15,9 +15,10 @@ from detection.engine.distribute import make_strategy  # noqa: E402
 
 strategy, info = make_strategy()  # TF_CONFIG is set: MultiWorkerMirroredStrategy
 
+from engine_toy import build_toy_model, toy_dataset  # noqa: E402
+
 from detection.config import Config  # noqa: E402
 from detection.engine.trainer import train  # noqa: E402
-from engine_toy import build_toy_model, toy_dataset  # noqa: E402
 
 
 def builder(config):

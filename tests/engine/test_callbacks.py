@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from engine_toy import build_toy_model, toy_arrays, toy_dataset
 
 from detection.config import Config
 from detection.engine import callbacks as cb
@@ -11,7 +12,6 @@ from detection.engine import checkpoints
 from detection.engine.distribute import StrategyInfo
 from detection.engine.schedules import WarmupDecaySchedule
 from detection.engine.trainer import train
-from engine_toy import build_toy_model, toy_arrays, toy_dataset
 
 
 def test_run_summary_line():

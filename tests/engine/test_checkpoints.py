@@ -6,13 +6,13 @@ import time
 import keras
 import numpy as np
 import pytest
+from engine_toy import build_toy_model, toy_dataset
 
 from detection.config import Config
 from detection.engine import checkpoints
 from detection.engine.layer_selection import Stage, set_trainable, stage_variables
 from detection.engine.optimizer import make_optimizer
 from detection.engine.schedules import schedule_from_config
-from engine_toy import build_toy_model, toy_dataset
 
 CONFIG = Config({"LEARNING_RATE": 0.1, "LR_WARMUP_STEPS": 10, "LR_WARMUP_FACTOR": 0.1, "LR_SCHEDULE": "cosine"})
 PLAN = [Stage("heads", 0, 1), Stage("all", 1, 3)]

@@ -2,13 +2,13 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from engine_toy import build_toy_model, toy_dataset
 from tensorflow.python.framework import config as tf_config
 
 from detection.config import Config
 from detection.engine.determinism import OpDeterminism, wants_op_determinism
 from detection.engine.trainer import train
 from detection.layers.roi_align import PyramidROIAlign
-from engine_toy import build_toy_model, toy_dataset
 
 
 @pytest.mark.parametrize("mode, has_gpu, roi_align, expected", [

@@ -8,8 +8,7 @@ import json
 import pytest
 import tensorflow as tf
 
-from detection.config import Config
-from detection.engine.distribute import DeviceError, global_batch_size, make_strategy
+from detection.engine.distribute import DeviceError, make_strategy
 
 
 @pytest.fixture(autouse=True)
@@ -22,7 +21,6 @@ def test_default_is_one_device():
     assert strategy is tf.distribute.get_strategy()
     assert (info.replicas, info.workers, info.is_chief) == (1, 1, True)
     assert info.describe() == "default strategy on /cpu:0 (1 replica)"
-    assert global_batch_size(Config({"IMAGES_PER_GPU": 3}), strategy) == 3
 
 
 def test_missing_gpus_say_what_is_visible():

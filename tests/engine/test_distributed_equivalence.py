@@ -9,7 +9,6 @@ give the global mean.
 """
 import numpy as np
 import pytest
-
 from engine_helpers import run_script
 
 

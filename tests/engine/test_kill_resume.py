@@ -22,12 +22,12 @@ import sys
 import time
 
 import numpy as np
-
-from detection.engine import checkpoints
-from detection.engine.trainer import train
 from engine_helpers import HERE, script_env
 from engine_toy import build_toy_model
 from train_script import CONFIG, STEPS, dataset
+
+from detection.engine import checkpoints
+from detection.engine.trainer import train
 
 # "random": a random moment of the first 2 s of training, at the latest in its 3rd save;
 # "first-save" / "second-save": held in that save of the process (the first one let through).

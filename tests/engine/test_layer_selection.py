@@ -1,10 +1,10 @@
 import keras
 import numpy as np
 import pytest
+from engine_toy import build_toy_model, toy_dataset
 
 from detection.config import Config
 from detection.engine.layer_selection import Stage, plan_stages, set_trainable, stage_variables
-from engine_toy import build_toy_model, toy_dataset
 
 HEADS = ["fpn_p5", "rpn_dense", "mask_dense", "rcnn_out"]
 BACKBONE = ["conv1_conv", "conv2_block1_conv", "conv3_block1_conv", "conv4_block1_conv", "conv5_block1_conv"]

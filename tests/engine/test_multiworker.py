@@ -6,9 +6,9 @@ import sys
 
 import h5py
 import numpy as np
-
 from engine_helpers import HERE, script_env
 from engine_toy import build_toy_model, toy_dataset
+
 from detection.config import Config
 from detection.engine.trainer import train
 

@@ -1,11 +1,11 @@
 import keras
 import numpy as np
 import pytest
+from engine_toy import build_toy_model, toy_dataset
 
 from detection.config import Config
 from detection.engine import optimizer as engine_optimizer
 from detection.engine.optimizer import make_optimizer
-from engine_toy import build_toy_model, toy_dataset
 
 BASE = Config({"LEARNING_MOMENTUM": 0.9, "WEIGHT_DECAY": 0.01, "GRADIENT_CLIP_NORM": 0.0})
 

@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import yaml
+from engine_toy import build_toy_model, toy_arrays, toy_dataset
 
 from detection.config import Config
 from detection.engine import checkpoints
 from detection.engine.schedules import schedule_from_config
 from detection.engine.trainer import train
-from engine_toy import build_toy_model, toy_arrays, toy_dataset
 
 STAGED = Config({"IMAGES_PER_GPU": 4, "STEPS_PER_EPOCH": 4, "VALIDATION_STEPS": 2, "LEARNING_RATE": 0.05,
                  "LR_WARMUP_STEPS": 3, "LR_SCHEDULE": "cosine", "SEED": 7,

@@ -10,9 +10,10 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from engine_toy import build_toy_model, toy_dataset  # noqa: E402
+
 from detection.config import Config  # noqa: E402
 from detection.engine.trainer import train  # noqa: E402
-from engine_toy import build_toy_model, toy_dataset  # noqa: E402
 
 STEPS = 40
 CONFIG = Config({"IMAGES_PER_GPU": 4, "EPOCHS": 6, "STEPS_PER_EPOCH": STEPS, "VALIDATION_STEPS": 0,

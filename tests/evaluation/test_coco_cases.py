@@ -12,7 +12,7 @@ from pycocotools import mask as mask_util
 from detection.evaluation.coco import BACKENDS, METRIC_NAMES, evaluate_coco
 from detection.evaluation.errors import EvaluationWarning
 
-from .helpers import CAT_A, CAT_B, DOG, PERFECT, SMALL_GT, assert_same_metrics, result
+from .helpers import CAT_A, PERFECT, SMALL_GT, assert_same_metrics, result
 
 NO_SIZE = {"APs": -1.0, "APl": -1.0, "ARs": -1.0, "ARl": -1.0}
 

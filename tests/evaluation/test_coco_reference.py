@@ -6,10 +6,10 @@ import io
 import re
 
 import pytest
+from conftest import shared_dataset
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from conftest import shared_dataset
 from detection.evaluation.coco import BACKENDS, METRIC_NAMES, evaluate_coco
 
 from .helpers import assert_same_metrics

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from detection.evaluation.errors import EvaluationError
 from detection.core.overlaps import pairwise_iou
+from detection.evaluation.errors import EvaluationError
 from detection.evaluation.voc import average_precision, evaluate_voc
 
 A = [0, 0, 10, 10]

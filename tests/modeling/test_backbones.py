@@ -1,8 +1,8 @@
 """The keras.applications backbones build into a detector, name their stages for layer
 selection, and freeze BatchNorm when TRAIN_BN is false."""
+import keras
 import numpy as np
 import pytest
-import keras
 
 from detection.modeling.detector import Detector
 from tests.model_fixtures import batch, tiny_config

@@ -1,10 +1,9 @@
 """The detector end to end on 64 px images with a tiny backbone."""
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-import keras
 
-from detection.core import anchors as anchor_ops
 from detection.core.anchors import AnchorSpec
 from detection.core.image_meta import compose_image_meta
 from detection.layers.detections import DetectionLayer
@@ -54,7 +53,7 @@ def test_all_empty_batch_has_zero_box_and_mask_losses():
 
 def test_rpn_target_counts_on_a_hand_made_case():
     config = tiny_config(RPN_TRAIN_ANCHORS_PER_IMAGE=32, RPN_POSITIVE_FRACTION=0.5, RPN_ANCHOR_RATIOS=[1.0])
-    anchors = anchor_ops.pyramid_anchors_for_image((SIZE, SIZE), config)
+    anchors = AnchorSpec.from_config(config).anchors((SIZE, SIZE))
     gt = np.array([[4.0, 4.0, 20.0, 20.0]])  # exactly the P3 anchor (scale 16, stride 8) centred at (12, 12)
     iou = numpy_iou(gt, anchors)[0]
     expected_pos = int(np.sum(iou >= 0.7))

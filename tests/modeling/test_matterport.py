@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from tests.conftest import REPO
-from tests.tools import load_tool
 from tests.modeling.legacy_h5 import write_legacy_h5
 from tests.modeling.matterport_h5 import MANIFEST, manifest_layers, random_arrays
+from tests.tools import load_tool
 
 FIXTURES = REPO / "tests" / "fixtures" / "matterport_oracle"
 
