@@ -30,7 +30,8 @@ HEIGHT, WIDTH, NUM_CATEGORIES = 480, 640, 80
 def synthetic_coco(num_images, max_gt, false_positives, seed, with_masks):
     """(gt dict, results list): see the module docstring. Boxes xywh in image pixels."""
     rng = np.random.default_rng(seed)
-    images = [{"id": i, "height": HEIGHT, "width": WIDTH, "file_name": f"{i:06d}.jpg"} for i in range(1, num_images + 1)]
+    images = [{"id": i, "height": HEIGHT, "width": WIDTH, "file_name": f"{i:06d}.jpg"}
+              for i in range(1, num_images + 1)]
     categories = [{"id": c, "name": f"class_{c}"} for c in range(1, NUM_CATEGORIES + 1)]
     annotations, results = [], []
     for image in images:

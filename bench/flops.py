@@ -81,7 +81,8 @@ def main(argv=None):
                                 for part, f in cases["infer_512"][0].items()}, 1, 1)
     notes = {"infer_512": "1 image 512 x 512, box head on 1000 proposals, mask head on 100 detections",
              "infer_800x1333": "1 image padded to 832 x 1344, same heads",
-             "train_2x512": "2 images 512 x 512, box head on 512 RoIs, mask head on 168 positives per image; 3 x forward"}
+             "train_2x512": "2 images 512 x 512, box head on 512 RoIs, mask head on 168 positives per image; "
+                            "3 x forward"}
     results = {}
     for name, (forward, images, factor) in cases.items():
         per_image = {part: factor * f / images / 1e9 for part, f in forward.items()}

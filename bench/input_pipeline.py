@@ -112,7 +112,8 @@ def main(argv=None):
         median = statistics.median(rates)
         results["datasets"][name] = {
             "config": config_file, "images": len(dataset), "batch_size": config.BATCH_SIZE,
-            "input_shape": [config.IMAGE_MAX_DIM, config.IMAGE_MAX_DIM] if config.IMAGE_RESIZE_MODE == "square" else None,
+            "input_shape": ([config.IMAGE_MAX_DIM, config.IMAGE_MAX_DIM] if config.IMAGE_RESIZE_MODE == "square"
+                            else None),
             "masks": config.USE_MASK, "images_per_second_runs": [round(r, 1) for r in rates],
             "images_per_second_median": round(median, 1)}
         print(f"{name:10s} {config_file:18s} batch {config.BATCH_SIZE} input {config.IMAGE_MAX_DIM} px "

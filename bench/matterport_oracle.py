@@ -77,7 +77,8 @@ def compare(oracle_dir, weights, matterport_values, batch_size=1):
         for i, j in pairs:
             summary["max_box_diff_px"] = max(summary["max_box_diff_px"],
                                              float(np.abs(result["rois"][j] - theirs["rois"][i]).max()))
-            summary["max_score_diff"] = max(summary["max_score_diff"], abs(float(result["scores"][j]) - entry["scores"][i]))
+            summary["max_score_diff"] = max(summary["max_score_diff"],
+                                            abs(float(result["scores"][j]) - entry["scores"][i]))
             a = mask_utils.decode(entry["masks_rle"][i]).astype(bool)
             b = result["masks"][:, :, j]
             union = np.count_nonzero(a | b)

@@ -141,7 +141,8 @@ def main(argv=None):
         tf.profiler.experimental.stop()
         summary = summarize(trace_ops(logdir), args.steps, args.top)
 
-    print(f"per step: wall {summary['wall_s']:.2f} s, of which a conv/matmul runs {summary['dense_covered_wall_s']:.2f} s "
+    print(f"per step: wall {summary['wall_s']:.2f} s, "
+          f"of which a conv/matmul runs {summary['dense_covered_wall_s']:.2f} s "
           f"and none runs {summary['uncovered_wall_s']:.2f} s ({summary['uncovered_wall_s'] / summary['wall_s']:.0%})")
     print(f"op time {summary['op_s']:.2f} s summed over threads, conv/matmul {summary['dense_op_share']:.0%}")
     print("op types (s per step, share of op time):")

@@ -126,7 +126,8 @@ def _child_first_call(args):
 
         config = models.bench_config(batch_size=1)
         batch = models.synthetic_batch(config, 512, 512, batch_size=1)
-        Predictor(config, batch_size=1, fold_batch_norm=True).predict_batch({"image": batch["image"], "image_meta": batch["image_meta"]})
+        Predictor(config, batch_size=1, fold_batch_norm=True).predict_batch({"image": batch["image"],
+                                                                             "image_meta": batch["image_meta"]})
     print(FIRST_STEP_MARK, flush=True)
     return {}
 
@@ -340,7 +341,8 @@ def bench_paired(args, report):
     for name in args.paired:
         warmup = ["--warmup", str(args.warmup)]
         # Built one after the other (each builds on both cores), then timed alternately.
-        ours = paired.Server([sys.executable, os.path.abspath(__file__), "--child", "serve", "--case", name, *warmup], cwd=REPO)
+        ours = paired.Server([sys.executable, os.path.abspath(__file__), "--child", "serve", "--case", name, *warmup],
+                             cwd=REPO)
         ours.ready()
         peer = paired.Server([python, os.path.join(BENCH, "peer_model_garden.py"), "--serve", name, *warmup], cwd=REPO)
         peer.ready()

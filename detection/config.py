@@ -468,11 +468,14 @@ class Config:
         if v["IMAGE_MIN_DIM"] > v["IMAGE_MAX_DIM"]:
             problems.append(("IMAGE_MIN_DIM", v["IMAGE_MIN_DIM"], f"at most IMAGE_MAX_DIM ({v['IMAGE_MAX_DIM']})"))
         if v["RPN_NEGATIVE_IOU"] > v["RPN_POSITIVE_IOU"]:
-            problems.append(("RPN_NEGATIVE_IOU", v["RPN_NEGATIVE_IOU"], f"at most RPN_POSITIVE_IOU ({v['RPN_POSITIVE_IOU']})"))
+            problems.append(("RPN_NEGATIVE_IOU", v["RPN_NEGATIVE_IOU"],
+                             f"at most RPN_POSITIVE_IOU ({v['RPN_POSITIVE_IOU']})"))
         if v["ROI_NEGATIVE_IOU"] > v["ROI_POSITIVE_IOU"]:
-            problems.append(("ROI_NEGATIVE_IOU", v["ROI_NEGATIVE_IOU"], f"at most ROI_POSITIVE_IOU ({v['ROI_POSITIVE_IOU']})"))
+            problems.append(("ROI_NEGATIVE_IOU", v["ROI_NEGATIVE_IOU"],
+                             f"at most ROI_POSITIVE_IOU ({v['ROI_POSITIVE_IOU']})"))
         if v["MASK_SHAPE"] != [2 * v["MASK_POOL_SIZE"]] * 2:
-            problems.append(("MASK_SHAPE", v["MASK_SHAPE"], f"[{2 * v['MASK_POOL_SIZE']}, {2 * v['MASK_POOL_SIZE']}] (twice MASK_POOL_SIZE)"))
+            problems.append(("MASK_SHAPE", v["MASK_SHAPE"],
+                             f"[{2 * v['MASK_POOL_SIZE']}, {2 * v['MASK_POOL_SIZE']}] (twice MASK_POOL_SIZE)"))
         if v["BACKBONE"] in NO_PRETRAINED_BACKBONES and v["BACKBONE_WEIGHTS"] != "none":
             problems.append(("BACKBONE_WEIGHTS", v["BACKBONE_WEIGHTS"], f"none with BACKBONE {v['BACKBONE']} "
                              "(no ImageNet weights; matterport weights load with --weights FILE.h5)"))
@@ -487,7 +490,8 @@ class Config:
         if v["CLASS_NAMES"] is not None and len(v["CLASS_NAMES"]) != v["NUM_CLASSES"] - 1:
             problems.append(("CLASS_NAMES", v["CLASS_NAMES"], f"{v['NUM_CLASSES'] - 1} names (NUM_CLASSES - 1)"))
         if v["POST_NMS_ROIS_TRAINING"] > v["PRE_NMS_LIMIT"]:
-            problems.append(("POST_NMS_ROIS_TRAINING", v["POST_NMS_ROIS_TRAINING"], f"at most PRE_NMS_LIMIT ({v['PRE_NMS_LIMIT']})"))
+            problems.append(("POST_NMS_ROIS_TRAINING", v["POST_NMS_ROIS_TRAINING"],
+                             f"at most PRE_NMS_LIMIT ({v['PRE_NMS_LIMIT']})"))
         for stage in v["TRAIN_STAGES"]:
             if not (isinstance(stage, dict) and set(stage) == {"layers", "epochs"}
                     and isinstance(stage["layers"], str) and isinstance(stage["epochs"], int)
@@ -522,7 +526,8 @@ def _validate(name, value, source):
     try:
         return key.check.convert(value)
     except (TypeError, ValueError, AttributeError):
-        raise ConfigError(f"{source}: invalid value for {name}\n{name}={value!r}: expected {key.check.describe}") from None
+        raise ConfigError(f"{source}: invalid value for {name}\n"
+                          f"{name}={value!r}: expected {key.check.describe}") from None
 
 
 def _read_yaml_chain(path, seen):

@@ -24,7 +24,8 @@ with `--set KEY=VALUE` (the value is parsed as YAML: `--set RPN_ANCHOR_RATIOS=[0
 
 DERIVED_TEXT = {
     "BATCH_SIZE": "IMAGES_PER_GPU x GPU_COUNT: the global batch of one step.",
-    "IMAGE_SHAPE": "[H, W, 3] of the model input; [IMAGE_MAX_DIM, IMAGE_MAX_DIM, 3] in square mode, [None, None, 3] otherwise.",
+    "IMAGE_SHAPE": ("[H, W, 3] of the model input; [IMAGE_MAX_DIM, IMAGE_MAX_DIM, 3] in square mode, "
+                    "[None, None, 3] otherwise."),
     "IMAGE_META_SIZE": "Length of the image_meta vector (12; see detection/core/image_meta.py).",
 }
 

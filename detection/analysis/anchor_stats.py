@@ -4,9 +4,10 @@ Input: the images of a dataset as objects with ``image_id``, ``height``, ``width
 pixels), ``boxes`` [N, 4] float32 [y1, x1, y2, x2] in ORIGINAL-image pixels and ``iscrowd``
 [N] bool -- a ``detection.data.records.Record`` or an ``ImageBoxes``. Each image is resized as
 the pipeline does (``geometry_from_config``: input = original * scale + offset in float32, the
-offset of IMAGE_RESIZE_METHOD's placement; no augmentation), and its boxes are matched against the anchors of its own padded input (which differs per
-image in the pad64 and none modes). Crowd boxes are excluded (the RPN target layer never makes
-them positive) and counted; boxes with no area in the input frame are excluded and counted.
+offset of IMAGE_RESIZE_METHOD's placement; no augmentation), and its boxes are matched against
+the anchors of its own padded input (which differs per image in the pad64 and none modes).
+Crowd boxes are excluded (the RPN target layer never makes them positive) and counted; boxes
+with no area in the input frame are excluded and counted.
 
 Size buckets are COCO's, by area in INPUT pixels: small < 32^2 <= medium < 96^2 <= large.
 Aspect buckets are by width / height.
@@ -27,6 +28,8 @@ ASPECT_BUCKETS = (("w/h<1/3", 0.0, 1 / 3), ("1/3-2/3", 1 / 3, 2 / 3), ("2/3-3/2"
                   ("3/2-3", 1.5, 3.0), ("w/h>=3", 3.0, np.inf))
 # Reported matched fractions, besides the config's RPN thresholds.
 BASE_THRESHOLDS = (0.3, 0.5, 0.7)
+# match_table's default exact_above: the lowest reported threshold.
+LOWEST_BASE_THRESHOLD = min(BASE_THRESHOLDS)
 POSITIVE_HISTOGRAM = ((0, 1, "0"), (1, 2, "1"), (2, 3, "2"), (3, 4, "3"), (4, 6, "4-5"),
                       (6, 10, "6-9"), (10, 20, "10-19"), (20, np.iinfo(np.int64).max, "20+"))
 
@@ -142,7 +145,7 @@ def gt_table(images, config):
     return table, counts
 
 
-def match_table(table, spec, positive_iou, exact_above=min(BASE_THRESHOLDS)):
+def match_table(table, spec, positive_iou, exact_above=LOWEST_BASE_THRESHOLD):
     """Fills ``table``'s match results (best IoU, positive count, level, ratio) in place and
     returns it. exact_above: see ``match_to_anchor_grid`` (the lowest reported threshold)."""
     m = match_to_anchor_grid(table.boxes, table.padded_shape, spec, positive_iou, exact_above)

@@ -29,7 +29,8 @@ def _no_data(ax, text="no GT boxes"):
     ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, fontsize=12)
 
 
-def plot_best_iou_histogram(best_iou, positive_iou, negative_iou, path, title="Best IoU of each GT box over all anchors"):
+def plot_best_iou_histogram(best_iou, positive_iou, negative_iou, path,
+                            title="Best IoU of each GT box over all anchors"):
     """Histogram of best_iou [G] (0..1) with the RPN thresholds marked; saved to ``path``."""
     figure = Figure(figsize=(7.5, 4.2))
     ax = figure.add_subplot()
@@ -141,8 +142,8 @@ def plot_suggestion(heights, widths, before, after, spec_before, spec_after, pos
     figure = Figure(figsize=(12, 4.4))
     left, right = figure.subplots(1, 2)
     bins = np.linspace(0, 1, 41)
-    for values, colour, name, spec in ((before, "#8c8c8c", "current", spec_before),
-                                       (after, "#2ca02c", "suggested", spec_after)):
+    for values, colour, name, _spec in ((before, "#8c8c8c", "current", spec_before),
+                                        (after, "#2ca02c", "suggested", spec_after)):
         left.hist(values, bins=bins, histtype="step", linewidth=2, color=colour,
                   label=f"{name}: {np.mean(np.asarray(values) >= positive_iou):.1%} at >= {positive_iou:g}")
     left.axvline(positive_iou, color="#c44e52", linestyle="--", linewidth=1)
@@ -191,9 +192,11 @@ def plot_proposal_recall(proposals, path):
 
 def write_standard_plots(table, summary, spec, output_dir):
     """The three stat_gt figures into ``output_dir``; returns their paths."""
-    paths = {name: os.path.join(output_dir, f"{name}.png") for name in ("best_iou_hist", "gt_shapes", "matched_by_size")}
+    paths = {name: os.path.join(output_dir, f"{name}.png")
+             for name in ("best_iou_hist", "gt_shapes", "matched_by_size")}
     config = summary["config"]
-    plot_best_iou_histogram(table.best_iou, config["RPN_POSITIVE_IOU"], config["RPN_NEGATIVE_IOU"], paths["best_iou_hist"])
+    plot_best_iou_histogram(table.best_iou, config["RPN_POSITIVE_IOU"], config["RPN_NEGATIVE_IOU"],
+                            paths["best_iou_hist"])
     plot_gt_shapes(table.heights, table.widths, table.best_iou, spec, paths["gt_shapes"])
     plot_matched_by_size(summary, paths["matched_by_size"])
     return paths

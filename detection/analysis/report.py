@@ -48,9 +48,11 @@ def format_report(summary):
     lines += ["", "Positive anchors per GT box: " + ", ".join(f"{k}: {v}" for k, v in histogram.items()),
               "Best anchor's level: " + ", ".join(f"{k} {v}" for k, v in summary["best_level"].items())]
     if summary["worst"]:
-        lines += ["", f"Worst matched boxes (input frame [y1, x1, y2, x2]; the {len(summary['worst'])} lowest best IoUs):"]
+        lines += ["", f"Worst matched boxes (input frame [y1, x1, y2, x2]; "
+                      f"the {len(summary['worst'])} lowest best IoUs):"]
         for w in summary["worst"]:
-            lines.append(f"  image {w['image_id']!s:<12} box {_list(w['box']):<32} {w['size'][0]:g} x {w['size'][1]:g} px"
+            lines.append(f"  image {w['image_id']!s:<12} box {_list(w['box']):<32} "
+                         f"{w['size'][0]:g} x {w['size'][1]:g} px"
                          f"  best IoU {w['best_iou']:.3f} ({w['level']} scale {w['scale']:g} ratio {w['ratio']:g})")
     if "suggestion" in summary:
         lines += ["", format_suggestion(summary["suggestion"])]
@@ -88,7 +90,8 @@ def format_proposals(proposals):
              f"rcnn miss: no proposal at IoU >= {proposals['miss_iou']}",
              f"  {proposals.get('images', '?')} images predicted, {_num(per_image, 0)} proposals per image "
              f"(a top k beyond that means all of them)",
-             f"  {'':<8} {'gt':>6} " + " ".join(f"{f'top{k}@{t}':>11}" for k in ks for t in keys) + f" {'rcnn miss':>10}"]
+             (f"  {'':<8} {'gt':>6} " + " ".join(f"{f'top{k}@{t}':>11}" for k in ks for t in keys)
+              + f" {'rcnn miss':>10}")]
     for name, group in [("all", proposals)] + list(proposals["by_size"].items()):
         cells = " ".join(f"{_num(group['recall'][str(k)][t]):>11}" for k in ks for t in keys)
         lines.append(f"  {name:<8} {group['gt_num']:>6} {cells} {group['rcnn_miss_match_gt_num']:>10}")
@@ -99,7 +102,8 @@ def _row(name, group, keys):
     dist = group["best_iou"] or {}
     fractions = group["matched_fraction"]
     mean_pos = group["positive_anchors_per_gt"]["mean"]
-    return (f"{name:<10} {group['gt_num']:>6} " + " ".join(_num(dist.get(k)).rjust(6) for k in ("min", "p10", "median", "mean"))
+    return (f"{name:<10} {group['gt_num']:>6} "
+            + " ".join(_num(dist.get(k)).rjust(6) for k in ("min", "p10", "median", "mean"))
             + " " + " ".join(_num(fractions[k]).rjust(6) for k in keys)
             + f" {group['miss_match_gt_num']:>6} {_num(mean_pos, 2):>6}")
 
@@ -141,5 +145,6 @@ def write_per_gt_csv(table, spec, path):
         names = spec.level_names
         for i in range(len(table)):
             y1, x1, y2, x2 = (f"{float(v):.2f}" for v in table.boxes[i])
-            writer.writerow([table.image_id[i], y1, x1, y2, x2, f"{table.best_iou[i]:.6f}", int(table.positive_anchors[i]),
-                             names[table.level[i]], f"{spec.scales[table.level[i]]:g}", f"{spec.ratios[table.ratio_index[i]]:g}"])
+            writer.writerow([table.image_id[i], y1, x1, y2, x2, f"{table.best_iou[i]:.6f}",
+                             int(table.positive_anchors[i]), names[table.level[i]],
+                             f"{spec.scales[table.level[i]]:g}", f"{spec.ratios[table.ratio_index[i]]:g}"])

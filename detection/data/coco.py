@@ -32,7 +32,8 @@ def read_coco_json(path):
     missing, empty, not JSON, or lacks the ``images`` / ``categories`` lists."""
     data = read_json(path)
     if not isinstance(data, dict):
-        raise DataError(f"{path}: expected a JSON object with images, annotations, categories; got {type(data).__name__}")
+        raise DataError(f"{path}: expected a JSON object with images, annotations, categories; "
+                        f"got {type(data).__name__}")
     for field in ("images", "categories"):
         if not isinstance(data.get(field), list):
             raise DataError(f"{path}: field '{field}': missing or not a list")
@@ -171,7 +172,8 @@ def _segmentation(ann, box, file, report):
         polygons = [p for p in seg if isinstance(p, list) and len(p) >= 6 and len(p) % 2 == 0
                     and all(_is_number(v) for v in p)]
         if len(polygons) < len(seg):
-            report.add("malformed_annotation", file, field, f"{len(seg) - len(polygons)} polygon(s) with < 3 points or bad values dropped")
+            report.add("malformed_annotation", file, field,
+                       f"{len(seg) - len(polygons)} polygon(s) with < 3 points or bad values dropped")
         if polygons:
             return polygons
     elif seg is not None:

@@ -125,7 +125,8 @@ def _regions(entry, field, file, report):
     elif isinstance(regions, list):
         items = [(f"{field}.regions[{i}]", r) for i, r in enumerate(regions)]
     else:
-        report.add("malformed_annotation", file, f"{field}.regions", f"expected a list or an object, got {regions!r:.60}")
+        report.add("malformed_annotation", file, f"{field}.regions",
+                   f"expected a list or an object, got {regions!r:.60}")
         return []
     out = []
     for region_field, region in items:

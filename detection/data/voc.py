@@ -149,7 +149,8 @@ def _record(image_id, image_path, xml_path, annotation, class_of_name, report):
             continue
         xmin, ymin, xmax, ymax = box
         if xmax <= xmin or ymax <= ymin:  # NaN compares False and falls through to clean_boxes
-            report.add("zero_area_box", xml_path, f"{field}.bndbox", f"xmin..xmax {xmin:g}..{xmax:g}, ymin..ymax {ymin:g}..{ymax:g}")
+            report.add("zero_area_box", xml_path, f"{field}.bndbox",
+                       f"xmin..xmax {xmin:g}..{xmax:g}, ymin..ymax {ymin:g}..{ymax:g}")
             continue
         rows.append([ymin - 1, xmin - 1, ymax, xmax])
         fields.append(f"{field}.bndbox")

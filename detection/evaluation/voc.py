@@ -75,7 +75,8 @@ def evaluate_voc(ground_truth, detections, class_names, iou_threshold=0.5, use_0
         boxes, class_ids = _boxes_and_classes(image, num_classes, "detections")
         scores = np.asarray(image["scores"], dtype=np.float64).reshape(-1)
         if len(scores) != len(boxes):
-            raise EvaluationError(f"detections of image {image['image_id']}: {len(boxes)} boxes but {len(scores)} scores")
+            raise EvaluationError(f"detections of image {image['image_id']}: "
+                                  f"{len(boxes)} boxes but {len(scores)} scores")
         det_image_ids += [image["image_id"]] * len(boxes)
         det_boxes.append(boxes)
         det_classes.append(class_ids)

@@ -241,7 +241,8 @@ BOX_HEADS = {
                                               _roi_align(c, c.POOL_SIZE, "roi_align_classifier"), c.TRAIN_BN),
 }
 MASK_HEADS = {
-    "fcn": lambda c: MaskHead(c.NUM_CLASSES, c.TOP_DOWN_PYRAMID_SIZE, _roi_align(c, c.MASK_POOL_SIZE, "mask_roi_align")),
+    "fcn": lambda c: MaskHead(c.NUM_CLASSES, c.TOP_DOWN_PYRAMID_SIZE,
+                              _roi_align(c, c.MASK_POOL_SIZE, "mask_roi_align")),
     "matterport": lambda c: MaskHead(c.NUM_CLASSES, 256, _roi_align(c, c.MASK_POOL_SIZE, "roi_align_mask"),
                                      matterport=True, train_bn=c.TRAIN_BN),
 }
