@@ -4,6 +4,8 @@ import pathlib
 
 import pytest
 
+from tests.trained_shapes import trained_shapes  # noqa: F401 (the fixture, for every test module)
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 REPO = pathlib.Path(__file__).resolve().parents[1]

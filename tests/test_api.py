@@ -11,7 +11,6 @@ import pytest
 
 from tests.conftest import REPO
 from tests.tools import load_tool
-from tests.trained_shapes import trained_shapes  # noqa: F401 (fixture)
 
 
 def test_every_public_name_imports_and_tensorflow_waits_until_needed():
@@ -45,7 +44,7 @@ def test_the_readme_example_runs_as_written(tmp_path):
     assert read_image(tmp_path / "detections.jpg").shape == (256, 256, 3)  # a 128 px image drawn at 256
 
 
-def test_detect_on_arrays_equals_infer_on_the_same_pixels_as_files(trained_shapes, tmp_path):  # noqa: F811
+def test_detect_on_arrays_equals_infer_on_the_same_pixels_as_files(trained_shapes, tmp_path):
     import cv2
     from pycocotools import mask as mask_utils
 

@@ -15,7 +15,6 @@ from detection.export import SIGNATURE_INPUT, load_serving, tf_resize_geometry, 
 from detection.inference import find_images
 from tests.model_fixtures import numpy_iou
 from tests.tools import load_tool, resize_weights
-from tests.trained_shapes import trained_shapes  # noqa: F401
 
 
 def write_rgb(path, rgb):

@@ -29,7 +29,8 @@ IMAGE_RESIZE_MODE              square
 IMAGE_SHAPE                    [128 128   3]
 LEARNING_MOMENTUM              0.9
 LEARNING_RATE                  0.001
-LOSS_WEIGHTS                   {'rpn_class_loss': 1.0, 'rpn_bbox_loss': 1.0, 'mrcnn_class_loss': 1.0, 'mrcnn_bbox_loss': 1.0, 'mrcnn_mask_loss': 2.0}
+LOSS_WEIGHTS                   {'rpn_class_loss': 1.0, 'rpn_bbox_loss': 1.0, 'mrcnn_class_loss': 1.0, \
+'mrcnn_bbox_loss': 1.0, 'mrcnn_mask_loss': 2.0}
 MASK_POOL_SIZE                 14
 MASK_SHAPE                     [28, 28]
 MAX_GT_INSTANCES               100
@@ -66,7 +67,8 @@ def test_display_output_becomes_a_config_of_the_same_values(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "BACKBONE resnet50 -> matterport_resnet50" in out and "MY_OWN_SETTING: not a config key" in out
     config = Config.from_yaml(tmp_path / "m.yaml")
-    assert config.BACKBONE == "matterport_resnet50" and config.RPN_HEAD == "matterport" and config.BOX_FRAME == "normalized"
+    assert config.BACKBONE == "matterport_resnet50" and config.RPN_HEAD == "matterport"
+    assert config.BOX_FRAME == "normalized"
     assert (config.NUM_CLASSES, config.IMAGE_MIN_DIM, config.IMAGE_MAX_DIM, config.IMAGES_PER_GPU) == (4, 128, 128, 8)
     assert config.RPN_ANCHOR_SCALES == [8, 16, 32, 64, 128] and config.MINI_MASK_SHAPE == [56, 56]
     assert config.DETECTION_MIN_CONFIDENCE == 0.9 and config.TRAIN_ROIS_PER_IMAGE == 32 and config.TRAIN_BN is True

@@ -86,7 +86,8 @@ def test_results_mode_on_infer_output_equals_model_mode(trained_run, tmp_path):
     data = ["--format", "coco", "--annotations", str(val_json), "--images", str(val_images_dir)]
     assert tool("infer").main(common + ["--output", str(tmp_path / "out"), "--score-threshold", "0",
                                         "--no-pictures"] + data) == 0
-    assert tool("eval_coco").main(["--annotations", str(val_json), "--results", str(tmp_path / "out" / "detections.json"),
+    assert tool("eval_coco").main(["--annotations", str(val_json),
+                                   "--results", str(tmp_path / "out" / "detections.json"),
                                    "--json", str(tmp_path / "results_mode.json")]) == 0
     assert tool("eval_coco").main(common + data + ["--set", "EVAL_MIN_CONFIDENCE=0",
                                                    "--output", str(tmp_path / "model_mode_dt.json"),
@@ -96,7 +97,8 @@ def test_results_mode_on_infer_output_equals_model_mode(trained_run, tmp_path):
     assert set(results_mode) == set(model_mode) == {"bbox", "segm"}
     for iou_type in ("bbox", "segm"):
         for name in ("AP", "AP50", "AP75", "AR1", "AR100"):
-            assert results_mode[iou_type][name] == pytest.approx(model_mode[iou_type][name], abs=1e-12), (iou_type, name)
+            assert results_mode[iou_type][name] == pytest.approx(model_mode[iou_type][name],
+                                                                 abs=1e-12), (iou_type, name)
     # A 2-step model's AP is about 0 either way, so the equality above says little alone: the
     # two paths must also have made the same detections.
     key = lambda r: (r["image_id"], -r["score"], r["category_id"], r["bbox"])  # noqa: E731

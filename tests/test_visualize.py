@@ -125,8 +125,8 @@ def test_show_samples_tool_draws_augmented_inputs(tmp_path, capsys):
         picture = read_image(str(tmp_path / f"sample_{k:03d}.png"))
         assert picture.shape == (256, 256, 3)
 
-        def matches(record):
-            for (y1, x1, y2, x2), c in zip(record.boxes, record.class_ids):
+        def matches(record, picture=picture):
+            for (y1, _x1, y2, x2), c in zip(record.boxes, record.class_ids):
                 fy1, fy2 = 32 - y2, 32 - y1
                 if tuple(picture[int((fy1 + fy2) / 2 * 8), int(x2 * 8) - 1]) != class_colour(c):
                     return False

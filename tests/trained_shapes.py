@@ -1,8 +1,6 @@
 """A tiny shapes detector trained once per test session, for end-to-end tests of the tools.
 
-    from tests.trained_shapes import trained_shapes  # noqa: F401   (in a test module)
-
-    def test_something(trained_shapes):
+    def test_something(trained_shapes):  # tests/conftest.py makes the fixture available
         config, weights_path, dataset = trained_shapes
 
 The model OVERFITS the 4 fixed images of ``dataset`` (64 px shapes, SEED 42; the train

@@ -17,7 +17,8 @@ def brute_force_match(boxes, padded_shape, scales, ratios, strides, anchor_strid
     ih = np.maximum(np.minimum(g[:, None, 2], a[None, :, 2]) - np.maximum(g[:, None, 0], a[None, :, 0]), 0)
     iw = np.maximum(np.minimum(g[:, None, 3], a[None, :, 3]) - np.maximum(g[:, None, 1], a[None, :, 1]), 0)
     inter = ih * iw
-    union = ((g[:, 2] - g[:, 0]) * (g[:, 3] - g[:, 1]))[:, None] + ((a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1]))[None] - inter
+    union = (((g[:, 2] - g[:, 0]) * (g[:, 3] - g[:, 1]))[:, None] + ((a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1]))[None]
+             - inter)
     iou = inter / union
     level_best = np.stack([iou[:, levels == i].max(axis=1) for i in range(len(scales))], axis=1)
     return {"best_iou": iou.max(axis=1), "positive_anchors": (iou >= positive_iou).sum(axis=1),

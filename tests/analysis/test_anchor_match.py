@@ -12,8 +12,10 @@ SHAPES = AnchorSpec((8, 16, 32, 64, 128), (0.5, 1.0, 2.0), (4, 8, 16, 32, 64), 1
 
 def assert_matches_brute_force(boxes, padded_shape, spec, positive_iou, exact_above=0.3, **kwargs):
     boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
-    fast = match_to_anchor_grid(boxes, np.tile(padded_shape, (len(boxes), 1)), spec, positive_iou, exact_above, **kwargs)
-    ref = brute_force_match(boxes, padded_shape, spec.scales, spec.ratios, spec.strides, spec.anchor_stride, positive_iou)
+    fast = match_to_anchor_grid(boxes, np.tile(padded_shape, (len(boxes), 1)), spec, positive_iou, exact_above,
+                                **kwargs)
+    ref = brute_force_match(boxes, padded_shape, spec.scales, spec.ratios, spec.strides, spec.anchor_stride,
+                            positive_iou)
     assert spec.anchor_count(padded_shape) == ref["anchor_num"]
     np.testing.assert_array_equal(fast.positive_anchors, ref["positive_anchors"])
     exact = ref["best_iou"] >= exact_above

@@ -38,14 +38,16 @@ def test_table_rows_get_their_own_images_proposals_and_unpredicted_images_drop_o
     from detection.config import Config
 
     config = Config({"IMAGE_RESIZE_MODE": "square", "IMAGE_MIN_DIM": 128, "IMAGE_MAX_DIM": 256})
-    images = [ImageBoxes(i, 64, 64, np.float32([[0, 0, 20, 20], [30, 30, 60, 50]]), np.zeros(2, bool)) for i in range(3)]
+    images = [ImageBoxes(i, 64, 64, np.float32([[0, 0, 20, 20], [30, 30, 60, 50]]), np.zeros(2, bool))
+              for i in range(3)]
     table, _ = gt_table(images, config)  # scale 2: input areas 1600 (medium) and 2400 (medium)
     proposals = {0: np.float32([[0, 0, 20, 20]]), 2: np.float32([[30, 30, 60, 50], [0, 0, 20, 10]])}
     best = recall_for_table(table, proposals, top_ks=(1,))
     np.testing.assert_allclose(best[[0, 1, 4, 5]], [[1, 1], [0, 0], [0, 0.5], [1, 1]])
     assert np.isnan(best[2:4]).all()
     s = summarize_recall(best, table.heights * table.widths, top_ks=(1,))
-    assert s["gt_num"] == 4 and s["by_size"]["medium"]["gt_num"] == 4 and s["rcnn_miss_match_gt_num"] == 1  # [0, 0]; 0.5 over all is reached
+    # rcnn miss: the [0, 0] box; 0.5 over all is reached.
+    assert s["gt_num"] == 4 and s["by_size"]["medium"]["gt_num"] == 4 and s["rcnn_miss_match_gt_num"] == 1
 
 
 def test_predictions_are_keyed_by_their_records_position():

@@ -4,12 +4,10 @@ import pathlib
 import subprocess
 import sys
 
-from tests.trained_shapes import trained_shapes  # noqa: F401
-
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
-def test_proposal_recall_of_a_trained_model(trained_shapes, tmp_path):  # noqa: F811
+def test_proposal_recall_of_a_trained_model(trained_shapes, tmp_path):
     config, weights, dataset = trained_shapes
     config_path = pathlib.Path(weights).parent / "config.yaml"
     out = tmp_path / "stat.json"

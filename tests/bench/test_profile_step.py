@@ -16,7 +16,8 @@ def test_covered_is_the_length_of_the_union():
 def test_layer_of_strips_the_keras_call_suffix():
     name = "StatefulPartitionedCall/detector_training_1/fpn_p2_1/BiasAdd"
     assert profile_step.layer_of(name) == "fpn_p2"
-    grad = "StatefulPartitionedCall/gradient_tape/detector_training_1/rpn_conv_shared_7/convolution/Conv2DBackpropFilter"
+    grad = ("StatefulPartitionedCall/gradient_tape/detector_training_1/rpn_conv_shared_7/convolution/"
+            "Conv2DBackpropFilter")
     assert profile_step.layer_of(grad) == "rpn_conv_shared"
     assert profile_step.layer_of("StatefulPartitionedCall/sgd/Mul_261") == "sgd"
     inference = "StatefulPartitionedCall/detector_inference_1/rpn_conv_shared_3/convolution"

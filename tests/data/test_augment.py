@@ -58,9 +58,11 @@ def test_same_seed_same_result_and_seeds_differ():
 
 
 def test_unknown_name_or_bad_arguments_name_the_entry():
-    with pytest.raises(ConfigError, match=r"AUGMENTATION\[1\]: unknown augmentation 'Flip'; valid names: .*HorizontalFlip"):
+    with pytest.raises(ConfigError,
+                       match=r"AUGMENTATION\[1\]: unknown augmentation 'Flip'; valid names: .*HorizontalFlip"):
         Augmenter([{"name": "HorizontalFlip"}, {"name": "Flip"}], 0.3)
-    with pytest.raises(ConfigError, match=r"AUGMENTATION\[0\] \(RandomScale\): unknown argument\(s\) sizes; valid: .*scale_limit"):
+    with pytest.raises(ConfigError,
+                       match=r"AUGMENTATION\[0\] \(RandomScale\): unknown argument\(s\) sizes; valid: .*scale_limit"):
         Augmenter([{"name": "RandomScale", "sizes": 3}], 0.3)
     with pytest.raises(ConfigError, match=r"AUGMENTATION\[0\] \(HorizontalFlip\): invalid arguments"):
         Augmenter([{"name": "HorizontalFlip", "p": "often"}], 0.3)

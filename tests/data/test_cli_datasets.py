@@ -16,7 +16,8 @@ def parse(*argv):
 def test_flags_override_the_keys_of_the_subset_only():
     args = parse("--format", "voc", "--images", "imgs", "--annotations", "xml", "--split", "s.txt", "--strict")
     config = config_with_dataset_flags(Config({"VAL_IMAGES": "old"}), args, "train")
-    assert (config.DATASET_FORMAT, config.TRAIN_IMAGES, config.TRAIN_ANNOTATIONS, config.TRAIN_SPLIT) == ("voc", "imgs", "xml", "s.txt")
+    assert ((config.DATASET_FORMAT, config.TRAIN_IMAGES, config.TRAIN_ANNOTATIONS, config.TRAIN_SPLIT)
+            == ("voc", "imgs", "xml", "s.txt"))
     assert config.VAL_IMAGES == "old" and config.STRICT_DATA is True
     val = config_with_dataset_flags(Config(), args, "val")
     assert (val.VAL_IMAGES, val.TRAIN_IMAGES) == ("imgs", None)

@@ -11,7 +11,8 @@ from .helpers import make_dataset_of, make_record, small_config, write_image
 
 
 def shapes_config(**changes):
-    return Config.from_yaml(REPO / "configs" / "shapes.yaml").replace(**{"SHAPES_TRAIN_COUNT": 12, "SHAPES_VAL_COUNT": 6, **changes})
+    config = Config.from_yaml(REPO / "configs" / "shapes.yaml")
+    return config.replace(**{"SHAPES_TRAIN_COUNT": 12, "SHAPES_VAL_COUNT": 6, **changes})
 
 
 def first_batches(dataset, config, count, **kwargs):
@@ -35,7 +36,8 @@ def test_shapes_batch_shapes_dtypes_and_values():
         np.testing.assert_array_equal(batch["gt_class_ids"][i, :n], record.class_ids)
         assert not batch["gt_class_ids"][i, n:].any() and not batch["gt_boxes"][i, n:].any()
         np.testing.assert_array_equal(batch["gt_boxes"][i, :n], record.boxes)  # scale 1 at 128 px
-        np.testing.assert_array_equal(batch["image_meta"][i], [record.image_id, 128, 128, 3, 128, 128, 3, 0, 0, 128, 128, 1])
+        np.testing.assert_array_equal(batch["image_meta"][i],
+                                      [record.image_id, 128, 128, 3, 128, 128, 3, 0, 0, 128, 128, 1])
         for j in range(n):
             expanded = expand_mini_mask(batch["gt_masks"][i, j], batch["gt_boxes"][i, j], (128, 128))
             iou = (expanded & masks[j]).sum() / (expanded | masks[j]).sum()
@@ -44,7 +46,8 @@ def test_shapes_batch_shapes_dtypes_and_values():
 
 
 def test_same_seed_same_batches_other_seed_other_order():
-    config = shapes_config(AUGMENTATION=[{"name": "HorizontalFlip", "p": 0.5}, {"name": "RandomBrightnessContrast", "p": 0.5}])
+    config = shapes_config(AUGMENTATION=[{"name": "HorizontalFlip", "p": 0.5},
+                                         {"name": "RandomBrightnessContrast", "p": 0.5}])
     dataset = load_shapes(config, "train")
     a = first_batches(dataset, config, 5, training=True, seed=7)  # 20 reads: more than one epoch of 12
     b = first_batches(dataset, config, 5, training=True, seed=7)
@@ -76,7 +79,8 @@ def test_unreadable_image_is_skipped_and_counted(tmp_path):
     good = [write_image(tmp_path / f"{i}.jpg") for i in range(3)]
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(open(good[0], "rb").read()[:100])
-    records = [make_record(p, [[1, 1, 9, 9]], [1], image_id=i) for i, p in enumerate(good[:2] + [str(broken)] + good[2:])]
+    records = [make_record(p, [[1, 1, 9, 9]], [1], image_id=i)
+               for i, p in enumerate(good[:2] + [str(broken)] + good[2:])]
     dataset = make_dataset_of(records)
     batches = list(make_dataset(dataset, small_config(), training=False).as_numpy_iterator())
     assert [int(b["image_meta"][0, 0]) for b in batches] == [0, 1, 3]

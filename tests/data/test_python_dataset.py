@@ -76,7 +76,8 @@ def test_empty_masks_and_unknown_class_ids_are_counted_naming_class_image_and_fi
     (empty,) = dataset.report.examples["empty_mask"]
     assert (empty.file, empty.field) == ("Flawed image 0 (train_0)", "masks[..., 1]")
     unknown = dataset.report.examples["unknown_class"]
-    assert [p.field for p in unknown] == ["load_mask class_ids[2] (masks[..., 2])", "load_mask class_ids[3] (masks[..., 3])"]
+    assert [p.field for p in unknown] == ["load_mask class_ids[2] (masks[..., 2])",
+                                          "load_mask class_ids[3] (masks[..., 3])"]
     assert "7 is not a class id 1..2" in unknown[0].detail
     with pytest.raises(DataError, match=re.escape("Flawed image 0 (train_0): load_mask class_ids[2]")):
         load_python_dataset(spec("Flawed"), "train", Config({"NUM_CLASSES": 3}), strict=True)

@@ -56,7 +56,8 @@ def masks_of(record):
 
 
 def test_polygon_and_rect_give_masks_equal_to_the_rasterised_shapes_and_boxes_their_extents(tmp_path):
-    l_shape = ([10, 30, 30, 20, 20, 10], [5, 5, 25, 25, 15, 15])   # an L: rows 5..14 cols 10..29, rows 15..24 cols 20..29
+    # an L: rows 5..14 cols 10..29, rows 15..24 cols 20..29
+    l_shape = ([10, 30, 30, 20, 20, 10], [5, 5, 25, 25, 15, 15])
     slanted = ([40, 55, 50, 37], [3, 10, 30, 22])
     path = write_via(tmp_path, {"a.jpg": [polygon(*l_shape, name="cat"), rect(2, 26, 7, 9, name="dog"),
                                           polygon(*slanted, name="cat")]})
@@ -236,7 +237,8 @@ def test_the_pipeline_gets_the_polygons_masks(tmp_path):
 def test_evaluation_against_the_polygons_gives_ap_1_for_perfect_detections(tmp_path):
     from detection.evaluation.detector_eval import evaluate_predictor
 
-    dataset = load_via(write_via(tmp_path, {"a.jpg": [polygon([10, 30, 30, 20, 20, 10], [5, 5, 25, 25, 15, 15], name="cat"),
+    dataset = load_via(write_via(tmp_path, {"a.jpg": [polygon([10, 30, 30, 20, 20, 10], [5, 5, 25, 25, 15, 15],
+                                                              name="cat"),
                                                       polygon([40, 55, 50, 37], [3, 10, 30, 22], name="dog")],
                                             "b.jpg": [rect(2, 26, 7, 9, name="dog")]}))
     metrics, _ = evaluate_predictor(PerfectPredictor(), dataset, log=None)

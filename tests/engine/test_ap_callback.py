@@ -1,9 +1,8 @@
 from detection.engine.ap_callback import CocoApCallback
 from detection.modeling.detector import Detector
-from tests.trained_shapes import trained_shapes  # noqa: F401
 
 
-def test_epoch_logs_get_coco_ap_of_the_current_weights(trained_shapes):  # noqa: F811
+def test_epoch_logs_get_coco_ap_of_the_current_weights(trained_shapes):
     config, weights, dataset = trained_shapes
     detector = Detector(config, training=False)
     callback = CocoApCallback(lambda: detector, dataset, num_images=len(dataset.records))

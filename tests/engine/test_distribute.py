@@ -53,7 +53,8 @@ def test_gpu_count_in_a_config_is_used_or_reported_never_dropped(tmp_path):
 
     config = tmp_path / "c.yaml"
     config.write_text(f"_BASE_: {REPO / 'configs' / 'shapes.yaml'}\nGPU_COUNT: 2\n")
-    common = [sys.executable, str(REPO / "tools" / "train.py"), "--config", str(config), "--output", str(tmp_path / "r")]
+    common = [sys.executable, str(REPO / "tools" / "train.py"), "--config", str(config),
+              "--output", str(tmp_path / "r")]
     done = subprocess.run(common, capture_output=True, text=True, timeout=300)
     assert done.returncode == 2 and "GPU_COUNT 2 in" in done.stdout
     assert "GPU" in done.stderr.strip().splitlines()[-1] and "Traceback" not in done.stderr

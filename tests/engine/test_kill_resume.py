@@ -123,7 +123,7 @@ def check_kills_and_resumes(tmp_path, reference, runs):
         if mode == "random":
             # A random moment; saves are let through, but the 3rd one is held (the kill comes at
             # the latest there), so the run gets at most 2 epochs further: room for the kills below.
-            run.wait_for(lambda: "Stage" in run.output(), "training")
+            run.wait_for(lambda run=run: "Stage" in run.output(), "training")
             deadline, let_through = time.monotonic() + rng.uniform(0.0, 2.0), 0
             while time.monotonic() < deadline and not (marker.exists() and let_through == 2):
                 if marker.exists():
@@ -138,7 +138,8 @@ def check_kills_and_resumes(tmp_path, reference, runs):
             if mode == "second-save":
                 first_tmp, first_epoch = held_save(marker)
                 marker.unlink()  # let the first save through
-                run.wait_for(lambda: marker.exists() and marker.read_text().strip() != first_tmp, "a second save")
+                run.wait_for(lambda first_tmp=first_tmp: marker.exists() and marker.read_text().strip() != first_tmp,
+                             "a second save")
             tmp, epoch = held_save(marker)
             run.kill()
             assert epoch == before + (2 if mode == "second-save" else 1)

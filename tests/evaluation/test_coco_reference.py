@@ -94,7 +94,8 @@ def test_per_category_ap_equals_pycocotools_restricted_to_that_category(data, ou
 
 @pytest.mark.parametrize("iou_type", ["bbox", "segm"])
 def test_backends_agree_to_float_rounding_and_print_the_same_table(ours, iou_type):
-    (reference, reference_lines), (faster, faster_lines) = ours["pycocotools", iou_type], ours["faster-coco-eval", iou_type]
+    (reference, reference_lines), (faster, faster_lines) = (ours["pycocotools", iou_type],
+                                                            ours["faster-coco-eval", iou_type])
     assert_same_metrics(reference, faster)
     assert reference_lines[1:13] == faster_lines[1:13]
 

@@ -79,7 +79,8 @@ def test_unknown_image_ids():
 
 def test_unknown_category_ids():
     message = error_of(PERFECT + [result(1, 6, (0, 0, 1, 1), 0.5)])
-    assert message == "results: 1 record(s) name category_ids not among the GT categories (first: record 3, category_id 6)"
+    assert message == ("results: 1 record(s) name category_ids not among the GT categories "
+                       "(first: record 3, category_id 6)")
 
 
 @pytest.mark.parametrize("field", ["image_id", "category_id", "score", "bbox"])

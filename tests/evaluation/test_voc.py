@@ -13,7 +13,8 @@ FAR = [50, 50, 60, 60]
 
 
 def gt(image_id, boxes, class_ids, difficult=None):
-    entry = {"image_id": image_id, "boxes": np.array(boxes, np.float32).reshape(-1, 4), "class_ids": np.array(class_ids)}
+    entry = {"image_id": image_id, "boxes": np.array(boxes, np.float32).reshape(-1, 4),
+             "class_ids": np.array(class_ids)}
     if difficult is not None:
         entry["difficult"] = np.array(difficult, bool)
     return entry

@@ -56,7 +56,8 @@ def random_arrays(layers, seed=0):
             variable = weight_name.split("/")[-1].split(":")[0]
             owner = weight_name.split("/")[0]
             if variable == "kernel":
-                fan_in = int(np.prod(shape[:-1])) if owner != "mrcnn_mask_deconv" else int(np.prod(shape[:2]) * shape[3])
+                fan_in = (int(np.prod(shape[:-1])) if owner != "mrcnn_mask_deconv"
+                          else int(np.prod(shape[:2]) * shape[3]))
                 value = rng.normal(0.0, np.sqrt(1.0 / fan_in), shape) * _KERNEL_GAIN.get(owner, 1.0)
             elif variable == "bias":
                 value = rng.normal(0.0, 0.02, shape)

@@ -20,8 +20,8 @@ def test_application_backbone_detector_predicts(backbone, last_stage_layer):
     assert last_stage_layer in names
     for stage in ("conv2_", "conv3_", "conv4_", "conv5_"):
         assert any(n.startswith(stage) for n in names), stage
-    batch_norms = [l for l in model.layers if isinstance(l, keras.layers.BatchNormalization)]
-    assert batch_norms and not any(l.trainable for l in batch_norms)
+    batch_norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert batch_norms and not any(layer.trainable for layer in batch_norms)
     inputs = batch(config, [[]])
     out = model.predict({k: inputs[k] for k in ("image", "image_meta")}, verbose=0)
     assert out["boxes"].shape == (1, config.DETECTION_MAX_INSTANCES, 4)
@@ -31,9 +31,10 @@ def test_application_backbone_detector_predicts(backbone, last_stage_layer):
 @pytest.mark.parametrize("train_bn", [False, True])
 def test_tiny_backbone_batch_norm_follows_train_bn(train_bn):
     detector = Detector(tiny_config(TRAIN_BN=train_bn), batch_size=1, training=False)
-    batch_norms = [l for l in detector.inference_model.layers if isinstance(l, keras.layers.BatchNormalization)]
+    batch_norms = [layer for layer in detector.inference_model.layers
+                   if isinstance(layer, keras.layers.BatchNormalization)]
     assert len(batch_norms) == 12  # conv1, 2 in stage 2 (identity shortcut), 3 in each of stages 3-5
-    assert all(l.trainable == train_bn for l in batch_norms)
+    assert all(layer.trainable == train_bn for layer in batch_norms)
 
 
 @pytest.mark.parametrize("backbone, preprocess", [

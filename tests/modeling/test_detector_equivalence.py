@@ -11,7 +11,7 @@ SCRIPT = pathlib.Path(__file__).with_name("detector_equivalence_script.py")
 
 def test_two_replicas_equal_one_device_for_the_detector():
     done = subprocess.run([sys.executable, str(SCRIPT)], capture_output=True, text=True, timeout=600)
-    lines = [l for l in done.stdout.splitlines() if l.startswith("RESULT ")]
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     assert done.returncode == 0 and lines, done.stderr[-3000:]
     result = json.loads(lines[-1][len("RESULT "):])
     assert result["replicas"] == 2

@@ -99,7 +99,8 @@ def test_masks_are_pasted_as_matterports_unmold_mask():
     mask = rng.uniform(0.05, 0.95, (28, 28)).astype(np.float32)
     box = np.array([[5, 7, 45, 20]], np.float32)  # 40 x 13: up on rows, down on columns
 
-    resized = np.clip(resize_weights(28, 40) @ mask.astype(np.float64) @ resize_weights(28, 13).T, mask.min(), mask.max())  # clip=True
+    resized = np.clip(resize_weights(28, 40) @ mask.astype(np.float64) @ resize_weights(28, 13).T,
+                      mask.min(), mask.max())  # clip=True
     expected = np.zeros((50, 30), bool)
     expected[5:45, 7:20] = resized >= 0.5
     ours = paste_masks_matterport(mask[None], box, 50, 30)[0].astype(bool)
