@@ -22,7 +22,9 @@ $(STAMP): requirements.txt requirements-dev.txt setup.py
 demo: $(STAMP)
 	$(PY) tools/demo.py --output demo_output
 
+# Lint first (seconds; config in pyproject.toml), then the suite.
 test: $(STAMP)
+	$(PY) -m ruff check .
 	$(PY) -m pytest -q tests
 
 # Every speed and memory figure, side by side with TF Model Garden (installed into its own
