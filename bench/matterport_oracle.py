@@ -40,27 +40,12 @@ def our_config(matterport_values, batch_size):
     return Config.from_yaml(REPO / "configs" / "matterport.yaml", overrides=overrides)
 
 
-def match(theirs, ours):
-    """[(their index, our index)]: each of theirs, best score first, with our unused detection
-    of its class that overlaps it most (IoU > 0.5)."""
-    from detection.core.overlaps import pairwise_iou
-
-    iou = pairwise_iou(theirs["rois"], ours["rois"])
-    used, pairs = set(), []
-    for i in np.argsort(-np.asarray(theirs["scores"]), kind="stable"):
-        for j in np.argsort(-iou[i], kind="stable"):
-            if j not in used and ours["class_ids"][j] == theirs["class_ids"][i] and iou[i, j] > 0.5:
-                used.add(j)
-                pairs.append((i, j))
-                break
-    return pairs
-
-
 def compare(oracle_dir, weights, matterport_values, batch_size=1):
     from pycocotools import mask as mask_utils
 
     from detection.data.images import read_image
     from detection.engine.predictor import Predictor
+    from detection.evaluation.detection_match import match_detections
 
     expected = json.loads((pathlib.Path(oracle_dir) / "detections.json").read_text())
     predictor = Predictor.from_weights(our_config(matterport_values, batch_size), weights)
@@ -70,7 +55,7 @@ def compare(oracle_dir, weights, matterport_values, batch_size=1):
     for entry, result in zip(expected, predictor.detect(images)):
         theirs = {"rois": np.asarray(entry["rois"], float).reshape(-1, 4), "class_ids": entry["class_ids"],
                   "scores": entry["scores"]}
-        pairs = match(theirs, result)
+        pairs = match_detections(theirs, result)
         summary["theirs"] += len(entry["scores"])
         summary["ours"] += len(result["scores"])
         summary["matched"] += len(pairs)

@@ -12,6 +12,7 @@ import json
 import numpy as np
 import pytest
 
+from detection.evaluation.detection_match import match_detections
 from tests.conftest import REPO
 from tests.modeling.legacy_h5 import write_legacy_h5
 from tests.modeling.matterport_h5 import MANIFEST, manifest_layers, random_arrays
@@ -103,22 +104,6 @@ def oracle_weights(tmp_path_factory):
     return path
 
 
-def match(expected, ours):
-    """Pairs (expected index, our index): each expected detection, best score first, with our
-    unused detection of its class that overlaps it most (IoU > 0.5)."""
-    from detection.core.overlaps import pairwise_iou
-
-    iou = pairwise_iou(expected["rois"], ours["rois"]) if len(ours["rois"]) else np.zeros((len(expected["rois"]), 0))
-    used, pairs = set(), []
-    for i in np.argsort(-np.asarray(expected["scores"]), kind="stable"):
-        for j in np.argsort(-iou[i], kind="stable"):
-            if j not in used and ours["class_ids"][j] == expected["class_ids"][i] and iou[i, j] > 0.5:
-                used.add(j)
-                pairs.append((i, j))
-                break
-    return pairs
-
-
 @pytest.mark.parametrize("mode", ["square", "pad64"])
 def test_infer_gives_matterports_own_detections(oracle_weights, tmp_path, mode):
     from pycocotools import mask as mask_utils
@@ -138,7 +123,7 @@ def test_infer_gives_matterports_own_detections(oracle_weights, tmp_path, mode):
                 "class_ids": [d["category_id"] for d in rows], "scores": [d["score"] for d in rows]}
         theirs = {"rois": np.array(image["rois"], float).reshape(-1, 4), "class_ids": image["class_ids"],
                   "scores": image["scores"]}
-        pairs = match(theirs, ours)
+        pairs = match_detections(theirs, ours)
         for i, j in pairs:
             assert np.abs(ours["rois"][j] - theirs["rois"][i]).max() <= 1.0, (image["file"], i)
             assert abs(ours["scores"][j] - theirs["scores"][i]) <= 0.01, (image["file"], i)
