@@ -22,17 +22,16 @@ from detection.layers.rpn_target import image_hw
 def proposals_for_image(scores, deltas, anchors, window, pre_nms_limit, count, nms_threshold, std):
     """scores: [A] objectness logits or probabilities; deltas: [A, 4]; anchors: [A, 4];
     window: [4] (y1, x1, y2, x2) to clip to; all boxes in one frame.
-    Returns proposals [count, 4] in descending score order, zero-padded, and their scores
-    [count] (0 for padding)."""
+    Returns proposals [count, 4] in descending score order, zero-padded (the heads take boxes
+    only; scores would be a dead output)."""
     k = tf.minimum(pre_nms_limit, tf.shape(scores)[0])
     top_scores, top = tf.math.top_k(scores, k=k, sorted=True)
     boxes = box_ops.decode(tf.gather(deltas, top), tf.gather(anchors, top), std)
     boxes = box_ops.clip(boxes, window)
     keep = tf.image.non_max_suppression(boxes, top_scores, count, iou_threshold=nms_threshold)
     boxes = tf.gather(boxes, keep)
-    kept_scores = tf.gather(top_scores, keep)
     pad = count - tf.shape(keep)[0]
-    return tf.pad(boxes, [[0, pad], [0, 0]]), tf.pad(kept_scores, [[0, pad]])
+    return tf.pad(boxes, [[0, pad], [0, 0]])
 
 
 @keras.saving.register_keras_serializable(package="detection")
@@ -68,7 +67,7 @@ class ProposalLayer(keras.layers.Layer):
             windows = tf.tile(tf.constant([[0.0, 0.0, 1.0, 1.0]]), [tf.shape(rpn_probs)[0], 1])
 
         def per_image(scores, deltas, window):
-            proposals, _ = proposals_for_image(scores, deltas, anchors, window, self.pre_nms_limit, self.count,
+            proposals = proposals_for_image(scores, deltas, anchors, window, self.pre_nms_limit, self.count,
                                                self.nms_threshold, self.bbox_std)
             return proposals
 
