@@ -3,7 +3,8 @@
     python tools/train.py --config configs/shapes.yaml --output runs/shapes
     python tools/train.py --config configs/coco_r50_fpn.yaml --gpus 4 --weights imagenet --layers heads
     python tools/train.py --config configs/voc_r50_fpn.yaml --format voc --images VOC/JPEGImages \\
-        --annotations VOC/Annotations --split VOC/ImageSets/Main/train.txt --output runs/voc
+        --annotations VOC/Annotations --split VOC/ImageSets/Main/train.txt \\
+        --val-split VOC/ImageSets/Main/val.txt --output runs/voc
     python tools/train.py --config C --output runs/x --resume          # continue after an interruption
 
 Several GPUs: ``--gpus N`` (IMAGES_PER_GPU images on each, global batch IMAGES_PER_GPU x N);
@@ -48,8 +49,30 @@ def parse_args(argv=None):
                                                             "that makes a NaN or inf")
     parser.add_argument("--keep-checkpoints", type=int, default=None, help="newest epoch checkpoints kept")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override (YAML value)")
-    add_dataset_flags(parser)
+    group = add_dataset_flags(parser).add_argument_group(
+        "validation data (default: the config's VAL_ keys; with the dataset flags above, that data)")
+    group.add_argument("--val-images", metavar="DIR", help="validation image folder (default --images)")
+    group.add_argument("--val-annotations", metavar="FILE_OR_DIR",
+                       help="validation annotations (default --annotations)")
+    group.add_argument("--val-split", metavar="FILE", help="VOC, LabelMe: validation image stems")
     return parser.parse_args(argv)
+
+
+def validation_flags(args):
+    """The dataset flags for the val subset: --val-* where given, else the training ones.
+    Returns (namespace, note): note says when validation runs on the training data."""
+    held_out = any(getattr(args, f) is not None for f in ("val_images", "val_annotations", "val_split"))
+    val = argparse.Namespace(format=args.format, strict=args.strict,
+                             images=args.val_images if args.val_images is not None else args.images,
+                             annotations=args.val_annotations if args.val_annotations is not None
+                             else args.annotations,
+                             split=args.val_split if held_out else args.split)
+    given = any(getattr(args, f) is not None for f in ("images", "annotations", "split"))
+    note = None
+    if given and not held_out:
+        note = ("validation uses the training data given by --images/--annotations/--split; "
+                "--val-split or --val-images/--val-annotations give a held-out set")
+    return val, note
 
 
 def resolve_config(args):
@@ -99,7 +122,10 @@ def run(args, config, strategy, info):
     output = args.output or os.path.join("runs", config.NAME)
     # The dataset flags go into the config the run saves, so eval and infer on its
     # config.yaml see the data (and the format) it was trained on.
-    config = config_with_dataset_flags(config_with_dataset_flags(config, args, "train"), args, "val")
+    val_args, note = validation_flags(args)
+    config = config_with_dataset_flags(config_with_dataset_flags(config, args, "train"), val_args, "val")
+    if note:
+        print(f"note: {note}", flush=True)
     weights = None if args.weights == "imagenet" else args.weights  # imagenet: BACKBONE_WEIGHTS, set above
     result = train_detector(config, output, weights=weights, exclude=args.exclude, resume=args.resume,
                             strict=args.strict or None, source=args.config, strategy=strategy, strategy_info=info,

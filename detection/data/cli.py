@@ -38,7 +38,8 @@ def add_dataset_flags(parser):
                        help="COCO or VIA JSON file, VOC annotation folder or root, or LabelMe folder "
                             "(config TRAIN_/VAL_ANNOTATIONS)")
     group.add_argument("--split", metavar="FILE", default=None,
-                       help="VOC, LabelMe: file of image stems to use (config TRAIN_SPLIT or VAL_SPLIT)")
+                       help="VOC, LabelMe: file of image stems to use (config TRAIN_SPLIT or VAL_SPLIT); "
+                            "with --images or --annotations and no --split, every image of that dataset")
     group.add_argument("--strict", action="store_true", default=None,
                        help="any data problem is an error naming file and field (config STRICT_DATA)")
     return parser
@@ -55,6 +56,10 @@ def config_with_dataset_flags(config, args, subset):
     for flag, key in (("images", "IMAGES"), ("annotations", "ANNOTATIONS"), ("split", "SPLIT")):
         if getattr(args, flag, None) is not None:
             changes[f"{prefix}_{key}"] = getattr(args, flag)
+    # The config's split list names images of the config's dataset; pointed at another dataset
+    # without --split, all of its images are used (a VOC config's train.txt is not yours).
+    if changes.keys() & {f"{prefix}_IMAGES", f"{prefix}_ANNOTATIONS"} and getattr(args, "split", None) is None:
+        changes[f"{prefix}_SPLIT"] = None
     if getattr(args, "strict", None):
         changes["STRICT_DATA"] = True
     return config.replace(**changes) if changes else config

@@ -23,6 +23,16 @@ def test_flags_override_the_keys_of_the_subset_only():
     assert (val.VAL_IMAGES, val.TRAIN_IMAGES) == ("imgs", None)
 
 
+def test_another_datasets_folders_without_split_use_all_its_images():
+    config = Config({"TRAIN_IMAGES": "voc/JPEGImages", "TRAIN_SPLIT": "voc/train.txt", "VAL_SPLIT": "voc/val.txt"})
+    assert config_with_dataset_flags(config, parse("--images", "mine"), "train").TRAIN_SPLIT is None
+    assert config_with_dataset_flags(config, parse("--annotations", "xml"), "val").VAL_SPLIT is None
+    assert config_with_dataset_flags(config, parse("--images", "mine"), "val").TRAIN_SPLIT == "voc/train.txt"
+    assert config_with_dataset_flags(config, parse("--strict"), "train").TRAIN_SPLIT == "voc/train.txt"
+    kept = config_with_dataset_flags(config, parse("--images", "mine", "--split", "s.txt"), "train")
+    assert kept.TRAIN_SPLIT == "s.txt"
+
+
 def test_absent_flags_leave_the_config_alone():
     config = Config({"TRAIN_IMAGES": "x", "STRICT_DATA": False})
     assert config_with_dataset_flags(config, parse(), "train") == config
@@ -39,3 +49,18 @@ def test_load_dataset_dispatches_on_format_and_subset():
     args = parse("--format", "voc", "--annotations", str(root), "--split", str(root / "ImageSets/Main/val.txt"))
     dataset = load_dataset(config_with_dataset_flags(Config(), args, "val"), "val")
     assert len(dataset) == 87 and dataset.report.counts == {"zero_area_box": 1}
+
+
+def test_train_tool_validates_on_the_val_flags_or_says_it_uses_the_training_data():
+    from tests.tools import load_tool
+
+    train = load_tool("train")
+    base = ["--config", "configs/voc_r50_fpn.yaml", "--format", "voc", "--images", "imgs", "--annotations", "xml"]
+    val, note = train.validation_flags(train.parse_args(base + ["--split", "train.txt", "--val-split", "val.txt"]))
+    assert (val.images, val.annotations, val.split, note) == ("imgs", "xml", "val.txt", None)
+    val, note = train.validation_flags(train.parse_args(base + ["--val-images", "vimgs", "--val-annotations", "vxml"]))
+    assert (val.images, val.annotations, val.split, note) == ("vimgs", "vxml", None, None)
+    val, note = train.validation_flags(train.parse_args(base + ["--split", "train.txt"]))
+    assert (val.images, val.split) == ("imgs", "train.txt") and "training data" in note
+    val, note = train.validation_flags(train.parse_args(["--config", "c.yaml"]))
+    assert (val.images, val.annotations, val.split, note) == (None, None, None, None)
