@@ -92,12 +92,12 @@ def first(dataset, n):
 
 def run_dataset(name, args, log=print):
     """Trains and evaluates one dataset; returns its result dict."""
-    from detection.data.datasets import load_dataset
-    from detection.engine.determinism import OpDeterminism, wants_op_determinism
-    from detection.engine.detector_training import check_same_categories, with_dataset_categories
+    import tensorflow as tf
     from wallclock_training import evaluate_detector, load_average, train_for_budget
 
-    import tensorflow as tf
+    from detection.data.datasets import load_dataset
+    from detection.engine.detector_training import check_same_categories, with_dataset_categories
+    from detection.engine.determinism import OpDeterminism, wants_op_determinism
 
     config = load_config(name, args)
     train_set = load_dataset(config, "train")
