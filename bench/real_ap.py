@@ -12,11 +12,14 @@ AP50, AP75 and AP by size at EVAL_MIN_CONFIDENCE. The configs name their data un
     bccd     standard VOC layout: trains on ImageSets/Main/trainval.txt, tests on test.txt
     raccoon  images/ + annotations/: trains on splits/train.txt, tests on splits/test.txt
 
+Another dataset: write <name>.yaml (its paths absolute, or under ``data/<name>/``) into a
+folder and pass ``--config-dir FOLDER --datasets <name>``.
+
 --set KEY=VALUE overrides apply to every dataset (bccd:KEY=VALUE to one). --max-steps,
 --train-images and --test-images make a small run (tests). The JSON holds, per dataset, the
 metrics, the config values that matter, steps, images seen, seconds and the load average
 (the 2 cores may be shared: figures are "AP after M minutes on this machine").
-Exit status 2 with one line on stderr when the data folder or a dataset is missing.
+Exit status 2 with one line on stderr when a config, a data path or a dataset is missing or wrong.
 """
 
 import argparse
@@ -62,12 +65,13 @@ def with_data_root(config, root):
     return config.replace(**changes) if changes else config
 
 
-def overrides_for(name, overrides):
-    """The --set items for dataset ``name``: KEY=VALUE for all, NAME:KEY=VALUE for one."""
+def overrides_for(name, overrides, datasets=DATASETS):
+    """The --set items for dataset ``name``: KEY=VALUE for all, NAME:KEY=VALUE for one
+    (NAME one of ``datasets`` or of bccd, raccoon)."""
     chosen = []
     for item in overrides:
         prefix, sep, rest = item.partition(":")
-        if sep and prefix in DATASETS:
+        if sep and (prefix in datasets or prefix in DATASETS):
             if prefix == name:
                 chosen.append(rest)
         else:
@@ -77,8 +81,17 @@ def overrides_for(name, overrides):
 
 def load_config(name, args):
     config = Config.from_yaml(str(pathlib.Path(args.config_dir) / f"{name}.yaml"),
-                              overrides=overrides_for(name, args.set))
+                              overrides=overrides_for(name, args.set, args.datasets))
     return with_data_root(config, args.data)
+
+
+def missing_data_path(config):
+    """The first (key, path) of the config's data paths that does not exist, or None."""
+    for key in PATH_KEYS:
+        value = getattr(config, key)
+        if value and not os.path.exists(value):
+            return key, value
+    return None
 
 
 def first(dataset, n):
@@ -143,7 +156,7 @@ def run_dataset(name, args, log=print):
         "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started)),
         "last_epoch_logs": {k: round(v, 4) for k, v in run["last_epoch_logs"].items()},
         "config": {k: getattr(config, k) for k in REPORTED_KEYS},
-        "overrides": overrides_for(name, args.set),
+        "overrides": overrides_for(name, args.set, args.datasets),
     }
 
 
@@ -160,10 +173,12 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].replace("\n", " "),
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog="\n\n".join(__doc__.split("\n\n")[1:]))
-    parser.add_argument("--datasets", nargs="+", choices=DATASETS, default=list(DATASETS))
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS),
+                        help="names of <config-dir>/<name>.yaml configs (default: bccd raccoon)")
     parser.add_argument("--minutes", type=float, default=30.0, help="wall-clock training budget per dataset")
     parser.add_argument("--data", default=str(REPO.parent / "shared" / "data"),
-                        help="folder holding bccd/ and raccoon/ (default ../shared/data beside the checkout)")
+                        help="folder holding the datasets (bccd/, raccoon/) that the configs' data/... paths "
+                             "point into (default ../shared/data beside the checkout)")
     parser.add_argument("--config-dir", default=str(REPO / "configs"), help="folder of <dataset>.yaml configs")
     parser.add_argument("--set", action="append", nargs="+", default=[], metavar="[DATASET:]KEY=VALUE",
                         help="config override, value parsed as YAML (repeatable); DATASET: limits it to one")
@@ -186,9 +201,18 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     for name in args.datasets:
-        if not os.path.isdir(os.path.join(args.data, name)):
-            print(f"real_ap: {os.path.join(args.data, name)}: dataset folder not found "
-                  "(--data names the folder holding bccd/ and raccoon/)", file=sys.stderr)
+        config_path = pathlib.Path(args.config_dir) / f"{name}.yaml"
+        if not config_path.is_file():
+            print(f"real_ap: {config_path}: no config for dataset {name!r} (--config-dir)", file=sys.stderr)
+            return 2
+        try:
+            missing = missing_data_path(load_config(name, args))
+        except ConfigError as e:
+            print(f"real_ap: {name}: {e}".splitlines()[0], file=sys.stderr)
+            return 2
+        if missing:
+            print(f"real_ap: {name}: {missing[0]} {missing[1]}: not found (--data names the folder "
+                  f"holding the datasets; a config's own absolute paths are used as they are)", file=sys.stderr)
             return 2
     results = []
     for name in args.datasets:

@@ -1,5 +1,6 @@
 """bench/real_ap.py: its plumbing on raccoon with a step limit, a tiny model and a few images,
-its data-root rewriting and per-dataset overrides, and a missing data folder."""
+its data-root rewriting and per-dataset overrides, a dataset of the user's own, and missing
+configs or data in one line."""
 import json
 import math
 import sys
@@ -65,7 +66,35 @@ def test_overrides_go_to_every_dataset_or_to_the_one_named():
     assert real_ap.overrides_for("raccoon", items) == ["LEARNING_RATE=0.01", "SEED=3"]
 
 
+def test_a_dataset_of_ones_own_runs_from_its_config_folder(tmp_path):
+    # Another name, absolute paths, train and test from two folders' split files: what a user
+    # writes for their own data (the raccoon files stand in for it).
+    data = shared_dataset("raccoon")
+    configs = tmp_path / "configs"
+    configs.mkdir()
+    (configs / "critters.yaml").write_text(
+        f"_BASE_: {REPO / 'configs' / 'voc_small_scratch.yaml'}\nNAME: critters\nNUM_CLASSES: 2\n"
+        + "".join(f"{split}_IMAGES: {data / 'images'}\n{split}_ANNOTATIONS: {data / 'annotations'}\n"
+                  for split in ("TRAIN", "VAL"))
+        + f"TRAIN_SPLIT: {data / 'splits' / 'train.txt'}\nVAL_SPLIT: {data / 'splits' / 'test.txt'}\n")
+    out = tmp_path / "critters.json"
+    status = real_ap.main(["--datasets", "critters", "--config-dir", str(configs), "--data", str(tmp_path / "unused"),
+                           "--max-steps", "2", "--train-images", "4", "--test-images", "3", "--quiet",
+                           "--json", str(out), "--set", *TINY, "critters:SEED=5", "raccoon:SEED=9"])
+    assert status == 0
+    (result,) = json.loads(out.read_text())["results"]
+    assert result["dataset"] == "critters" and result["steps"] == 2 and result["test_images"] == 3
+    assert result["per_category_AP"].keys() == {"raccoon"}
+    assert result["config"]["SEED"] == 5 and result["overrides"][-1] == "SEED=5"
+
+
 def test_a_missing_data_folder_is_one_line(tmp_path, capsys):
     assert real_ap.main(["--datasets", "bccd", "--data", str(tmp_path / "nowhere")]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "nowhere/bccd: dataset folder not found" in err
+    assert err.count("\n") == 1 and "TRAIN_IMAGES" in err and "nowhere/bccd/JPEGImages: not found" in err
+
+
+def test_a_dataset_without_a_config_is_one_line(tmp_path, capsys):
+    assert real_ap.main(["--datasets", "pets", "--config-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "pets.yaml: no config for dataset 'pets'" in err
