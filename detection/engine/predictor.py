@@ -23,6 +23,10 @@ On a dataset's records (what evaluation and stat_gt use)::
 Any number of images: they run in batches of ``batch_size`` (the model's batch is static; the
 last batch is padded and the padding dropped). Every image is decoded once, at full size.
 
+Precision: a Predictor built from a config (``from_weights``, or without ``detector``) runs in
+the config's inference precision: bfloat16 convolutions and dense layers when MIXED_PRECISION
+is bfloat16, float32 otherwise (detection/engine/precision.py says what stays float32).
+
 Score threshold: detections scoring below ``score_threshold`` (default DETECTION_MIN_CONFIDENCE)
 are dropped here; the model itself keeps everything down to ``min(DETECTION_MIN_CONFIDENCE,
 EVAL_MIN_CONFIDENCE)``, so one model serves pictures at 0.7 and COCO evaluation at 0.05 (a
@@ -42,8 +46,17 @@ from detection.core.image_meta import boxes_to_original
 from detection.data.images import resize_bilinear_zero_border
 from detection.data.pipeline import make_inference_batches
 from detection.data.records import Record
+from detection.engine.precision import dtype_policy, inference_precision, policy_name
 from detection.modeling.detector import Detector, model_min_confidence
 from detection.modeling.folding import fold_batch_norms
+
+
+def inference_detector(config, **kwargs):
+    """An inference-only Detector (``Detector(config, training=False, **kwargs)``) built in the
+    config's inference precision (detection.engine.precision: bfloat16 when MIXED_PRECISION
+    is bfloat16, else float32)."""
+    with dtype_policy(policy_name(inference_precision(config))):
+        return Detector(config, training=False, **kwargs)
 
 
 def inference_config(config):
@@ -57,7 +70,8 @@ class Predictor:
 
     def __init__(self, config, detector=None, batch_size=None, score_threshold=None, mask_threshold=0.5,
                  fold_batch_norm=False):
-        """detector: a Detector to run (default: a new one, random weights until loaded).
+        """detector: a Detector to run (default: a new one, random weights until loaded, in the
+        config's inference precision, see inference_detector).
 
         score_threshold: detections below it are dropped (default DETECTION_MIN_CONFIDENCE);
         at least the model's own (``model_min_confidence``), which it cannot go below.
@@ -70,8 +84,8 @@ class Predictor:
         self.config = inference_config(config)
         self.batch_size = batch_size or self.config.IMAGES_PER_GPU
         threshold = self.config.DETECTION_MIN_CONFIDENCE if score_threshold is None else float(score_threshold)
-        self.detector = detector or Detector(self.config, batch_size=self.batch_size, training=False,
-                                             min_confidence=min(threshold, model_min_confidence(self.config)))
+        self.detector = detector or inference_detector(
+            self.config, batch_size=self.batch_size, min_confidence=min(threshold, model_min_confidence(self.config)))
         if threshold < self.detector.min_confidence:
             raise ValueError(f"score threshold {threshold} is below the model's own, "
                              f"{self.detector.min_confidence}: build the Detector with min_confidence={threshold}")
@@ -92,8 +106,8 @@ class Predictor:
         ``log`` as Detector.load_weights), BatchNormalizations folded (``fold_batch_norm``)."""
         config = inference_config(config)
         threshold = config.DETECTION_MIN_CONFIDENCE if score_threshold is None else float(score_threshold)
-        detector = Detector(config, batch_size=batch_size, training=False,
-                            min_confidence=min(threshold, model_min_confidence(config)))
+        detector = inference_detector(config, batch_size=batch_size,
+                                      min_confidence=min(threshold, model_min_confidence(config)))
         detector.load_weights(weights_path, exclude=exclude, log=log)
         return cls(config, detector=detector, batch_size=batch_size, score_threshold=threshold,
                    fold_batch_norm=fold_batch_norm)
