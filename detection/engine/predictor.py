@@ -43,9 +43,11 @@ from tqdm import tqdm
 
 from detection.categories import model_categories
 from detection.core.image_meta import boxes_to_original
+from detection.data.example import load_example
 from detection.data.images import resize_bilinear_zero_border
-from detection.data.pipeline import make_inference_batches
+from detection.data.pipeline import InferenceBatch, make_inference_batches
 from detection.data.records import Record
+from detection.data.validation import ValidationReport
 from detection.engine.precision import dtype_policy, inference_precision, policy_name
 from detection.modeling.detector import Detector, model_min_confidence
 from detection.modeling.folding import fold_batch_norms
@@ -132,13 +134,18 @@ class Predictor:
         """
         names, ids = self.categories
         results = []
-        for det in self.predict_records(array_records(images), progress=progress):
+        records = array_records(images)
+        # The images are in memory: batched here, without predict_records' tf.data pipeline,
+        # which costs more than the resize it would run (bench/detect_profile.py).
+        batches = in_memory_batches(records, self.config, self.batch_size)
+        for det in self._predict_batches(batches, len(records), progress):
             k = det["class_ids"].astype(np.int64) - 1
             masks = det["masks"]
             results.append({
                 "rois": det["boxes"], "class_ids": np.asarray(ids, np.int64)[k] if len(k) else np.zeros(0, np.int64),
                 "class_names": [names[i] for i in k], "scores": det["scores"],
-                "masks": None if masks is None else np.transpose(masks, (1, 2, 0)).astype(bool),
+                # uint8 {0, 1} viewed as bool: the same values without copying H x W x N bytes.
+                "masks": None if masks is None else np.transpose(masks, (1, 2, 0)).view(bool),
             })
         return results
 
@@ -158,8 +165,13 @@ class Predictor:
         skipped and counted in ``report`` (default: the Dataset's report).
         """
         total = len(records.records if hasattr(records, "records") else records)
+        yield from self._predict_batches(make_inference_batches(records, self.config, self.batch_size, report),
+                                         total, progress)
+
+    def _predict_batches(self, batches, total, progress):
+        """InferenceBatch objects -> one detection dict per real row, in order."""
         bar = tqdm(total=total, desc="predict", unit="img", disable=not progress)
-        for batch in make_inference_batches(records, self.config, self.batch_size, report):
+        for batch in batches:
             outputs = self.predict_batch(batch.inputs)
             for i, record in enumerate(batch.records):
                 yield self._one_image(outputs, i, record)
@@ -229,6 +241,32 @@ def array_records(images, image_ids=None, paths=None):
             boxes=np.zeros((0, 4), np.float32), class_ids=np.zeros(0, np.int32), iscrowd=np.zeros(0, bool),
             difficult=np.zeros(0, bool), image_loader=_ArrayImage(image, index)))
     return records
+
+
+def in_memory_batches(records, config, batch_size):
+    """make_inference_batches' batches (the same inputs, grouping and zero rows) for records
+    whose images are in memory (array_records), built in this thread: for a few images the
+    tf.data pipeline costs more than the resize (0.1 to 0.2 s a call, bench/detect_profile.py)."""
+    pending = []
+    for record in records:
+        example = load_example(record, config, ValidationReport("inference"), with_gt=False)
+        if pending and (len(pending) == batch_size or pending[0][1]["image"].shape != example["image"].shape):
+            yield _in_memory_batch(pending, batch_size)
+            pending = []
+        pending.append((record, example))
+    if pending:
+        yield _in_memory_batch(pending, batch_size)
+
+
+def _in_memory_batch(pending, batch_size):
+    """[(record, load_example dict)] of one input size -> an InferenceBatch of batch_size rows."""
+    first = pending[0][1]
+    images = np.zeros((batch_size,) + first["image"].shape, np.float32)
+    metas = np.zeros((batch_size,) + first["image_meta"].shape, np.float32)
+    for row, (_, example) in enumerate(pending):
+        images[row] = example["image"]
+        metas[row] = example["image_meta"]
+    return InferenceBatch({"image": images, "image_meta": metas}, [record for record, _ in pending])
 
 
 def _drop_padding(boxes, input_boxes):
