@@ -1,11 +1,12 @@
 """Where the time of ``Predictor.detect`` goes, end to end, for one image.
 
     python bench/detect_profile.py [--model matterport|r50] [--size 1024x1024 ...]
-        [--precision float32 bfloat16] [--runs 3] [--warmup 1] [--json OUT]
+        [--precision float32 bfloat16] [--runs 3] [--warmup 1] [--min-confidence C] [--static]
+        [--json OUT]
 
-The model has random weights and DETECTION_MIN_CONFIDENCE 0 (so every one of the
-DETECTION_MAX_INSTANCES = 100 slots holds a detection with a mask: the most pasting a call
-can do), BatchNormalizations folded as Predictor.from_weights does, batch 1:
+The model has seeded random weights and DETECTION_MIN_CONFIDENCE 0 (every RoI whose top class
+is not background is a detection, up to DETECTION_MAX_INSTANCES = 100, each with a mask),
+BatchNormalizations folded as Predictor.from_weights does, batch 1:
 
   matterport  configs/matterport_coco.yaml (ResNet-101, matterport's heads, 81 classes,
               square 1024 inputs, matterport's mask pasting)
@@ -33,13 +34,14 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 import cv2  # noqa: E402
+import keras  # noqa: E402
 import models  # noqa: E402
 import numpy as np  # noqa: E402
 
 import detection.engine.predictor as predictor_module  # noqa: E402
 from detection.data.images import read_image  # noqa: E402
 from detection.engine.precision import bfloat16_warning, with_precision  # noqa: E402
-from detection.engine.predictor import Predictor  # noqa: E402
+from detection.engine.predictor import Predictor, inference_detector  # noqa: E402
 
 
 def model_config(name, height, width):
@@ -88,9 +90,12 @@ class _GeneratorTimer(_Timer):
             yield item
 
 
-def profile(name, height, width, precision, runs, warmup):
-    config = with_precision(model_config(name, height, width), precision)
-    predictor = Predictor(config, batch_size=1, fold_batch_norm=True, score_threshold=0.0)
+def profile(name, height, width, precision, runs, warmup, min_confidence=0.0, padding_free=True):
+    config = with_precision(model_config(name, height, width), precision).replace(
+        DETECTION_MIN_CONFIDENCE=min_confidence)
+    keras.utils.set_random_seed(0)  # the same random weights, so the same detections, in every run
+    detector = inference_detector(config, batch_size=1, min_confidence=min_confidence, padding_free=padding_free)
+    predictor = Predictor(config, detector=detector, batch_size=1, fold_batch_norm=True)
     image = synthetic_image(height, width)
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "image.jpg")
@@ -133,6 +138,10 @@ def main(argv=None):
     parser.add_argument("--precision", nargs="+", choices=("float32", "bfloat16"), default=["float32"])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--min-confidence", type=float, default=0.0,
+                        help="DETECTION_MIN_CONFIDENCE (0: up to 100 detections; 0.7: none on random weights)")
+    parser.add_argument("--static", action="store_true",
+                        help="heads on every padded slot (Detector(padding_free=False), the export's path)")
     parser.add_argument("--json", metavar="OUT")
     args = parser.parse_args(argv)
     if "bfloat16" in args.precision and bfloat16_warning("bfloat16"):
@@ -141,10 +150,13 @@ def main(argv=None):
     for size in args.size:
         height, width = (int(v) for v in size.split("x"))
         for precision in args.precision:
-            row = {"model": args.model, "size": size, "precision": precision,
-                   **profile(args.model, height, width, precision, args.runs, args.warmup)}
+            row = {"model": args.model, "size": size, "precision": precision, "static": args.static,
+                   "min_confidence": args.min_confidence,
+                   **profile(args.model, height, width, precision, args.runs, args.warmup, args.min_confidence,
+                             not args.static)}
             results.append(row)
-            print(f"{args.model} {size} {precision}: detect {row['detect']:.3f} s = model {row['model']:.3f} + "
+            label = f"{args.model} {size} {precision}{' static' if args.static else ''}"
+            print(f"{label}: detect {row['detect']:.3f} s = model {row['model']:.3f} + "
                   f"pipeline {row['pipeline']:.3f} + paste {row['paste']:.3f} + rest {row['rest']:.3f}; "
                   f"outside the model {100 * row['outside_share']:.1f} %; decode {row['decode']:.3f} s; "
                   f"{row['detections']} detections", flush=True)
