@@ -352,7 +352,8 @@ _key(S, "TRAIN_LAYERS", "all", text(),
 _key(S, "TRAIN_STAGES", [], sequence(anything("a mapping {layers, epochs}")),
      "Staged schedule: a list of {layers: ..., epochs: N}; overrides TRAIN_LAYERS.")
 _key(S, "MIXED_PRECISION", "none", text(["none", "float16", "bfloat16"]),
-     "Compute dtype of convolutions; variables, losses, NMS and RoIAlign stay float32.")
+     "Compute dtype of convolutions; variables, losses, NMS and RoIAlign stay float32. bfloat16 also applies at "
+     "inference (the tools' --precision overrides it; detection/engine/precision.py).")
 _key(S, "DETERMINISTIC_OPS", "cpu", text(["cpu", "always", "never"]),
      "TF op determinism in training: cpu = when no GPU is visible (crop_and_resize's CPU gradient otherwise drops "
      "contributions of overlapping RoIs, TF #42033); always needs ROI_ALIGN_MODE gather on GPUs.")
