@@ -75,9 +75,10 @@ def make_dataset(dataset, config, training, seed=None, repeat=None, drop_remaind
     dataset: a detection.data.records.Dataset; config: the Config.
     training: shuffle every epoch and augment (config.AUGMENTATION); else the records in order.
     seed: shuffle and augmentation seed, default config.SEED.
-    repeat: loop forever (default: when training), for ``fit(steps_per_epoch=...)``. A
-        training dataset that does not repeat reshuffles at each new iteration, but its
-        augmentation seeds restart with the positions (0, 1, ...) of each pass.
+    repeat: loop forever (default: when training), for ``fit(steps_per_epoch=...)``; pass e
+        over the records is then shuffled by (seed, e), whichever iterator reads it. A training
+        dataset that does not repeat reshuffles at each new iteration, but its augmentation
+        seeds restart with the positions (0, 1, ...) of each pass.
     drop_remainder: keep the batch size static (the model needs it); a partial last batch of
         a finite dataset is dropped. For every image use make_inference_batches.
     batch_size: images per batch, default config.BATCH_SIZE (the global batch); one replica's
@@ -99,11 +100,7 @@ def make_dataset(dataset, config, training, seed=None, repeat=None, drop_remaind
                                seed=_read_seed(seed, int(position)))
         return _as_outputs(example, config, with_gt=True)
 
-    indices = tf.data.Dataset.range(len(records))
-    if training:
-        indices = indices.shuffle(len(records), seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        indices = indices.repeat()
+    indices = _record_order(len(records), training, repeat, seed)
     examples = indices.enumerate().map(
         lambda position, index: _numpy_map(load, [position, index], config, with_gt=True),
         num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
@@ -191,6 +188,24 @@ def _is_readable(ok, example):
 
 def _example_only(ok, example):
     return example
+
+
+def _record_order(count, training, repeat, seed):
+    """Record indices in reading order: 0..count-1 (forever when ``repeat``), shuffled when training.
+
+    Training and repeating: pass e is the permutation seeded by (seed, e), the same in every
+    iterator of the dataset. Keras fit under a tf.distribute strategy iterates a dataset once to
+    build the model before training, so a shuffle that changes with each new iterator would make
+    one device and several replicas train on different orders.
+    """
+    if training and repeat:
+        return tf.data.Dataset.range(tf.int64.max).flat_map(lambda epoch: tf.data.Dataset.from_tensor_slices(
+            tf.random.experimental.stateless_shuffle(tf.range(count, dtype=tf.int64),
+                                                     seed=tf.stack([tf.constant(seed, tf.int64), epoch]))))
+    indices = tf.data.Dataset.range(count)
+    if training:
+        indices = indices.shuffle(count, seed=seed, reshuffle_each_iteration=True)
+    return indices.repeat() if repeat else indices
 
 
 def shard_seed(seed, index):

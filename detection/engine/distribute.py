@@ -27,11 +27,10 @@ import dataclasses
 import json
 import os
 import re
-import socket
-import sys
-import threading
 
 import tensorflow as tf
+
+from detection.engine.cluster_watchdog import Watchdog, answers
 
 
 class DeviceError(RuntimeError):
@@ -72,7 +71,8 @@ def make_strategy(gpus=None, cpu_replicas=None, cluster_timeout=600, heartbeat_t
         if gpus is not None:
             _use_gpus(gpus)
         _configure_coordination(cluster, heartbeat_timeout)
-        with _ClusterWatchdog(cluster, cluster_timeout):
+        tasks = [f"{cluster.label(i)}={address}" for i, address in enumerate(cluster.addresses)]
+        with Watchdog(cluster_timeout, tasks[cluster.index], tasks[:cluster.index] + tasks[cluster.index + 1:]):
             strategy = _MultiWorkerMirroredStrategy()
             # The first collective is the barrier: every worker is up and reachable.
             strategy.reduce("SUM", strategy.run(lambda: tf.constant(1.0)), axis=None)
@@ -105,9 +105,13 @@ class ClusterSpec:
     jobs: tuple
     index: int
 
-    def name(self, position):
+    def label(self, position):
+        """"worker 1", "chief 0": the task at ``position``."""
         job, task = self.jobs[position]
-        return f"{job} {task} ({self.addresses[position]})"
+        return f"{job} {task}"
+
+    def name(self, position):
+        return f"{self.label(position)} ({self.addresses[position]})"
 
 
 def parse_tf_config(text):
@@ -166,64 +170,28 @@ def _configure_coordination(cluster, heartbeat_timeout):
                           for job, n in job_sizes.items()])
 
 
-class _ClusterWatchdog:
-    """Stops the process with one line when the cluster is not up within ``timeout`` seconds.
-
-    TF waits for missing workers without limit (the coordination service's leader), so the wait
-    runs under a timer; when it fires, the addresses that refuse a TCP connection are named and
-    the process exits (code 2): TF offers no way to cancel the wait from Python.
-    """
-
-    def __init__(self, cluster, timeout):
-        self.cluster, self.timeout = cluster, timeout
-        self._timer = threading.Timer(timeout, self._give_up)
-        self._timer.daemon = True
-
-    def __enter__(self):
-        self._timer.start()
-
-    def __exit__(self, *exc):
-        self._timer.cancel()
-
-    def _give_up(self):
-        others = [i for i in range(len(self.cluster.addresses)) if i != self.cluster.index]
-        silent = [self.cluster.name(i) for i in others if not _answers(self.cluster.addresses[i])]
-        which = ("no answer from " + ", ".join(silent)) if silent else (
-            "every address answers but the cluster did not form: do all workers run the same TF_CONFIG cluster?")
-        print(f"error: {self.cluster.name(self.cluster.index)} waited {self.timeout} s (CLUSTER_TIMEOUT) for the "
-              f"other workers; {which}", file=sys.stderr, flush=True)
-        os._exit(2)
-
-
-def _answers(address, timeout=2.0):
-    """Whether something accepts a TCP connection at "host:port"."""
-    host, _, port = address.rpartition(":")
-    try:
-        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
-            return True
-    except (OSError, ValueError):
-        return False
-
-
 _UNHEALTHY_TASK = re.compile(r"/job:(\w+)/replica:\d+/task:(\d+)")
 
 
-def lost_worker_message(error, info):
+def lost_worker_message(error, info, probe=answers):
     """One line for a collective that failed because a worker was lost (error: the TF
-    UnavailableError or similar that fit raised), naming the worker when TF names it."""
+    UnavailableError or similar that fit raised). Names the worker TF reports as unhealthy,
+    else the workers whose address no longer accepts a connection (``probe``)."""
     text = str(error)
     marker = text.find("unhealthy")
     found = _UNHEALTHY_TASK.search(text, marker) if marker >= 0 else None
-    first = " ".join(line.strip() for line in text.splitlines() if line.strip())[:240]
     advice = "restart every worker with --resume to continue from the last checkpoint"
-    if found is None:
-        return f"error: the cluster failed ({first}); {advice}"
-    lost = (found.group(1), int(found.group(2)))
-    name = f"{lost[0]} {lost[1]}"
-    for job, task, address in info.peers:
-        if (job, task) == lost:
-            name += f" ({address})"
-    return f"error: lost {name}, one of {info.workers} workers; {advice} (TF: {first})"
+    if found is not None:
+        lost = [(job, task, address) for job, task, address in info.peers
+                if (job, task) == (found.group(1), int(found.group(2)))] or [(found.group(1), found.group(2), "?")]
+    else:
+        me = info.peers[info.worker_index][2] if info.peers else None
+        lost = [(job, task, address) for job, task, address in info.peers if address != me and not probe(address)]
+    if not lost:
+        first = " ".join(line.strip() for line in text.splitlines() if line.strip())[:200]
+        return f"error: the cluster failed, every worker still answers ({first}); {advice}"
+    names = ", ".join(f"{job} {task} ({address})" for job, task, address in lost)
+    return f"error: lost {names}, one of {info.workers} workers; {advice}"
 
 
 def is_cluster_failure(error):
