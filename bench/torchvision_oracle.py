@@ -224,7 +224,8 @@ def our_model(name, oracle_dir, pth=None):
     from detection.modeling.torchvision_weights import load_state_dict
 
     config = Config.from_yaml(REPO / "configs" / MODELS[name], overrides=[
-        f"NUM_CLASSES={NUM_CLASSES}", f"TORCHVISION_MIN_SIZE={MIN_SIZE}", f"TORCHVISION_MAX_SIZE={MAX_SIZE}",
+        f"NUM_CLASSES={NUM_CLASSES}", "CLASS_NAMES=null", "CATEGORY_IDS=null",
+        f"TORCHVISION_MIN_SIZE={MIN_SIZE}", f"TORCHVISION_MAX_SIZE={MAX_SIZE}",
         f"DETECTION_MAX_INSTANCES={DETECTIONS}"])
     model = TorchvisionRCNN(config)
     if pth is not None:

@@ -149,6 +149,18 @@ def build_mask_head(b, num_classes, pool_size):
     return keras.Model(pooled, logits, name="torchvision_mask_head")
 
 
+class _WeightsContainer(keras.Model):
+    """The three models as one, for Keras' save_weights / load_weights (by structure)."""
+
+    def __init__(self, models):
+        super().__init__(name="torchvision_rcnn")
+        self.parts = list(models)
+        self.built = True
+
+    def call(self, inputs):
+        return inputs
+
+
 class TorchvisionRCNN:
     """torchvision's fasterrcnn_resnet50_fpn / maskrcnn_resnet50_fpn at inference (module doc)."""
 
@@ -171,6 +183,20 @@ class TorchvisionRCNN:
         return [m for m in (self.features, self.box_head, self.mask_head) if m is not None]
 
     # -- weights ------------------------------------------------------------------------
+
+    def save_weights(self, path):
+        """Writes every weight to a Keras ``.weights.h5`` (what tools/convert_weights.py makes)."""
+        path = str(path)
+        if not path.endswith(".weights.h5"):
+            raise ValueError(f"{path}: a weights file name must end in .weights.h5")
+        _WeightsContainer(self.models).save_weights(path)
+
+    def load_weights(self, path, log=print):
+        """A torchvision ``.pth`` (returns its LoadReport) or a ``.weights.h5`` of save_weights (None)."""
+        if str(path).endswith(".weights.h5"):
+            _WeightsContainer(self.models).load_weights(str(path))
+            return None
+        return self.load_pth(path, log=log)
 
     def load_pth(self, path, log=print):
         """Loads a torchvision state_dict (.pth or checkpoint); returns its LoadReport."""

@@ -105,3 +105,19 @@ def test_no_state_dict_in_the_file(tmp_path):
     assert read_pth(path) == {"epoch": 3, "lr": 0.1}
     with pytest.raises(PthError, match="numbers.pth: no state_dict"):
         read_state_dict(path)
+
+
+def test_test_writer_reads_back_like_torch(tmp_path, expected):
+    """tests/modeling/pth_writer.py (used for whole-detector .pth files) writes what torch does."""
+    from tests.modeling.pth_writer import write_pth
+
+    state = {k: v for k, v in expected.items() if v.dtype in (np.float32, np.int64) and v.ndim}
+    write_pth(tmp_path / "written.pth", state)
+    arrays = read_state_dict(tmp_path / "written.pth")
+    assert list(arrays) == list(state)
+    for key, want in state.items():
+        np.testing.assert_array_equal(arrays[key], np.ascontiguousarray(want), err_msg=key)
+    with zipfile.ZipFile(fixture("state_dict.pth")) as real, zipfile.ZipFile(tmp_path / "written.pth") as ours:
+        real_names = {n.split("/", 1)[1] for n in real.namelist()} - {".data/version", ".data/serialization_id"}
+        assert {"data.pkl", "byteorder"} <= real_names
+        assert {"data.pkl", "byteorder"} <= {n.split("/", 1)[1] for n in ours.namelist()}

@@ -26,7 +26,7 @@ def random_state_dict(shapes, seed=0):
 
 def build(name, num_classes):
     config = Config.from_yaml(REPO / "configs" / f"torchvision_{name}_r50_fpn.yaml",
-                              overrides=[f"NUM_CLASSES={num_classes}"])
+                              overrides=[f"NUM_CLASSES={num_classes}", "CLASS_NAMES=null", "CATEGORY_IDS=null"])
     return TorchvisionRCNN(config)
 
 
