@@ -61,7 +61,10 @@ class TorchvisionPredictor:
         report = report or ValidationReport("inference")
         for record in tqdm(records, desc="predict", unit="img", disable=not progress):
             try:
-                image = record.image_loader() if record.image_loader is not None else read_image(record.path)
+                if record.synthetic is not None:  # shapes
+                    image = record.synthetic.render()[0]
+                else:
+                    image = record.image_loader() if record.image_loader is not None else read_image(record.path)
             except ImageReadError as e:
                 report.add("unreadable_image", str(record.path), "", str(e).split(": ", 1)[-1], once=True)
                 continue

@@ -77,3 +77,14 @@ def test_bad_pth_one_line(files, tmp_path, capsys):
     error = capsys.readouterr().err.strip().splitlines()
     assert code == 2
     assert error[-1].startswith("error: ") and "runs_code.pth: refused to unpickle global posix.system" in error[-1]
+
+
+def test_our_detector_refuses_a_torchvision_config():
+    """train.py / export.py build our Detector: on a torchvision config they stop in one line
+    instead of training our model under torchvision's name."""
+    from detection.config import Config, ConfigError
+    from detection.modeling.detector import Detector
+
+    config = Config.from_yaml(CONFIG)
+    with pytest.raises(ConfigError, match="^TORCHVISION_MODEL fasterrcnn_resnet50_fpn: .*not with this tool yet"):
+        Detector(config, training=True)
