@@ -35,7 +35,9 @@ import numpy as np
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 MODELS = {"fasterrcnn_resnet50_fpn": "torchvision_fasterrcnn_r50_fpn.yaml",
-          "maskrcnn_resnet50_fpn": "torchvision_maskrcnn_r50_fpn.yaml"}
+          "maskrcnn_resnet50_fpn": "torchvision_maskrcnn_r50_fpn.yaml",
+          "fasterrcnn_resnet50_fpn_v2": "torchvision_fasterrcnn_r50_fpn_v2.yaml",
+          "maskrcnn_resnet50_fpn_v2": "torchvision_maskrcnn_r50_fpn_v2.yaml"}
 NUM_CLASSES = 5
 MIN_SIZE, MAX_SIZE = 256, 416
 DETECTIONS = 30  # per image (torchvision's 100 would make the recorded masks too large a fixture)
@@ -65,14 +67,15 @@ def oracle_images():
     return images
 
 
-def _scale(key, shape):
-    """Standard deviation and offset of the values of one state_dict array (the calibration)."""
+def _scale(key, shape, batch_norm):
+    """Standard deviation, offset and uniform range of the values of one state_dict array
+    (batch_norm: the array belongs to a BatchNorm)."""
     fan_in = int(np.prod(shape[1:])) if len(shape) > 1 else 1
     if key.endswith("running_var"):
         return 0.0, 1.0, (0.5, 1.5)            # uniform range
     if key.endswith("running_mean"):
         return 0.1, 0.0, None
-    if ".bn" in key or "downsample.1" in key:  # BatchNorm affine
+    if batch_norm:  # BatchNorm affine
         if key.endswith("weight"):
             small = ".bn3." in key or "downsample.1" in key  # keep the residual sums from growing
             return 0.0, 0.0, (0.1, 0.3) if small else (0.6, 1.0)
@@ -94,10 +97,11 @@ def oracle_state_dict(manifest, seed=SEED):
     by ``record`` so that each class's logits have mean 0 and a chosen spread)."""
     arrays = {}
     shapes = manifest["shapes"]
+    norms = {k[:-len(".running_mean")] for k in shapes if k.endswith(".running_mean")}
     for index, key in enumerate(sorted(shapes)):
         shape = tuple(shapes[key])
         rng = np.random.default_rng([seed, index])
-        std, offset, uniform = _scale(key, shape)
+        std, offset, uniform = _scale(key, shape, key.rsplit(".", 1)[0] in norms)
         if uniform is not None:
             values = rng.uniform(uniform[0], uniform[1], shape)
         else:

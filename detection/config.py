@@ -305,7 +305,8 @@ _key(S, "MINI_MASK_SHAPE", [56, 56], sequence(integer(1), length=2),
      "GT masks are stored cropped to their box and resized to this.")
 
 S = "torchvision models"
-_key(S, "TORCHVISION_MODEL", None, text(["fasterrcnn_resnet50_fpn", "maskrcnn_resnet50_fpn"], optional=True),
+_key(S, "TORCHVISION_MODEL", None, text(["fasterrcnn_resnet50_fpn", "maskrcnn_resnet50_fpn",
+                                          "fasterrcnn_resnet50_fpn_v2", "maskrcnn_resnet50_fpn_v2"], optional=True),
      "Run torchvision's model of this name with its conventions (detection/modeling/torchvision_rcnn.py) and its "
      ".pth weights; null: our detector. See docs/pretrained.md.")
 _key(S, "TORCHVISION_MIN_SIZE", 800, integer(1), "torchvision models: the shorter side is resized to this ...")

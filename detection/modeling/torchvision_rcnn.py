@@ -1,7 +1,7 @@
-"""torchvision's Faster / Mask R-CNN (ResNet-50-FPN, v1), built in Keras to run its weights.
+"""torchvision's Faster / Mask R-CNN (ResNet-50-FPN, v1 and v2), built in Keras to run its weights.
 
 Entry point: ``TorchvisionRCNN(config)`` when ``config.TORCHVISION_MODEL`` is set
-(fasterrcnn_resnet50_fpn or maskrcnn_resnet50_fpn); ``load_pth(path)`` loads a torchvision
+(fasterrcnn_resnet50_fpn, maskrcnn_resnet50_fpn or their _v2); ``load_pth(path)`` loads a torchvision
 state_dict (detection/modeling/torchvision_weights.py) and ``detect(image)`` returns
 torchvision's detections of one image. Every layer is named after its torchvision module
 (``backbone.body.layer1.0.conv1`` -> ``backbone_body_layer1_0_conv1``).
@@ -20,6 +20,9 @@ torchvision's detections of one image. Every layer is named after its torchvisio
          DETECTION_MAX_INSTANCES best
       -> (Mask R-CNN) RoIAlign 14 x 14 of the detections -> four 3x3 conv + ReLU, 2x2 transposed
          conv + ReLU, 1x1 conv -> sigmoid of the detected class
+      v2 (the "improved" recipe's models): a BatchNorm after every FPN conv, two 3x3 convs in the
+         RPN head, a box head of four 3x3 conv + BatchNorm + ReLU and one fc (1024), a BatchNorm
+         after every mask head conv.
       -> boxes scaled to the original image, masks pasted (detection/data/torchvision_masks.py).
 
 This is torchvision's inference, not ours: the config keys that apply are NUM_CLASSES,
@@ -39,7 +42,8 @@ from detection.data.torchvision_masks import paste_masks
 from detection.data.torchvision_transform import transform_image
 from detection.layers.torchvision_roi_align import multiscale_roi_align
 
-TORCHVISION_MODELS = ("fasterrcnn_resnet50_fpn", "maskrcnn_resnet50_fpn")
+TORCHVISION_MODELS = ("fasterrcnn_resnet50_fpn", "maskrcnn_resnet50_fpn",
+                      "fasterrcnn_resnet50_fpn_v2", "maskrcnn_resnet50_fpn_v2")
 RESNET50_BLOCKS = (3, 4, 6, 3)
 BN_EPSILON = 1e-5  # torchvision's FrozenBatchNorm2d / BatchNorm2d
 RPN_MIN_SIZE = 1e-3
@@ -85,10 +89,20 @@ def _bottleneck(b, x, name, width, stride, downsample):
     return relu()(keras.layers.Add()([x, y]))
 
 
-def build_features(b, num_anchors):
+def _conv_norm(b, x, name, filters, kernel, padding, v2, relu=False):
+    """torchvision's Conv2dNormActivation: ``name.0`` conv (bias only without a norm), with v2
+    ``name.1`` BatchNorm, then an optional ReLU."""
+    x = b.conv(x, f"{name}.0", filters, kernel, padding=padding, bias=not v2)
+    if v2:
+        x = b.bn(x, f"{name}.1")
+    return keras.layers.ReLU()(x) if relu else x
+
+
+def build_features(b, num_anchors, v2=False):
     """The dense part: image [1, H, W, 3] (normalised, H, W multiples of 32) -> a keras.Model
     returning [P2..P6] ([1, H/4, W/4, 256] ... [1, H/64 rounded up, ., 256]), the RPN
-    logits of each level [1, h, w, A] and its deltas [1, h, w, 4A] ((dx, dy, dw, dh) per anchor)."""
+    logits of each level [1, h, w, A] and its deltas [1, h, w, 4A] ((dx, dy, dw, dh) per anchor).
+    v2: the FPN's convs carry a BatchNorm, the RPN head has two 3x3 convs."""
     image = keras.Input(shape=(None, None, 3), name="image")
     x = b.conv(image, "backbone.body.conv1", 64, 7, 2, padding=3, bias=False)
     x = keras.layers.ReLU()(b.bn(x, "backbone.body.bn1"))
@@ -100,33 +114,45 @@ def build_features(b, num_anchors):
             stride = 2 if block == 0 and stage > 1 else 1
             x = _bottleneck(b, x, f"backbone.body.layer{stage}.{block}", width, stride, downsample=block == 0)
         stages.append(x)
-    inner = [b.conv(c, f"backbone.fpn.inner_blocks.{i}.0", 256, 1) for i, c in enumerate(stages)]
+    inner = [_conv_norm(b, c, f"backbone.fpn.inner_blocks.{i}", 256, 1, 0, v2) for i, c in enumerate(stages)]
     last = inner[3]
-    outputs = [b.conv(last, "backbone.fpn.layer_blocks.3.0", 256, 3, padding=1)]
+    outputs = [_conv_norm(b, last, "backbone.fpn.layer_blocks.3", 256, 3, 1, v2)]
     for i in (2, 1, 0):
         last = keras.layers.Add()([inner[i], keras.layers.UpSampling2D(2, interpolation="nearest")(last)])
-        outputs.insert(0, b.conv(last, f"backbone.fpn.layer_blocks.{i}.0", 256, 3, padding=1))
+        outputs.insert(0, _conv_norm(b, last, f"backbone.fpn.layer_blocks.{i}", 256, 3, 1, v2))
     outputs.append(keras.layers.MaxPooling2D(1, 2, name="fpn_p6")(outputs[-1]))  # LastLevelMaxPool
-    rpn_conv = b.add("rpn.head.conv.0.0", keras.layers.Conv2D(256, 3, padding="same", activation="relu",
-                                                              name="rpn_head_conv_0_0"), "conv")
+    rpn_convs = [b.add(f"rpn.head.conv.{i}.0", keras.layers.Conv2D(256, 3, padding="same", activation="relu",
+                                                                   name=f"rpn_head_conv_{i}_0"), "conv")
+                 for i in range(2 if v2 else 1)]
     rpn_logits = b.add("rpn.head.cls_logits", keras.layers.Conv2D(num_anchors, 1, name="rpn_head_cls_logits"),
                        "conv")
     rpn_deltas = b.add("rpn.head.bbox_pred", keras.layers.Conv2D(4 * num_anchors, 1, name="rpn_head_bbox_pred"),
                        "conv")
-    shared = [rpn_conv(p) for p in outputs]
+    shared = outputs
+    for conv in rpn_convs:
+        shared = [conv(p) for p in shared]
     return keras.Model(image, {"features": outputs, "rpn_logits": [rpn_logits(s) for s in shared],
                                "rpn_deltas": [rpn_deltas(s) for s in shared]}, name="torchvision_features")
 
 
-def build_box_head(b, num_classes, pool_size, representation=1024):
-    """pooled [N, pool, pool, 256] -> (class logits [N, K], deltas [N, 4K]); fc6 reads the
-    flattened features in torch's (C, H, W) order (the weight mapping reorders fc6)."""
+def build_box_head(b, num_classes, pool_size, representation=1024, v2=False):
+    """pooled [N, pool, pool, 256] -> (class logits [N, K], deltas [N, 4K]). TwoMLPHead (fc6,
+    fc7), or with v2 FastRCNNConvFCHead (four 3x3 conv + BatchNorm + ReLU, one fc). The first fc
+    reads the flattened features in torch's (C, H, W) order (the weight mapping reorders it)."""
     pooled = keras.Input(shape=(pool_size, pool_size, 256), name="box_features")
-    x = keras.layers.Flatten()(pooled)
-    x = b.add("roi_heads.box_head.fc6", keras.layers.Dense(representation, activation="relu",
-                                                           name="roi_heads_box_head_fc6"), "linear_chw")(x)
-    x = b.add("roi_heads.box_head.fc7", keras.layers.Dense(representation, activation="relu",
-                                                           name="roi_heads_box_head_fc7"), "linear")(x)
+    if v2:
+        x = pooled
+        for i in range(4):
+            x = _conv_norm(b, x, f"roi_heads.box_head.{i}", 256, 3, 1, v2, relu=True)
+        x = b.add("roi_heads.box_head.5", keras.layers.Dense(representation, activation="relu",
+                                                             name="roi_heads_box_head_5"), "linear_chw")(
+            keras.layers.Flatten()(x))
+    else:
+        x = keras.layers.Flatten()(pooled)
+        x = b.add("roi_heads.box_head.fc6", keras.layers.Dense(representation, activation="relu",
+                                                               name="roi_heads_box_head_fc6"), "linear_chw")(x)
+        x = b.add("roi_heads.box_head.fc7", keras.layers.Dense(representation, activation="relu",
+                                                               name="roi_heads_box_head_fc7"), "linear")(x)
     logits = b.add("roi_heads.box_predictor.cls_score",
                    keras.layers.Dense(num_classes, name="roi_heads_box_predictor_cls_score"), "linear")(x)
     deltas = b.add("roi_heads.box_predictor.bbox_pred",
@@ -134,13 +160,12 @@ def build_box_head(b, num_classes, pool_size, representation=1024):
     return keras.Model(pooled, [logits, deltas], name="torchvision_box_head")
 
 
-def build_mask_head(b, num_classes, pool_size):
-    """pooled [N, pool, pool, 256] -> mask logits [N, 2 pool, 2 pool, K]."""
+def build_mask_head(b, num_classes, pool_size, v2=False):
+    """pooled [N, pool, pool, 256] -> mask logits [N, 2 pool, 2 pool, K]; v2: BatchNorm after each conv."""
     pooled = keras.Input(shape=(pool_size, pool_size, 256), name="mask_features")
     x = pooled
     for i in range(4):
-        x = b.add(f"roi_heads.mask_head.{i}.0", keras.layers.Conv2D(256, 3, padding="same", activation="relu",
-                                                                  name=f"roi_heads_mask_head_{i}_0"), "conv")(x)
+        x = _conv_norm(b, x, f"roi_heads.mask_head.{i}", 256, 3, 1, v2, relu=True)
     x = b.add("roi_heads.mask_predictor.conv5_mask",
               keras.layers.Conv2DTranspose(256, 2, strides=2, activation="relu",
                                            name="roi_heads_mask_predictor_conv5_mask"), "conv_transpose")(x)
@@ -170,12 +195,13 @@ class TorchvisionRCNN:
         self.config = config
         c = config
         self.use_mask = c.TORCHVISION_MODEL.startswith("maskrcnn")
+        v2 = c.TORCHVISION_MODEL.endswith("_v2")
         # ours are width / height, torchvision's height / width, same order
         self.ratios_hw = [1.0 / float(r) for r in c.RPN_ANCHOR_RATIOS]
         b = _Builder()
-        self.features = build_features(b, len(self.ratios_hw))
-        self.box_head = build_box_head(b, c.NUM_CLASSES, c.POOL_SIZE)
-        self.mask_head = build_mask_head(b, c.NUM_CLASSES, c.MASK_POOL_SIZE) if self.use_mask else None
+        self.features = build_features(b, len(self.ratios_hw), v2)
+        self.box_head = build_box_head(b, c.NUM_CLASSES, c.POOL_SIZE, v2=v2)
+        self.mask_head = build_mask_head(b, c.NUM_CLASSES, c.MASK_POOL_SIZE, v2) if self.use_mask else None
         self.modules = b.modules  # {torch module name: (keras layer, kind)}
 
     @property

@@ -61,6 +61,23 @@ def test_keys_and_shapes_are_torchvisions(maskrcnn):
     np.testing.assert_array_equal(fc6.kernel.numpy()[(y * 7 + x) * 256 + c], weight[:, c * 49 + y * 7 + x])
 
 
+@pytest.mark.parametrize("name", ["fasterrcnn_resnet50_fpn_v2", "maskrcnn_resnet50_fpn_v2"])
+def test_v2_keys_and_shapes_are_torchvisions(name):
+    model = _build_v2(name)
+    shapes = manifest(name)
+    assert set(expected_keys(model)) == set(shapes)
+    report = load_state_dict(model, random_state_dict(shapes), f"{name}.pth")
+    assert report.loaded_arrays == len(shapes)
+    bn, kind = model.modules["roi_heads.box_head.2.1"]  # v2's box head: conv + BatchNorm
+    assert kind == "bn" and not bn.trainable
+
+
+def _build_v2(name):
+    config = Config.from_yaml(REPO / "configs" / f"torchvision_{name.split('_')[0]}_r50_fpn_v2.yaml",
+                              overrides=["NUM_CLASSES=5", "CLASS_NAMES=null", "CATEGORY_IDS=null"])
+    return TorchvisionRCNN(config)
+
+
 def test_other_class_count_leaves_class_layers_initialised(fasterrcnn_3):
     shapes = manifest("fasterrcnn_resnet50_fpn")  # 5 classes
     state = random_state_dict(shapes, seed=1)
