@@ -310,6 +310,14 @@ _key(S, "MAX_GT_INSTANCES", 100, integer(1),
 _key(S, "MINI_MASK_SHAPE", [56, 56], sequence(integer(1), length=2),
      "GT masks are stored cropped to their box and resized to this.")
 
+S = "torchvision models"
+_key(S, "TORCHVISION_MODEL", None, text(["fasterrcnn_resnet50_fpn", "maskrcnn_resnet50_fpn",
+                                          "fasterrcnn_resnet50_fpn_v2", "maskrcnn_resnet50_fpn_v2"], optional=True),
+     "Run torchvision's model of this name with its conventions (detection/modeling/torchvision_rcnn.py) and its "
+     ".pth weights; null: our detector. See docs/pretrained.md.")
+_key(S, "TORCHVISION_MIN_SIZE", 800, integer(1), "torchvision models: the shorter side is resized to this ...")
+_key(S, "TORCHVISION_MAX_SIZE", 1333, integer(1), "... unless the longer side would exceed this (then it is this).")
+
 S = "Dataset"
 _key(S, "DATASET_FORMAT", "shapes", dataset_format(),
      "Dataset format: shapes (synthetic), coco (JSON), voc (XML), via (VGG Image Annotator JSON), labelme (JSON per "
