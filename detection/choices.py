@@ -17,6 +17,11 @@ NO_PRETRAINED_BACKBONES = ("resnet_tiny", "matterport_resnet50", "matterport_res
 RPN_HEADS = ("standard", "matterport")
 BOX_HEADS = ("fc", "matterport")
 MASK_HEADS = ("fcn", "matterport")
+# The head choices with matterport's layer names, and the backbone with its names for each
+# backbone of the same architecture under keras.applications' names: weight files trained
+# with matterport's code need both (config validation says so).
+MATTERPORT_NAMED_HEADS = "matterport"
+MATTERPORT_NAMED_BACKBONES = {"resnet50": "matterport_resnet50", "resnet101": "matterport_resnet101"}
 
 # ROI_ALIGN_MODE: detection/layers/roi_align.py ROI_ALIGN_MODES
 ROI_ALIGN_MODES = ("crop_and_resize", "gather", "matterport")

@@ -479,9 +479,10 @@ class Config:
         if v["BACKBONE"] in NO_PRETRAINED_BACKBONES and v["BACKBONE_WEIGHTS"] != "none":
             problems.append(("BACKBONE_WEIGHTS", v["BACKBONE_WEIGHTS"], f"none with BACKBONE {v['BACKBONE']} "
                              "(no ImageNet weights; matterport weights load with --weights FILE.h5)"))
-        matterport_heads = "matterport" in (v["RPN_HEAD"], v["BOX_HEAD"], v["MASK_HEAD"])
-        if matterport_heads and v["BACKBONE"] in ("resnet50", "resnet101"):
-            problems.append(("BACKBONE", v["BACKBONE"], f"matterport_{v['BACKBONE']} with matterport's heads: its "
+        matterport_heads = choices.MATTERPORT_NAMED_HEADS in (v["RPN_HEAD"], v["BOX_HEAD"], v["MASK_HEAD"])
+        if matterport_heads and v["BACKBONE"] in choices.MATTERPORT_NAMED_BACKBONES:
+            twin = choices.MATTERPORT_NAMED_BACKBONES[v["BACKBONE"]]
+            problems.append(("BACKBONE", v["BACKBONE"], f"{twin} with matterport's heads: its "
                              "ResNet with its layer names (conv1, res2a_branch2a, ...), which its weights need"))
         if v["CATEGORY_IDS"] is not None and len(v["CATEGORY_IDS"]) != v["NUM_CLASSES"] - 1:
             problems.append(("CATEGORY_IDS", v["CATEGORY_IDS"], f"{v['NUM_CLASSES'] - 1} ids (NUM_CLASSES - 1)"))

@@ -77,7 +77,9 @@ class Backbone:
         return tuple(p.format(stage=stage) for p in self.stage_layers)
 
 
-def _keras_application(name, stage_outputs):
+def _keras_application(name, stage_outputs, rename=None):
+    """rename(net): renames its layers in place after the feature maps are taken (or None)."""
+
     def build(image, train_bn, weights=None):
         constructor = {
             "resnet50": keras.applications.ResNet50,
@@ -98,9 +100,8 @@ def _keras_application(name, stage_outputs):
         if not train_bn:
             normalization.freeze_batch_norm(net.layers)
         features = [net.get_layer(n).output for n in stage_outputs]
-        if name == "mobilenetv2":
-            # Stage prefixes on MobileNet's own names, so "3+", "4+" select the right layers.
-            _prefix_mobilenet_stages(net)
+        if rename is not None:
+            rename(net)
         return features
 
     return build
@@ -167,7 +168,9 @@ def backbones(tiny_width=32):
     return {
         "resnet50": Backbone(_keras_application("resnet50", _RESNET_STAGE_OUTPUTS["resnet50"]), CAFFE, True),
         "resnet101": Backbone(_keras_application("resnet101", _RESNET_STAGE_OUTPUTS["resnet101"]), CAFFE, True),
-        "mobilenetv2": Backbone(_keras_application("mobilenetv2", _MOBILENET_STAGE_OUTPUTS), TF_SCALE, True),
+        # Stage prefixes on MobileNet's own names, so "3+", "4+" select the right layers.
+        "mobilenetv2": Backbone(_keras_application("mobilenetv2", _MOBILENET_STAGE_OUTPUTS, _prefix_mobilenet_stages),
+                                TF_SCALE, True),
         "resnet_tiny": Backbone(_resnet_tiny(tiny_width), MEAN_SUBTRACTED, False),
         "matterport_resnet50": Backbone(_matterport(50), MEAN_SUBTRACTED, False, MATTERPORT_STAGE_LAYERS),
         "matterport_resnet101": Backbone(_matterport(101), MEAN_SUBTRACTED, False, MATTERPORT_STAGE_LAYERS),
