@@ -36,6 +36,9 @@ RESIZE_METHODS = ("opencv", "matterport")
 # IMAGE_RESIZE_MODE: detection/data/resize.py (padded_shape)
 RESIZE_MODES = ("square", "pad64", "none")
 
+# DATASET_FORMAT: detection/data/datasets.py DATASET_FORMATS (and python:MODULE:CLASS, your own class)
+DATASET_FORMATS = ("shapes", "coco", "voc", "via", "labelme")
+
 
 def lookup(registry, name, key):
     """registry[name], or a ValueError naming the config ``key``, the value and the choices."""

@@ -134,7 +134,7 @@ def mapping(value, keys=None):
     return Check(what, convert)
 
 
-DATASET_FORMATS = ("shapes", "coco", "voc", "via", "labelme")
+DATASET_FORMATS = choices.DATASET_FORMATS
 PYTHON_FORMAT = "python:MODULE:CLASS"
 
 

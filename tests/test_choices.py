@@ -13,7 +13,7 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 
 def _registries():
     from detection.core import frames
-    from detection.data import resize
+    from detection.data import datasets, resize
     from detection.engine import predictor
     from detection.layers import detections, roi_align
     from detection.modeling import backbones, heads
@@ -29,6 +29,7 @@ def _registries():
         ("MASK_PASTE", choices.MASK_PASTES, predictor.MASK_PASTERS),
         ("IMAGE_RESIZE_METHOD", choices.RESIZE_METHODS, resize.RESIZE_METHODS),
         ("IMAGE_RESIZE_MODE", choices.RESIZE_MODES, resize.RESIZE_MODES),
+        ("DATASET_FORMAT", choices.DATASET_FORMATS, datasets.DATASET_FORMATS),
     ]
 
 
