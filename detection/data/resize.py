@@ -81,6 +81,10 @@ class ResizeMethod:
         bilinear nearly does; a method that reproduces another library's pixels cannot);
     resize(image [h, w(, C)], (rh, rw)) -> [rh, rw(, C)] of the same dtype, NumPy;
     tf_resize(image [h, w, 3] uint8, rh, rw) -> [rh, rw, 3] uint8, the same pixels in TensorFlow.
+
+    A convention with another scale rule (one that also scales down to reach IMAGE_MIN_DIM,
+    say) subclasses this and overrides ``scale``, written with ``ops`` only so that the
+    exported model runs the same rule; its entry below is then the only change.
     """
 
     name: str
