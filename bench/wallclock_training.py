@@ -82,7 +82,7 @@ def train_for_budget(config, train_set, minutes, max_steps=None, optimizer=None,
     started = time.monotonic()
     history = detector.training_model.fit(make_dataset(train_set, config, training=True), epochs=10**6,
                                           steps_per_epoch=config.STEPS_PER_EPOCH, callbacks=[schedule],
-                                          verbose=verbose)
+                                          verbose=verbose, shuffle=False)  # the dataset shuffles itself
     train_seconds = time.monotonic() - started
     last = {k: float(v[-1]) for k, v in history.history.items() if v}
     return detector, {"train_seconds": round(train_seconds, 1), "steps": schedule.steps,

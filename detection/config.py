@@ -24,6 +24,8 @@ from typing import Any, Callable
 
 import yaml
 
+from detection import choices
+
 
 class ConfigError(ValueError):
     """A config file or override is wrong. The message's last line names the key."""
@@ -132,7 +134,7 @@ def mapping(value, keys=None):
     return Check(what, convert)
 
 
-DATASET_FORMATS = ("shapes", "coco", "voc", "via", "labelme")
+DATASET_FORMATS = choices.DATASET_FORMATS
 PYTHON_FORMAT = "python:MODULE:CLASS"
 
 
@@ -178,9 +180,9 @@ class Key:
     section: str
 
 
-# Kept here, not imported from detection.modeling: reading a config must not import TensorFlow.
-BACKBONES = ("resnet50", "resnet101", "mobilenetv2", "resnet_tiny", "matterport_resnet50", "matterport_resnet101")
-NO_PRETRAINED_BACKBONES = ("resnet_tiny", "matterport_resnet50", "matterport_resnet101")
+# From detection/choices.py, not from the registries: reading a config must not import TensorFlow.
+BACKBONES = choices.BACKBONES
+NO_PRETRAINED_BACKBONES = choices.NO_PRETRAINED_BACKBONES
 
 LOSS_NAMES = ("rpn_class_loss", "rpn_bbox_loss", "rcnn_class_loss", "rcnn_bbox_loss", "mask_loss")
 
@@ -233,7 +235,7 @@ _key(S, "RPN_ANCHOR_STRIDE", 1, integer(1),
      "Anchors at every RPN_ANCHOR_STRIDE-th feature map cell (the RPN conv runs with this stride).")
 _key(S, "ANCHOR_OFFSET", 0.5, number(0, 1),
      "Anchor centres at (cell + ANCHOR_OFFSET) x stride: 0.5 the cell centre, 0 its corner (matterport).")
-_key(S, "RPN_HEAD", "standard", text(["standard", "matterport"]),
+_key(S, "RPN_HEAD", "standard", text(choices.RPN_HEADS),
      "standard: 3x3 conv of TOP_DOWN_PYRAMID_SIZE channels, one sigmoid logit per anchor; matterport: 512 channels, "
      "two softmax logits (its layer names).")
 _key(S, "RPN_POSITIVE_IOU", 0.7, number(0, 1), "An anchor whose IoU with a GT box is at least this is positive.")
@@ -257,17 +259,17 @@ _key(S, "ROI_NEGATIVE_IOU", 0.5, number(0, 1), "A RoI whose best IoU with every 
 _key(S, "BBOX_STD_DEV", [0.1, 0.1, 0.2, 0.2], sequence(number(1e-6), length=4),
      "Divisors of the RCNN box deltas (dy, dx, log dh, log dw).")
 _key(S, "POOL_SIZE", 7, integer(1), "Side of the RoIAlign output for the box head.")
-_key(S, "ROI_ALIGN_MODE", "crop_and_resize", text(["crop_and_resize", "gather", "matterport"]),
+_key(S, "ROI_ALIGN_MODE", "crop_and_resize", text(choices.ROI_ALIGN_MODES),
      "RoIAlign: crop_and_resize (aligned, 2x2 samples per bin; fast on CPU/GPU without XLA), gather (the same numbers "
      "with static shapes, compiles with XLA / jit_compile), matterport (its level rule with round() and one corner-"
      "aligned sample per bin).")
-_key(S, "BOX_FRAME", "pixels", text(["pixels", "normalized"]),
+_key(S, "BOX_FRAME", "pixels", text(choices.BOX_FRAMES),
      "Frame of the box math inside the model: pixels (pixel edges) or normalized (matterport's (y2 - 1) / (H - 1) "
      "coordinates: its weights need it; proposals clipped to the whole input, outputs rounded to whole pixels).")
-_key(S, "BOX_HEAD", "fc", text(["fc", "matterport"]),
+_key(S, "BOX_HEAD", "fc", text(choices.BOX_HEADS),
      "fc: two fully connected layers (rcnn_fc1/2); matterport: its conv + BatchNorm head (mrcnn_class_conv1/2, "
      "mrcnn_class_bn1/2).")
-_key(S, "MASK_HEAD", "fcn", text(["fcn", "matterport"]),
+_key(S, "MASK_HEAD", "fcn", text(choices.MASK_HEADS),
      "fcn: four 3x3 convs (mask_conv1..4); matterport: the same with a BatchNorm after each (mrcnn_mask_conv1..4, "
      "mrcnn_mask_bn1..4).")
 _key(S, "MASK_POOL_SIZE", 14, integer(1), "Side of the RoIAlign output for the mask head.")
@@ -280,25 +282,23 @@ _key(S, "DETECTION_MAX_INSTANCES", 100, integer(1), "Most detections returned pe
 _key(S, "DETECTION_MIN_CONFIDENCE", 0.7, number(0, 1),
      "Detections scoring below this are dropped (inference and pictures; evaluation uses EVAL_MIN_CONFIDENCE).")
 _key(S, "DETECTION_NMS_THRESHOLD", 0.3, number(0, 1), "IoU threshold of the per-class NMS over detections.")
-_key(S, "DETECTION_CLASSES_PER_ROI", "all", text(["all", "top"]),
+_key(S, "DETECTION_CLASSES_PER_ROI", "all", text(choices.CLASSES_PER_ROI),
      "all: every class of a RoI scoring at least the threshold may become a detection (Detectron2); top: only the "
      "RoI's most probable class, background included (matterport).")
 _key(S, "EVAL_MIN_CONFIDENCE", 0.05, number(0, 1),
      "Score threshold of every evaluation (eval_coco, the per-epoch AP): COCO AP counts detections down to low scores,"
      " up to DETECTION_MAX_INSTANCES per image.")
-_key(S, "MASK_PASTE", "bilinear", text(["bilinear", "matterport"]),
+_key(S, "MASK_PASTE", "bilinear", text(choices.MASK_PASTES),
      "How a 28x28 mask is pasted into its box: bilinear (OpenCV, edges replicated) or matterport (its resize with zero"
      " borders at the box rounded to whole pixels), thresholded at 0.5.")
 
 S = "Images"
-_key(S, "IMAGE_RESIZE_MODE", "square", text(["square", "pad64", "none"]),
+_key(S, "IMAGE_RESIZE_MODE", "square", text(choices.RESIZE_MODES),
      "square: resize and pad to IMAGE_MAX_DIM^2; pad64: resize, pad to a multiple of 64; none: as is.")
 _key(S, "IMAGE_MIN_DIM", 800, integer(1), "The shorter side is scaled up to at least this.")
 _key(S, "IMAGE_MAX_DIM", 1024, integer(64), "The longer side is scaled down to at most this; a multiple of 64.")
 _key(S, "IMAGE_MIN_SCALE", 0.0, number(0), "Smallest allowed scale-up factor (0: no limit).")
-_key(S, "IMAGE_PADDING", "top_left", text(["top_left", "center"]),
-     "Where the resized image sits in the padded input: top_left, or center (matterport).")
-_key(S, "IMAGE_RESIZE_METHOD", "opencv", text(["opencv", "matterport"]),
+_key(S, "IMAGE_RESIZE_METHOD", "opencv", text(choices.RESIZE_METHODS),
      "opencv: bilinear cv2.resize (large JPEGs decoded at 1/2..1/8 first); matterport: scikit-image's bilinear with "
      "zero borders, truncated to uint8, as matterport's resize_image.")
 _key(S, "MEAN_PIXEL", None, sequence(number(), length=3, optional=True),
@@ -494,9 +494,10 @@ class Config:
         if v["BACKBONE"] in NO_PRETRAINED_BACKBONES and v["BACKBONE_WEIGHTS"] != "none":
             problems.append(("BACKBONE_WEIGHTS", v["BACKBONE_WEIGHTS"], f"none with BACKBONE {v['BACKBONE']} "
                              "(no ImageNet weights; matterport weights load with --weights FILE.h5)"))
-        matterport_heads = "matterport" in (v["RPN_HEAD"], v["BOX_HEAD"], v["MASK_HEAD"])
-        if matterport_heads and v["BACKBONE"] in ("resnet50", "resnet101"):
-            problems.append(("BACKBONE", v["BACKBONE"], f"matterport_{v['BACKBONE']} with matterport's heads: its "
+        matterport_heads = choices.MATTERPORT_NAMED_HEADS in (v["RPN_HEAD"], v["BOX_HEAD"], v["MASK_HEAD"])
+        if matterport_heads and v["BACKBONE"] in choices.MATTERPORT_NAMED_BACKBONES:
+            twin = choices.MATTERPORT_NAMED_BACKBONES[v["BACKBONE"]]
+            problems.append(("BACKBONE", v["BACKBONE"], f"{twin} with matterport's heads: its "
                              "ResNet with its layer names (conv1, res2a_branch2a, ...), which its weights need"))
         if v["CATEGORY_IDS"] is not None and len(v["CATEGORY_IDS"]) != v["NUM_CLASSES"] - 1:
             problems.append(("CATEGORY_IDS", v["CATEGORY_IDS"], f"{v['NUM_CLASSES'] - 1} ids (NUM_CLASSES - 1)"))
@@ -528,7 +529,16 @@ def _copy(value):
     return value
 
 
+# Keys that existed once: what to write instead.
+REMOVED_KEYS = {
+    "IMAGE_PADDING": "the image's place in the padding follows IMAGE_RESIZE_METHOD (top-left for opencv, "
+                     "centred for matterport); remove the key",
+}
+
+
 def _unknown_message(name, source):
+    if name in REMOVED_KEYS:
+        return f"{source}: config key {name} was removed: {REMOVED_KEYS[name]}"
     closest = _closest(name)
     hint = f"; did you mean {closest}?" if closest else ""
     return f"{source}: unknown config key {name}{hint}"

@@ -22,10 +22,11 @@ The ``serving_default`` signature (also ``serve``):
 
 Inside the signature, per image, what the training pipeline does: resize with the config's
 IMAGE_RESIZE_MODE (``tf_resize_geometry``: the arithmetic of detection/data/resize.py in
-float64, tested equal to ``resize_geometry``) by ``tf_resize_image``, a bit-exact copy of
-cv2.resize INTER_LINEAR on uint8 (the pipeline's resize; tf.image.resize differs by 1 grey
-level on 12% of the pixels); zero-pad at the bottom and right; build image_meta; run the
-inference model. The inference model's batch is static (batch_slice), so the batch is run one
+float64, tested equal to ``resize_geometry``) by the IMAGE_RESIZE_METHOD's ``tf_resize``
+(detection/data/tf_resize.py): for opencv a bit-exact copy of cv2.resize INTER_LINEAR on uint8
+(the pipeline's resize; tf.image.resize differs by 1 grey level on 12% of the pixels); zero-pad
+around it, the image where the method puts it (top-left, or centred for matterport's); build
+image_meta; run the inference model. The inference model's batch is static (batch_slice), so the batch is run one
 image at a time through a batch-1 Detector with ``tf.map_fn``: any batch works, and no compute
 is spent on padding rows. (Padding the batch to a fixed size instead would cap the batch size
 and waste work on small requests.) IMAGE_RESIZE_MODE pad64 and none work too (the model input
@@ -78,6 +79,8 @@ import numpy as np
 import tensorflow as tf
 
 from detection.core.image_meta import IMAGE_META_SIZE, compose_image_meta_tensor
+from detection.data.resize import resize_method, resize_mode
+from detection.data.tf_resize import TF_OPS, tf_resize_bilinear_zero_border, tf_resize_image  # noqa: F401 (re-exported)
 from detection.modeling.folding import fold_batch_norms
 
 SIGNATURE_INPUT = "images"
@@ -88,114 +91,19 @@ def tf_resize_geometry(height, width, config):
 
     height, width: int32 scalar tensors, the original image size.
     Returns (scale float64, resized_h, resized_w, padded_h, padded_w, offset_y, offset_x) int32
-    scalars but the scale, input pixels per original pixel. The arithmetic is resize_geometry's,
-    in float64 as Python's floats, and rounds halves to even as Python's round does.
+    scalars but the scale, input pixels per original pixel. The arithmetic is resize_geometry's
+    (the same ResizeMethod and ResizeMode rules run on tensors), in float64 as Python's floats,
+    rounding halves to even as Python's round does.
     """
-    mode, min_dim, max_dim = config.IMAGE_RESIZE_MODE, config.IMAGE_MIN_DIM, config.IMAGE_MAX_DIM
-    matterport = config.IMAGE_RESIZE_METHOD == "matterport"
+    mode = config.IMAGE_RESIZE_MODE
+    method = resize_method(config.IMAGE_RESIZE_METHOD)
     h, w = tf.cast(height, tf.float64), tf.cast(width, tf.float64)
-    one = tf.constant(1.0, tf.float64)
-    if mode == "none":
-        scale = one
-    else:
-        scale = tf.maximum(one, min_dim / tf.minimum(h, w)) if min_dim else one
-        scale = tf.maximum(scale, tf.constant(float(config.IMAGE_MIN_SCALE or 0.0), tf.float64))
-        longest = tf.maximum(h, w)
-        if max_dim and not matterport:
-            scale = tf.where(longest * scale > max_dim, max_dim / longest, scale)
-        elif max_dim and mode == "square":  # matterport's rule
-            scale = tf.where(tf.round(longest * scale) > max_dim, max_dim / longest, scale)
+    scale = method.scale(h, w, mode, config.IMAGE_MIN_DIM, config.IMAGE_MAX_DIM, config.IMAGE_MIN_SCALE, TF_OPS)
     resized_h = tf.maximum(1, tf.cast(tf.round(h * scale), tf.int32))
     resized_w = tf.maximum(1, tf.cast(tf.round(w * scale), tf.int32))
-    if mode == "square":
-        padded_h = padded_w = tf.constant(max_dim, tf.int32)
-    elif mode in ("pad64", "none"):
-        padded_h, padded_w = _round_up_64(resized_h), _round_up_64(resized_w)
-    else:
-        raise ValueError(f"unknown IMAGE_RESIZE_MODE {mode!r}")
-    offset_y = (padded_h - resized_h) // 2 if matterport else tf.constant(0)
-    offset_x = (padded_w - resized_w) // 2 if matterport else tf.constant(0)
+    padded_h, padded_w = resize_mode(mode).padded_shape((resized_h, resized_w), config.IMAGE_MAX_DIM, TF_OPS)
+    offset_y, offset_x = (tf.cast(v, tf.int32) for v in method.offset((padded_h, padded_w), (resized_h, resized_w)))
     return scale, resized_h, resized_w, padded_h, padded_w, offset_y, offset_x
-
-
-def _round_up_64(x):
-    return (x + 63) // 64 * 64
-
-
-def tf_resize_image(image, resized_h, resized_w):
-    """image [h, w, 3] uint8 -> [resized_h, resized_w, 3] uint8, bit-exact with
-    ``cv2.resize(image, (resized_w, resized_h), interpolation=cv2.INTER_LINEAR)``.
-
-    tf.image.resize (bilinear, half-pixel centres, antialias=False) samples the same points
-    but in float; OpenCV works in 11-bit fixed point (INTER_RESIZE_COEF_BITS), which gave 12%
-    of the pixels a difference of 1. So this follows OpenCV 4.12's 8-bit path step by step:
-    per axis, source position f = (d + 0.5) * src / dst - 0.5 in float32, weights
-    round((1 - frac) * 2048) and round(frac * 2048) (x: positions clamped to the image with
-    weight 0 outside; y: only the row index clamped, as OpenCV does); a horizontal pass in
-    integers; then the vertical pass of its SIMD kernel (VResizeLinearVec_32s8u:
-    ((r0 >> 4) * b0 >> 16) + ((r1 >> 4) * b1 >> 16), plus 2, >> 2), the path every x86 and
-    ARM build takes. tests/test_infer_export.py checks equality with cv2 on many sizes.
-    """
-    src = tf.shape(image)
-    x0, x1, a0, a1 = _linear_taps(src[1], resized_w, clamp_weights=True)
-    y0, y1, b0, b1 = _linear_taps(src[0], resized_h, clamp_weights=False)
-    pixels = tf.cast(image, tf.int32)
-    rows = (tf.gather(pixels, x0, axis=1) * a0[None, :, None]
-            + tf.gather(pixels, x1, axis=1) * a1[None, :, None])  # [h, rw, 3], x 2048
-    top = tf.bitwise.right_shift(tf.gather(rows, y0, axis=0), 4)
-    bottom = tf.bitwise.right_shift(tf.gather(rows, y1, axis=0), 4)
-    value = (tf.bitwise.right_shift(top * b0[:, None, None], 16)
-             + tf.bitwise.right_shift(bottom * b1[:, None, None], 16) + 2)
-    return tf.cast(tf.clip_by_value(tf.bitwise.right_shift(value, 2), 0, 255), tf.uint8)
-
-
-def _linear_taps(src, dst, clamp_weights):
-    """OpenCV's INTER_LINEAR taps along one axis of ``src`` -> ``dst`` pixels: (index0 [dst],
-    index1 [dst] int32, weight0 [dst], weight1 [dst] int32 in 1/2048)."""
-    scale = 1.0 / (tf.cast(dst, tf.float64) / tf.cast(src, tf.float64))
-    position = tf.cast((tf.range(dst, dtype=tf.float64) + 0.5) * scale - 0.5, tf.float32)
-    index = tf.floor(position)
-    frac = position - index
-    index = tf.cast(index, tf.int32)
-    if clamp_weights:
-        low = index < 0
-        high = index >= src - 1
-        frac = tf.where(low | high, 0.0, frac)
-        index = tf.where(low, 0, tf.where(high, src - 1, index))
-    weight0 = tf.cast(tf.round((1.0 - frac) * 2048.0), tf.int32)
-    weight1 = tf.cast(tf.round(frac * 2048.0), tf.int32)
-    return (tf.clip_by_value(index, 0, src - 1), tf.clip_by_value(index + 1, 0, src - 1), weight0, weight1)
-
-
-def tf_resize_bilinear_zero_border(image, resized_h, resized_w):
-    """detection.data.images.resize_bilinear_zero_border (matterport's scikit-image resize) in
-    TensorFlow: image [h, w, C] -> [resized_h, resized_w, C] float64, each axis sampled at
-    ``(i + 0.5) * in / out - 0.5`` between its two neighbours, zeros beyond the edges, then
-    clipped to the input's range. The same float64 values as SciPy's to rounding (a cast to
-    uint8 truncates them alike but for a value within rounding of an integer)."""
-    def along(values, axis, out_size):
-        size = tf.shape(values)[axis]
-        position = (tf.range(out_size, dtype=tf.float64) + 0.5) * (tf.cast(size, tf.float64)
-                                                                    / tf.cast(out_size, tf.float64)) - 0.5
-        low = tf.floor(position)
-        frac = position - low
-        low = tf.cast(low, tf.int32)
-        result = 0.0
-        for index, weight in ((low, 1.0 - frac), (low + 1, frac)):
-            inside = (index >= 0) & (index < size)
-            taps = tf.gather(values, tf.clip_by_value(index, 0, size - 1), axis=axis)
-            shape = [-1 if a == axis else 1 for a in range(3)]
-            result += taps * tf.reshape(tf.where(inside, weight, 0.0), shape)
-        return result
-
-    pixels = tf.cast(image, tf.float64)
-    out = along(along(pixels, 0, resized_h), 1, resized_w)
-    # scikit-image's clip=True: to the input's range, widened to 0 only when the output reaches it.
-    low, high = tf.reduce_min(pixels), tf.reduce_max(pixels)
-    widen = ~((low <= 0.0) & (high >= 0.0)) & (tf.reduce_min(out) <= 0.0) & (tf.reduce_max(out) >= 0.0)
-    low = tf.where(widen, tf.minimum(low, 0.0), low)
-    high = tf.where(widen, tf.maximum(high, 0.0), high)
-    return tf.clip_by_value(out, low, high)
 
 
 def preprocess_image(image, config):
@@ -204,10 +112,7 @@ def preprocess_image(image, config):
     shape = tf.shape(image)
     height, width = shape[0], shape[1]
     scale, rh, rw, ph, pw, oy, ox = tf_resize_geometry(height, width, config)
-    if config.IMAGE_RESIZE_METHOD == "matterport":
-        resized = tf.cast(tf.cast(tf_resize_bilinear_zero_border(image, rh, rw), tf.uint8), tf.float32)
-    else:
-        resized = tf.cast(tf_resize_image(image, rh, rw), tf.float32)
+    resized = tf.cast(resize_method(config.IMAGE_RESIZE_METHOD).tf_resize(image, rh, rw), tf.float32)
     padded = tf.pad(resized, [[oy, ph - rh - oy], [ox, pw - rw - ox], [0, 0]])
     if config.IMAGE_RESIZE_MODE == "square":
         padded = tf.ensure_shape(padded, [config.IMAGE_MAX_DIM, config.IMAGE_MAX_DIM, 3])

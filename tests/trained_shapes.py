@@ -64,7 +64,7 @@ def train_tiny_shapes(directory, steps=STEPS):
     detector.training_model.compile(optimizer)
     with _op_determinism():
         detector.training_model.fit(tf.data.Dataset.from_tensors(batch).repeat(), steps_per_epoch=steps,
-                                    epochs=1, verbose=0)
+                                    epochs=1, verbose=0, shuffle=False)
     directory = pathlib.Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     weights_path = directory / "tiny_shapes.weights.h5"

@@ -12,24 +12,23 @@ the model the file was trained as (configs/matterport.yaml and the values of you
 Config); a file of which nothing fits stops with one line.
 """
 
-import argparse
 import os
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))  # this checkout's detection
+try:
+    import detection  # noqa: F401 (installed by `make setup`: pip install -e .)
+except ModuleNotFoundError as e:
+    sys.exit(f"error: {e.name} is not installed: run `make setup` in the repository (pip install -e .)")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from detection import cli  # noqa: E402
 
 
 def parse_args(argv=None):
-    from detection.modeling.weights import add_weights_flags
-
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog="\n\n".join(__doc__.split("\n\n")[1:]))
-    parser.add_argument("--config", required=True, help="config YAML of the model the file holds")
-    add_weights_flags(parser)
+    parser = cli.tool_parser(__doc__)
+    cli.add_config_flags(parser, help="config YAML of the model the file holds")
+    cli.add_weights_flags(parser)
     parser.add_argument("--output", required=True, metavar="FILE.weights.h5", help="where to write our weights file")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override (repeatable)")
     args = parser.parse_args(argv)
     if not args.output.endswith(".weights.h5"):
         parser.error("--output must end in .weights.h5 (Keras' weights format)")
@@ -38,12 +37,11 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    from detection.config import Config
     from detection.modeling.detector import Detector
     from detection.modeling.weights import is_legacy_h5
 
     try:
-        config = Config.from_yaml(args.config, overrides=args.set)
+        config = cli.config_from_args(args)
         if config.TORCHVISION_MODEL:  # a torchvision .pth (docs/pretrained.md)
             from detection.modeling.torchvision_rcnn import TorchvisionRCNN
 
@@ -56,9 +54,9 @@ def main(argv=None):
             detector = Detector(config, batch_size=1, training=False)
             detector.load_weights(args.weights, exclude=args.exclude)
     except ValueError as e:  # ConfigError, WeightsError: one line
-        if not type(e).__module__.startswith("detection."):
+        if not cli.is_detection_error(e):
             raise
-        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
+        print(cli.error_line(e), file=sys.stderr)
         return 2
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
     detector.save_weights(args.output)

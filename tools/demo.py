@@ -16,16 +16,20 @@ import subprocess
 import sys
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+try:
+    import detection  # noqa: F401 (installed by `make setup`: pip install -e .)
+except ModuleNotFoundError as e:
+    sys.exit(f"error: {e.name} is not installed: run `make setup` in the repository (pip install -e .)")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def main(argv=None):
+    from detection import cli
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", default="demo_output", help="folder for everything the demo writes")
-    parser.add_argument("--config", default=str(REPO / "configs" / "shapes.yaml"))
+    cli.add_config_flags(parser, required=False, default=str(REPO / "configs" / "shapes.yaml"))
     parser.add_argument("--pictures", type=int, default=6, help="held-out images to draw detections on")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
     args = parser.parse_args(argv)
     output = pathlib.Path(args.output)
     run_dir = output / "run"

@@ -28,19 +28,19 @@ Bad input (unknown ids, malformed JSON, a missing field) is one line on stderr a
 status 2.
 """
 
-import argparse
-import os
 import sys
 import warnings
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))  # this checkout's detection
+try:
+    import detection  # noqa: F401 (installed by `make setup`: pip install -e .)
+except ModuleNotFoundError as e:
+    sys.exit(f"error: {e.name} is not installed: run `make setup` in the repository (pip install -e .)")
 
-from detection.data.cli import add_dataset_flags, config_with_dataset_flags  # noqa: E402
+from detection import cli  # noqa: E402
 from detection.engine.precision import add_precision_flag  # noqa: E402
 from detection.evaluation.coco import BACKENDS, DEFAULT_BACKEND, IOU_TYPES, evaluate_coco  # noqa: E402
 from detection.evaluation.errors import EvaluationError  # noqa: E402
 from detection.evaluation.json_io import write_json  # noqa: E402
-from detection.modeling.weights import add_weights_flags  # noqa: E402
 
 # Flags that only model mode uses, and how to tell each was given.
 MODEL_MODE_FLAGS = {
@@ -54,18 +54,15 @@ MODEL_MODE_FLAGS = {
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog="\n\n".join(__doc__.split("\n\n")[1:]))
-    add_dataset_flags(parser)  # --annotations (both modes), --images, --format, --split, --strict
+    parser = cli.tool_parser(__doc__)
+    cli.add_dataset_flags(parser)  # --annotations (both modes), --images, --format, --split, --strict
     parser.add_argument("--results", help="results mode: COCO results JSON file to evaluate")
     parser.add_argument("--iou-type", choices=IOU_TYPES + ("both",), help="what to evaluate (default: see above)")
     parser.add_argument("--backend", choices=BACKENDS, default=DEFAULT_BACKEND, help="COCOeval implementation")
     parser.add_argument("--json", metavar="OUT", help="write the metrics to this JSON file")
     model = parser.add_argument_group("model mode")
-    model.add_argument("--config", help="config YAML of the model")
-    add_weights_flags(model, required=False)
-    model.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override (repeatable)")
+    cli.add_config_flags(model, required=False, help="config YAML of the model")
+    cli.add_weights_flags(model, required=False)
     model.add_argument("--limit", type=int, help="evaluate the first N images only")
     model.add_argument("--batch-size", type=int, help="images per prediction batch (default: the config's)")
     model.add_argument("--output", metavar="DT.json", help="write the detections as a COCO results file")
@@ -101,13 +98,12 @@ def evaluate_results(args):
 
 def evaluate_model(args):
     # Imported here: results mode must not pay for TensorFlow.
-    from detection.config import Config
     from detection.data.datasets import load_dataset
     from detection.engine.precision import warn_if_emulated, with_precision
     from detection.engine.predictor import Predictor
     from detection.evaluation.detector_eval import evaluate_predictor
 
-    config = config_with_dataset_flags(Config.from_yaml(args.config, overrides=args.set), args, subset="val")
+    config = cli.config_from_args(args, subset="val")
     config = with_precision(config, args.precision)
     warn_if_emulated(config)
     # Images without GT count too: detections there are false positives.
@@ -140,8 +136,8 @@ def main(argv=None):
         print(f"error: {e}", file=sys.stderr)
         return 2
     except ValueError as e:  # ConfigError and the data loaders' errors: one line too
-        if type(e).__module__.startswith("detection."):
-            print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
+        if cli.is_detection_error(e):
+            print(cli.error_line(e), file=sys.stderr)
             return 2
         raise
     return 0

@@ -14,26 +14,26 @@ curl) are in detection/export.py.
 config's MIXED_PRECISION, detection/engine/precision.py).
 """
 
-import argparse
 import os
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))  # this checkout's detection
+try:
+    import detection  # noqa: F401 (installed by `make setup`: pip install -e .)
+except ModuleNotFoundError as e:
+    sys.exit(f"error: {e.name} is not installed: run `make setup` in the repository (pip install -e .)")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from detection import cli  # noqa: E402
 
 
 def parse_args(argv=None):
-    from detection.engine.precision import add_precision_flag
-    from detection.modeling.weights import add_weights_flags
-
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog="\n\n".join(__doc__.split("\n\n")[1:]))
-    parser.add_argument("--config", required=True, help="config YAML of the model")
-    add_weights_flags(parser)
+    parser = cli.tool_parser(__doc__)
+    cli.add_config_flags(parser, help="config YAML of the model")
+    cli.add_weights_flags(parser)
     parser.add_argument("--output", required=True, metavar="DIR",
                         help="SavedModel folder (for TF Serving: BASE/<version>, e.g. export/detector/1)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override (repeatable)")
+    from detection.engine.precision import add_precision_flag
+
     add_precision_flag(parser)
     return parser.parse_args(argv)
 
@@ -41,19 +41,18 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     from detection.categories import model_categories
-    from detection.config import Config
     from detection.engine.precision import warn_if_emulated, with_precision
     from detection.export import export_from_weights
 
     try:
-        config = with_precision(Config.from_yaml(args.config, overrides=args.set), args.precision)
+        config = with_precision(cli.config_from_args(args), args.precision)
         warn_if_emulated(config)
         class_names, category_ids = model_categories(config)
         export_from_weights(config, args.weights, args.output, class_names, category_ids, exclude=args.exclude)
     except ValueError as e:  # ConfigError, DataError, WeightsError: one line
-        if not type(e).__module__.startswith("detection."):
+        if not cli.is_detection_error(e):
             raise
-        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
+        print(cli.error_line(e), file=sys.stderr)
         return 2
     print(f"wrote SavedModel to {args.output} (signature serving_default: images [batch, H, W, 3] uint8)")
     return 0

@@ -24,33 +24,32 @@ Unreadable images are skipped with a warning naming each; the count is printed a
 Class names: CLASS_NAMES of the config, else its val dataset's (detection/categories.py).
 """
 
-import argparse
 import os
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))  # this checkout's detection
+try:
+    import detection  # noqa: F401 (installed by `make setup`: pip install -e .)
+except ModuleNotFoundError as e:
+    sys.exit(f"error: {e.name} is not installed: run `make setup` in the repository (pip install -e .)")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from detection import cli  # noqa: E402
 
 
 def parse_args(argv=None):
-    from detection.data.cli import add_dataset_flags
     from detection.engine.precision import add_precision_flag
-    from detection.modeling.weights import add_weights_flags
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog="\n\n".join(__doc__.split("\n\n")[1:]))
+    parser = cli.tool_parser(__doc__)
     parser.add_argument("paths", nargs="*", metavar="IMAGE_OR_DIR",
                         help="image files and folders of images (none: the dataset's images)")
-    parser.add_argument("--config", required=True, help="config YAML of the model")
-    add_weights_flags(parser)
+    cli.add_config_flags(parser, help="config YAML of the model")
+    cli.add_weights_flags(parser)
     parser.add_argument("--output", required=True, metavar="DIR", help="folder for detections.json and the pictures")
     parser.add_argument("--score-threshold", type=float, metavar="T", help="keep detections scoring >= T")
     parser.add_argument("--batch-size", type=int, metavar="N", help="images per batch (default IMAGES_PER_GPU)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override (repeatable)")
     parser.add_argument("--no-pictures", action="store_true", help="write detections.json only")
     add_precision_flag(parser)
-    add_dataset_flags(parser)
+    cli.add_dataset_flags(parser)
     args = parser.parse_args(argv)
     if args.score_threshold is not None and not 0 <= args.score_threshold <= 1:
         parser.error("--score-threshold must be in [0, 1]")
@@ -66,26 +65,24 @@ def parse_args(argv=None):
 
 def images_to_run(args, config):
     """The image paths given, or the records of the dataset the flags (or VAL_*) describe."""
-    from detection.data.cli import config_with_dataset_flags
     from detection.data.datasets import load_dataset
     from detection.inference import find_images
 
     if args.paths:
         return find_images(args.paths)
-    dataset = load_dataset(config_with_dataset_flags(config, args, "val").replace(KEEP_EMPTY_IMAGES=True), "val")
+    dataset = load_dataset(cli.config_with_dataset_flags(config, args, "val").replace(KEEP_EMPTY_IMAGES=True), "val")
     dataset.report.summary()
     return dataset.records
 
 
 def main(argv=None):
     args = parse_args(argv)
-    from detection.config import Config
     from detection.engine.precision import warn_if_emulated, with_precision
     from detection.engine.predictor import Predictor
     from detection.inference import infer_to_folder
 
     try:
-        config = with_precision(Config.from_yaml(args.config, overrides=args.set), args.precision)
+        config = with_precision(cli.config_from_args(args), args.precision)
         warn_if_emulated(config)
         images = images_to_run(args, config)
         if not images:
@@ -97,9 +94,9 @@ def main(argv=None):
         summary = infer_to_folder(predictor, images, args.output, pictures=not args.no_pictures,
                                   strict=bool(args.strict))
     except ValueError as e:  # ConfigError, DataError, WeightsError: one line
-        if not type(e).__module__.startswith("detection."):
+        if not cli.is_detection_error(e):
             raise
-        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
+        print(cli.error_line(e), file=sys.stderr)
         return 2
     if not summary["images"]:
         print(f"error: no readable image among {len(summary['skipped'])} file(s)", file=sys.stderr)

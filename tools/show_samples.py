@@ -9,26 +9,25 @@ OUTPUT/sample_000.png ... with the GT boxes, class names and masks (mini masks e
 into their boxes) drawn. The dataset flags override the config's TRAIN_* keys.
 """
 
-import argparse
 import os
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))  # this checkout's detection
+try:
+    import detection  # noqa: F401 (installed by `make setup`: pip install -e .)
+except ModuleNotFoundError as e:
+    sys.exit(f"error: {e.name} is not installed: run `make setup` in the repository (pip install -e .)")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from detection.data.cli import add_dataset_flags, config_with_dataset_flags  # noqa: E402
+from detection import cli  # noqa: E402
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog="\n\n".join(__doc__.split("\n\n")[1:]))
-    parser.add_argument("--config", required=True, help="config YAML")
+    parser = cli.tool_parser(__doc__)
+    cli.add_config_flags(parser)
     parser.add_argument("-n", type=int, default=8, help="number of samples (default 8)")
     parser.add_argument("--output", required=True, metavar="DIR", help="folder for the pictures")
     parser.add_argument("--seed", type=int, help="shuffle and augmentation seed (default the config's SEED)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override (repeatable)")
-    add_dataset_flags(parser)
+    cli.add_dataset_flags(parser)
     args = parser.parse_args(argv)
     if args.n < 1:
         parser.error("-n must be at least 1")
@@ -37,15 +36,14 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    from detection.config import Config
     from detection.data.datasets import load_dataset
     from detection.visualize import write_input_samples
 
     try:
-        config = config_with_dataset_flags(Config.from_yaml(args.config, overrides=args.set), args, subset="train")
+        config = cli.config_from_args(args, subset="train")
         dataset = load_dataset(config, "train")
     except ValueError as e:  # ConfigError, DataError: one line
-        print(f"error: {' '.join(str(e).split())}", file=sys.stderr)
+        print(cli.error_line(e), file=sys.stderr)
         return 2
     paths = write_input_samples(dataset, config, args.n, args.output, seed=args.seed)
     print(f"wrote {len(paths)} sample(s) to {args.output}")

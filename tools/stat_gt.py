@@ -30,32 +30,32 @@ aspect, with the worst-matched boxes and the loader's data validation summary.
 Exit status 2 with one line on stderr for a config or data error.
 """
 
-import argparse
 import os
 import sys
 
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+try:
+    import detection  # noqa: F401 (installed by `make setup`: pip install -e .)
+except ModuleNotFoundError as e:
+    sys.exit(f"error: {e.name} is not installed: run `make setup` in the repository (pip install -e .)")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from detection import cli  # noqa: E402
 from detection.analysis import plots  # noqa: E402
 from detection.analysis.anchor_match import AnchorSpec  # noqa: E402
 from detection.analysis.anchor_stats import match_dataset, summarize  # noqa: E402
 from detection.analysis.report import format_report, write_json, write_per_gt_csv  # noqa: E402
-from detection.config import Config, ConfigError  # noqa: E402
-from detection.data.cli import add_dataset_flags, config_with_dataset_flags  # noqa: E402
+from detection.config import ConfigError  # noqa: E402
 from detection.data.datasets import load_dataset  # noqa: E402
 from detection.data.validation import DataError  # noqa: E402
-from detection.modeling.weights import WeightsError, add_weights_flags  # noqa: E402
+from detection.modeling.weights import WeightsError  # noqa: E402
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog="\n\n".join(__doc__.split("\n\n")[1:]))
-    parser.add_argument("--config", required=True, help="config YAML")
-    add_dataset_flags(parser)
+    parser = cli.tool_parser(__doc__)
+    cli.add_config_flags(parser, several_per_flag=True)
+    cli.add_dataset_flags(parser)
     parser.add_argument("--subset", choices=("train", "val"), default="train", help="which subset (default train)")
     parser.add_argument("--output", metavar="DIR", help="folder for the PNG figures")
     parser.add_argument("--json", metavar="FILE", help="write the summary as JSON")
@@ -66,12 +66,10 @@ def parse_args(argv=None):
     parser.add_argument("--suggest-objective", choices=("guarded", "overall"), default="guarded",
                         help="guarded (default): no size bucket with >= 5%% of the boxes may lose over 5 points "
                              "of matched fraction; overall: no such guard")
-    add_weights_flags(parser, required=False)  # with --weights: also measure RPN proposal recall
+    cli.add_weights_flags(parser, required=False)  # with --weights: also measure RPN proposal recall
     parser.add_argument("--proposal-images", type=int, help="with --weights: predict the first N images only")
-    parser.add_argument("--set", action="append", nargs="+", default=[], metavar="KEY=VALUE",
-                        help="config override, value parsed as YAML (repeatable)")
     args = parser.parse_args(argv)
-    args.set = [item for group in args.set for item in group]
+    args.set = cli.overrides(args)
     # Flags that only mean something with another one: refused alone, not ignored.
     if args.proposal_images is not None and not args.weights:
         parser.error("--proposal-images needs --weights (it limits the images the model runs on)")
@@ -105,8 +103,7 @@ def proposal_stage(args, config, dataset, table, summary):
 def main(argv=None):
     args = parse_args(argv)
     try:
-        config = Config.from_yaml(args.config, overrides=args.set)
-        config = config_with_dataset_flags(config, args, args.subset)
+        config = cli.config_from_args(args, subset=args.subset)
         dataset = load_dataset(config, args.subset)
     except (ConfigError, DataError) as e:
         print(f"stat_gt: {e}", file=sys.stderr)

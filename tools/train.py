@@ -17,19 +17,21 @@ checkpoints/ (one per epoch, `last`, `best`), final.weights.h5.
 
 import argparse
 import os
-import pathlib
 import sys
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+try:
+    import detection  # noqa: F401 (installed by `make setup`: pip install -e .)
+except ModuleNotFoundError as e:
+    sys.exit(f"error: {e.name} is not installed: run `make setup` in the repository (pip install -e .)")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def parse_args(argv=None):
-    from detection.data.cli import add_dataset_flags
+    from detection import cli
 
     parser = argparse.ArgumentParser(description="Train a two-stage detector.",
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
-    parser.add_argument("--config", required=True, help="YAML config (see configs/ and docs/config.md)")
+    cli.add_config_flags(parser, help="YAML config (see configs/ and docs/config.md)")
     parser.add_argument("--output", default=None, help="run folder (default runs/<NAME>)")
     devices = parser.add_mutually_exclusive_group()
     devices.add_argument("--gpus", type=int, help="train on N GPUs (MirroredStrategy)")
@@ -48,8 +50,7 @@ def parse_args(argv=None):
     parser.add_argument("--debug", action="store_true", help="tf.debugging.enable_check_numerics: name the first op "
                                                             "that makes a NaN or inf")
     parser.add_argument("--keep-checkpoints", type=int, default=None, help="newest epoch checkpoints kept")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override (YAML value)")
-    group = add_dataset_flags(parser).add_argument_group(
+    group = cli.add_dataset_flags(parser).add_argument_group(
         "validation data (default: the config's VAL_ keys; with the dataset flags above, that data)")
     group.add_argument("--val-images", metavar="DIR", help="validation image folder (default --images)")
     group.add_argument("--val-annotations", metavar="FILE_OR_DIR",

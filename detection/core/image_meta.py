@@ -63,28 +63,19 @@ def parse_image_meta(meta):
 def boxes_to_original(boxes, meta, frame="pixels"):
     """boxes: [B, N, 4] in the model's box frame, meta: [B, 12] -> [B, N, 4] original-image pixels.
 
-    frame "pixels": ``(box - window origin) / scale``, clipped to the original image.
-    frame "normalized": matterport's ``unmold_detections``: the box relative to the window
-    (both normalized) times (original side - 1), plus [0, 0, 1, 1], rounded to whole pixels.
+    The frame's rule (detection/core/frames.py BoxFrame.to_original): for "pixels"
+    ``(box - window origin) / scale``; for "normalized" matterport's ``unmold_detections``
+    (the box relative to the window times (original side - 1), plus [0, 0, 1, 1], rounded to
+    whole pixels); then clipped to the original image.
     """
     import tensorflow as tf
 
-    from detection.core.frames import check_frame, hw_from_image_shape, to_frame
+    from detection.core.frames import box_frame
 
     meta = tf.convert_to_tensor(meta, tf.float32)
     fields = parse_image_meta(meta)
-    window, scale, original = fields["window"], fields["scale"], fields["original_shape"]
-    boxes = tf.convert_to_tensor(boxes, tf.float32)
+    original = fields["original_shape"]
+    out = box_frame(frame).to_original(tf.convert_to_tensor(boxes, tf.float32), fields)
     h, w = original[:, 0], original[:, 1]
-    if check_frame(frame) == "pixels":
-        shift = tf.stack([window[:, 0], window[:, 1], window[:, 0], window[:, 1]], axis=-1)[:, None, :]
-        out = (boxes - shift) / scale[:, None, None]
-    else:
-        window = to_frame(window, hw_from_image_shape(fields["image_shape"]), "normalized")
-        shift = tf.stack([window[:, 0], window[:, 1], window[:, 0], window[:, 1]], axis=-1)[:, None, :]
-        wh, ww = window[:, 2] - window[:, 0], window[:, 3] - window[:, 1]
-        relative = (boxes - shift) / tf.stack([wh, ww, wh, ww], axis=-1)[:, None, :]
-        out = tf.round(relative * tf.stack([h - 1, w - 1, h - 1, w - 1], axis=-1)[:, None, :]
-                       + tf.constant([0.0, 0.0, 1.0, 1.0]))
     limit = tf.stack([h, w, h, w], axis=-1)[:, None, :]
     return tf.clip_by_value(out, 0.0, limit)

@@ -1,6 +1,7 @@
 """``load_dataset``: the one entry point from a config to a Dataset, whatever the format.
 
-config.DATASET_FORMAT picks the loader; the subset picks the TRAIN_* or VAL_* keys:
+config.DATASET_FORMAT picks the loader (DATASET_FORMATS, the registry at the end of this
+file); the subset picks the TRAIN_* or VAL_* keys:
 
     format   IMAGES                  ANNOTATIONS               SPLIT
     coco     image folder            instances JSON file       (unused)
@@ -14,6 +15,9 @@ config.DATASET_FORMAT picks the loader; the subset picks the TRAIN_* or VAL_* ke
 
 Tools apply command-line flags to these keys first (detection/data/cli.py).
 """
+
+import dataclasses
+from typing import Callable
 
 from detection.data.validation import DataError
 
@@ -29,6 +33,62 @@ def subset_paths(config, subset):
             getattr(config, f"{prefix}_SPLIT"))
 
 
+def _shapes(config, subset, strict, paths, name):
+    from detection.data.shapes import load_shapes
+
+    return load_shapes(config, subset, strict=strict)
+
+
+def _coco(config, subset, strict, paths, name):
+    from detection.data.coco import load_coco
+
+    images, annotations, _ = paths
+    if images is None:
+        raise DataError(f"DATASET_FORMAT coco: {subset.upper()}_IMAGES is not set (or pass --images)")
+    return load_coco(annotations, images, config, strict=strict, name=name)
+
+
+def _voc(config, subset, strict, paths, name):
+    from detection.data.voc import load_voc
+
+    images, annotations, split = paths
+    return load_voc(annotations, images, split, config, strict=strict, name=name)
+
+
+def _via(config, subset, strict, paths, name):
+    from detection.data.via import load_via
+
+    images, annotations, _ = paths
+    return load_via(annotations, images, config, strict=strict, name=name)
+
+
+def _labelme(config, subset, strict, paths, name):
+    from detection.data.labelme import load_labelme
+
+    images, annotations, split = paths
+    return load_labelme(annotations, images, split, config, strict=strict, name=name)
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetFormat:
+    """One DATASET_FORMAT: load(config, subset, strict, (images, annotations, split), name) ->
+    a Dataset; annotated: it reads an annotation file or folder (so {SUBSET}_ANNOTATIONS must be set)."""
+
+    load: Callable
+    annotated: bool = True
+
+
+# The DATASET_FORMAT registry (names: detection/choices.py DATASET_FORMATS); the loaders are
+# imported when used, so a format's dependencies are needed only by its users.
+DATASET_FORMATS = {
+    "shapes": DatasetFormat(_shapes, annotated=False),
+    "coco": DatasetFormat(_coco),
+    "voc": DatasetFormat(_voc),
+    "via": DatasetFormat(_via),
+    "labelme": DatasetFormat(_labelme),
+}
+
+
 def load_dataset(config, subset="train", strict=None):
     """The Dataset of ``subset`` ("train" or "val") described by ``config``.
 
@@ -37,35 +97,14 @@ def load_dataset(config, subset="train", strict=None):
     """
     strict = config.STRICT_DATA if strict is None else strict
     fmt = config.DATASET_FORMAT
-    if fmt == "shapes":
-        from detection.data.shapes import load_shapes
-
-        return load_shapes(config, subset, strict=strict)
     if fmt.startswith("python:"):
         from detection.data.python_format import load_python_dataset
 
         return load_python_dataset(fmt, subset, config, strict=strict)
-    images, annotations, split = subset_paths(config, subset)
-    prefix = subset.upper()
-    if annotations is None:
-        raise DataError(f"DATASET_FORMAT {fmt}: {prefix}_ANNOTATIONS is not set (or pass --annotations)")
-    name = f"{fmt}/{subset}"
-    if fmt == "coco":
-        from detection.data.coco import load_coco
-
-        if images is None:
-            raise DataError(f"DATASET_FORMAT coco: {prefix}_IMAGES is not set (or pass --images)")
-        return load_coco(annotations, images, config, strict=strict, name=name)
-    if fmt == "voc":
-        from detection.data.voc import load_voc
-
-        return load_voc(annotations, images, split, config, strict=strict, name=name)
-    if fmt == "via":
-        from detection.data.via import load_via
-
-        return load_via(annotations, images, config, strict=strict, name=name)
-    if fmt == "labelme":
-        from detection.data.labelme import load_labelme
-
-        return load_labelme(annotations, images, split, config, strict=strict, name=name)
-    raise DataError(f"unknown DATASET_FORMAT {fmt!r}")
+    if fmt not in DATASET_FORMATS:
+        raise DataError(f"unknown DATASET_FORMAT {fmt!r}")
+    entry = DATASET_FORMATS[fmt]
+    paths = subset_paths(config, subset)
+    if entry.annotated and paths[1] is None:
+        raise DataError(f"DATASET_FORMAT {fmt}: {subset.upper()}_ANNOTATIONS is not set (or pass --annotations)")
+    return entry.load(config, subset, strict, paths, f"{fmt}/{subset}")

@@ -1,8 +1,8 @@
 """What one record becomes in the model input: the per-image numpy work of the pipeline.
 
 Steps, in this order so the expensive work happens at the model's resolution:
-  1. read the image (for training with OpenCV resizing, a JPEG is decoded at 1/2, 1/4 or 1/8
-     size when it is scaled down anyway; inference decodes full pixels), take it from the
+  1. read the image (for training, when the resize method allows it, a JPEG is decoded at 1/2,
+     1/4 or 1/8 size when it is scaled down anyway; inference decodes full pixels), take it from the
      record's image_loader (Python datasets, in-memory images) or render a synthetic one;
      decode the masks straight at the resized size;
   2. scale image, boxes and masks to ``geometry.resized_shape`` (IMAGE_RESIZE_MODE);
@@ -95,9 +95,9 @@ def _read_resized(record, geometry, want_masks, report, reduced_decode=True):
         masks = mask_ops.resize_masks(masks, resized) if want_masks else None
         return image, masks
     # A loader gives the full-size image; a file is decoded at a reduced size when it can be
-    # (not for matterport's resize, which works on full pixels).
+    # (when the resize method allows it: ResizeMethod.reduced_decode).
     reduction = 1
-    if reduced_decode and record.image_loader is None and geometry.method == "opencv":
+    if reduced_decode and record.image_loader is None and geometry.resize_method.reduced_decode:
         reduction = decode_reduction((record.height, record.width), resized)
     try:
         image = record.image_loader() if record.image_loader is not None else read_image(record.path, reduction)

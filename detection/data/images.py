@@ -6,7 +6,7 @@ the EXIF orientation tag (verified on OpenCV 4.12: a 20x40 JPEG tagged orientati
 as 40x20). A missing, corrupt or truncated file is an ``ImageReadError`` naming the file.
 
 Frames: the original image is what ``read_image`` returns at reduction 1; ``resize_and_pad``
-scales it by ``geometry.scale`` (OpenCV's bilinear, or matterport's scikit-image resize) and
+scales it by ``geometry.scale`` with the geometry's ResizeMethod (detection/data/resize.py) and
 places it at ``geometry.offset`` in the padded model input (see detection/data/resize.py).
 """
 
@@ -114,12 +114,8 @@ def resize_and_pad(image, geometry):
     method and pads it with zeros around it to ``geometry.padded_shape`` (image at
     ``geometry.offset``). Returns [H, W, C] of the same dtype. The image may be decoded at a
     reduced size: it is resized to the target regardless."""
-    rh, rw = geometry.resized_shape
-    if image.shape[:2] != (rh, rw):
-        if geometry.method == "matterport":
-            image = resize_bilinear_zero_border(image, (rh, rw)).astype(image.dtype)
-        else:
-            image = cv2.resize(image, (rw, rh), interpolation=cv2.INTER_LINEAR)
+    if image.shape[:2] != tuple(geometry.resized_shape):
+        image = geometry.resize_method.resize(image, tuple(geometry.resized_shape))
     return pad_to(image, geometry.padded_shape, geometry.offset)
 
 

@@ -8,7 +8,8 @@ sits in the padded input, is ``(oy, ox, oy + resized_h, ox + resized_w)``. Modes
   pad64:  the same scale; pad each side up to a multiple of 64.
   none:   scale 1; pad each side up to a multiple of 64 (the stride of P6).
 
-IMAGE_RESIZE_METHOD picks the rules' details (and the interpolation, detection/data/images.py):
+IMAGE_RESIZE_METHOD picks the rules' details and the interpolation; each method is one
+ResizeMethod in RESIZE_METHODS, which owns all of it (callers ask the object, never the name):
   opencv      the resized image at the top-left (offset 0); the long-side limit is
               ``max(h, w) * scale > IMAGE_MAX_DIM`` in every mode but none.
   matterport  matterport's resize_image: the image centred in the padding (offset
@@ -18,25 +19,160 @@ IMAGE_RESIZE_METHOD picks the rules' details (and the interpolation, detection/d
 Example: a 480 x 640 image, square mode, IMAGE_MIN_DIM 800, IMAGE_MAX_DIM 1024: scale 1.6,
 resized 768 x 1024, padded 1024 x 1024; window (0, 0, 768, 1024) with opencv,
 (128, 0, 896, 1024) with matterport.
+
+The arithmetic is written once and run twice: on Python numbers here (the training pipeline,
+the Predictor) and on TensorFlow tensors inside the exported SavedModel
+(detection/export.py tf_resize_geometry), through the ``ops`` argument (PYTHON_OPS or
+detection.data.tf_resize.TF_OPS), so both give the same numbers (tests/test_infer_export.py).
 """
 
 import dataclasses
 import math
+import types
+from typing import Callable
 
-METHODS = ("opencv", "matterport")
+from detection import choices
+
+
+def _where(condition, if_true, if_false):
+    return if_true if condition else if_false
+
+
+# The four operations the rules use, on Python numbers (float64, round halves to even).
+PYTHON_OPS = types.SimpleNamespace(maximum=max, minimum=min, round=round, where=_where, number=float, int=int,
+                                   round_up=lambda x, multiple: int(math.ceil(x / multiple) * multiple))
+
+
+def _opencv_resize(image, hw):
+    import cv2
+
+    return cv2.resize(image, (hw[1], hw[0]), interpolation=cv2.INTER_LINEAR)
+
+
+def _opencv_tf_resize(image, height, width):
+    from detection.data.tf_resize import tf_resize_image
+
+    return tf_resize_image(image, height, width)
+
+
+def _zero_border_resize(image, hw):
+    from detection.data.images import resize_bilinear_zero_border
+
+    return resize_bilinear_zero_border(image, hw).astype(image.dtype)
+
+
+def _zero_border_tf_resize(image, height, width):
+    import tensorflow as tf
+
+    from detection.data.tf_resize import tf_resize_bilinear_zero_border
+
+    return tf.cast(tf_resize_bilinear_zero_border(image, height, width), tf.uint8)
+
+
+@dataclasses.dataclass(frozen=True)
+class ResizeMethod:
+    """One IMAGE_RESIZE_METHOD: everything that differs between resizing conventions.
+
+    limit_modes: the IMAGE_RESIZE_MODEs in which the long side is held to IMAGE_MAX_DIM;
+    round_limit: the limit is tested on ``round(longest * scale)`` (else on the product);
+    centred: the image sits in the middle of the padding (else at the top-left);
+    reduced_decode: a large JPEG may be decoded at 1/2..1/8 when it is scaled down anyway
+        (only right when the interpolation gives the same pixels from either, as OpenCV's
+        bilinear nearly does; a method that reproduces another library's pixels cannot);
+    resize(image [h, w(, C)], (rh, rw)) -> [rh, rw(, C)] of the same dtype, NumPy;
+    tf_resize(image [h, w, 3] uint8, rh, rw) -> [rh, rw, 3] uint8, the same pixels in TensorFlow.
+
+    A convention with another scale rule (one that also scales down to reach IMAGE_MIN_DIM,
+    say) subclasses this and overrides ``scale``, written with ``ops`` only so that the
+    exported model runs the same rule; its entry below is then the only change.
+    """
+
+    name: str
+    limit_modes: tuple
+    round_limit: bool
+    centred: bool
+    reduced_decode: bool
+    resize: Callable
+    tf_resize: Callable
+
+    def scale(self, height, width, mode, min_dim, max_dim, min_scale, ops=PYTHON_OPS):
+        """Input pixels per original pixel for an original ``height`` x ``width`` image."""
+        one = ops.number(1.0)
+        if not resize_mode(mode).scales:
+            return one
+        scale = ops.maximum(one, min_dim / ops.minimum(height, width)) if min_dim else one
+        scale = ops.maximum(scale, ops.number(float(min_scale or 0.0)))
+        if max_dim and mode in self.limit_modes:
+            longest = ops.maximum(height, width)
+            scaled = ops.round(longest * scale) if self.round_limit else longest * scale
+            scale = ops.where(scaled > max_dim, max_dim / longest, scale)
+        return scale
+
+    def offset(self, padded, resized):
+        """(y, x) of the resized image's top-left corner in the padded input: ints or int tensors."""
+        if self.centred:
+            return (padded[0] - resized[0]) // 2, (padded[1] - resized[1]) // 2
+        return 0, 0
+
+
+# The IMAGE_RESIZE_METHOD registry (names: detection/choices.py RESIZE_METHODS).
+RESIZE_METHODS = {
+    # OpenCV's bilinear; the image at the top-left; the long-side limit in every scaling mode.
+    "opencv": ResizeMethod("opencv", limit_modes=("square", "pad64"), round_limit=False, centred=False,
+                           reduced_decode=True, resize=_opencv_resize, tf_resize=_opencv_tf_resize),
+    # matterport's resize_image: scikit-image's zero-border bilinear truncated to uint8, centred,
+    # the limit on the rounded side in square mode only.
+    "matterport": ResizeMethod("matterport", limit_modes=("square",), round_limit=True, centred=True,
+                               reduced_decode=False, resize=_zero_border_resize, tf_resize=_zero_border_tf_resize),
+}
+
+
+def resize_method(name):
+    """The ResizeMethod called ``name``; ValueError naming IMAGE_RESIZE_METHOD for another name."""
+    return choices.lookup(RESIZE_METHODS, name, "IMAGE_RESIZE_METHOD")
+
+
+@dataclasses.dataclass(frozen=True)
+class ResizeMode:
+    """One IMAGE_RESIZE_MODE: whether it scales, and the padded size of a resized image.
+
+    padded_shape(resized (h, w), max_dim, ops) -> (H, W), ints or int tensors."""
+
+    scales: bool
+    padded_shape: Callable
+
+
+# The IMAGE_RESIZE_MODE registry (names: detection/choices.py RESIZE_MODES).
+RESIZE_MODES = {
+    "square": ResizeMode(True, lambda resized, max_dim, ops: (ops.int(max_dim), ops.int(max_dim))),
+    "pad64": ResizeMode(True, lambda resized, max_dim, ops: (ops.round_up(resized[0], 64),
+                                                            ops.round_up(resized[1], 64))),
+    "none": ResizeMode(False, lambda resized, max_dim, ops: (ops.round_up(resized[0], 64),
+                                                            ops.round_up(resized[1], 64))),
+}
+
+
+def resize_mode(name):
+    """The ResizeMode called ``name``; ValueError naming IMAGE_RESIZE_MODE for another name."""
+    return choices.lookup(RESIZE_MODES, name, "IMAGE_RESIZE_MODE")
 
 
 @dataclasses.dataclass(frozen=True)
 class ResizeGeometry:
     """scale: input pixels per original pixel; resized_shape: (h, w) of the scaled image;
     padded_shape: (H, W) of the model input; offset: (y, x) of the image's top-left corner in
-    it; method: the IMAGE_RESIZE_METHOD that resizes the pixels."""
+    it; method: the name of the IMAGE_RESIZE_METHOD that resizes the pixels."""
 
     scale: float
     resized_shape: tuple
     padded_shape: tuple
     offset: tuple = (0, 0)
     method: str = "opencv"
+
+    @property
+    def resize_method(self):
+        """The ResizeMethod that resizes the pixels."""
+        return resize_method(self.method)
 
     @property
     def window(self):
@@ -49,35 +185,13 @@ class ResizeGeometry:
         return dataclasses.replace(self, padded_shape=self.resized_shape, offset=(0, 0))
 
 
-def _round_up(x, multiple):
-    return int(math.ceil(x / multiple) * multiple)
-
-
 def resize_geometry(height, width, mode, min_dim, max_dim, min_scale=0.0, method="opencv"):
     """The geometry for an original image of ``height`` x ``width`` pixels (see module docstring)."""
-    if method not in METHODS:
-        raise ValueError(f"unknown IMAGE_RESIZE_METHOD {method!r}; expected one of {METHODS}")
-    if mode == "none":
-        scale = 1.0
-    else:
-        scale = max(1.0, min_dim / min(height, width)) if min_dim else 1.0
-        scale = max(scale, min_scale or 0.0)
-        longest = max(height, width)
-        if method == "opencv" and max_dim and longest * scale > max_dim:
-            scale = max_dim / longest
-        elif method == "matterport" and max_dim and mode == "square" and round(longest * scale) > max_dim:
-            scale = max_dim / longest
+    rule = resize_method(method)
+    scale = rule.scale(height, width, mode, min_dim, max_dim, min_scale)
     resized = (max(1, int(round(height * scale))), max(1, int(round(width * scale))))
-    if mode == "square":
-        padded = (max_dim, max_dim)
-    elif mode in ("pad64", "none"):
-        padded = (_round_up(resized[0], 64), _round_up(resized[1], 64))
-    else:
-        raise ValueError(f"unknown IMAGE_RESIZE_MODE {mode!r}")
-    offset = (0, 0)
-    if method == "matterport":
-        offset = ((padded[0] - resized[0]) // 2, (padded[1] - resized[1]) // 2)
-    return ResizeGeometry(scale, resized, padded, offset, method)
+    padded = resize_mode(mode).padded_shape(resized, max_dim, PYTHON_OPS)
+    return ResizeGeometry(scale, resized, padded, rule.offset(padded, resized), method)
 
 
 def geometry_from_config(height, width, config):

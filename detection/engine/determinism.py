@@ -15,14 +15,16 @@ Modes: "cpu" (default) turns it on when no GPU is visible; "always"; "never".
 import tensorflow as tf
 from tensorflow.python.framework import config as tf_config  # is/disable_op_determinism: not exported
 
+from detection.layers.roi_align import roi_align_mode
+
 
 def wants_op_determinism(config, has_gpu):
     """Whether training under ``config`` runs with op determinism on a machine with or without
     GPUs; raises ValueError for a combination TF cannot run."""
     mode = config.DETERMINISTIC_OPS
-    if mode == "always" and has_gpu and config.ROI_ALIGN_MODE == "crop_and_resize":
-        raise ValueError("DETERMINISTIC_OPS always on a GPU needs ROI_ALIGN_MODE gather: TensorFlow has no "
-                         "deterministic GPU gradient for crop_and_resize (tensorflow/tensorflow#48905)")
+    if mode == "always" and has_gpu and not roi_align_mode(config.ROI_ALIGN_MODE).deterministic_gpu_gradient:
+        raise ValueError(f"DETERMINISTIC_OPS always on a GPU needs ROI_ALIGN_MODE gather: TensorFlow has no "
+                         f"deterministic GPU gradient for {config.ROI_ALIGN_MODE} (tensorflow/tensorflow#48905)")
     return mode == "always" or (mode == "cpu" and not has_gpu)
 
 

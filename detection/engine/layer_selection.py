@@ -2,7 +2,9 @@
 
 The detector names its layers: backbone stages like keras.applications ResNet (conv1_*,
 conv2_block*, ..., conv5_block*) or matterport's (conv1, res2a_branch2a, bn2a_branch2a, ...),
-FPN fpn_*, RPN rpn_*, second stage rcnn_* and mask_* (matterport's heads: mrcnn_*).
+FPN fpn_*, RPN rpn_*, second stage rcnn_* and mask_* (matterport's heads: mrcnn_*). Each
+backbone and head declares its own in its registry entry (Backbone.stage_layers,
+HeadFamily.layers), and the selections below are built from them.
 A name or regex is matched with re.fullmatch against each layer that has weights, inside
 nested models too (a backbone built as its own keras.Model).
 
@@ -27,15 +29,28 @@ import re
 
 import keras
 
-# Our head names and matterport's (mrcnn_*); backbone stages by keras.applications' names
-# (convK_*) and matterport's (resK*, bnK*).
-HEADS = r"(rpn_.*)|(fpn_.*)|(rcnn_.*)|(mask_.*)|(mrcnn_.*)"
+from detection.modeling import fpn, heads
+from detection.modeling.backbones import backbones
+from detection.modeling.weights import weighted_layers
+
+
+def _alternatives(patterns):
+    return "|".join(f"({p})" for p in dict.fromkeys(patterns))
+
+
+def _heads():
+    """The FPN's and every registered head's layer-name patterns (heads.HeadFamily.layers)."""
+    return _alternatives(fpn.LAYER_PATTERNS + heads.head_layer_patterns())
 
 
 def _stages(*stages):
-    return "|".join(f"(conv{k}_.*)|(res{k}.*)|(bn{k}.*)" for k in stages) + "|" + HEADS
+    """The layers of backbone ``stages`` (every registered Backbone's stage_layers), then the heads."""
+    return _alternatives([p for k in stages for b in backbones().values() for p in b.stage_patterns(k)]) + "|" + HEADS
 
 
+# Derived from what is registered: a new backbone or head declares its layer names in its
+# registry entry and these follow.
+HEADS = _heads()
 LAYER_REGEX = {
     "heads": HEADS,
     "3+": _stages(3, 4, 5),
@@ -57,17 +72,6 @@ def layer_regex(layers):
         raise ValueError(
             f"TRAIN_LAYERS {layers!r} is neither one of {', '.join(LAYER_REGEX)} "
             f"nor a valid regular expression: {e}") from None
-
-
-def weighted_layers(model):
-    """Layers with weights, depth first, descending into nested models (not returning them)."""
-    found = []
-    for layer in model.layers:
-        if isinstance(layer, keras.Model):
-            found.extend(weighted_layers(layer))
-        elif layer.weights:
-            found.append(layer)
-    return found
 
 
 def set_trainable(model, layers):

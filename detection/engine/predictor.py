@@ -42,6 +42,7 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from detection.categories import model_categories
+from detection.choices import lookup
 from detection.core.image_meta import boxes_to_original
 from detection.data.example import load_example
 from detection.data.images import resize_bilinear_zero_border
@@ -197,7 +198,7 @@ class Predictor:
             "proposals": _drop_padding(outputs["proposals_original"][i], outputs["proposals"][i]),
         }
         if "masks" in outputs:
-            paste = paste_masks_matterport if self.config.MASK_PASTE == "matterport" else paste_masks
+            paste = lookup(MASK_PASTERS, self.config.MASK_PASTE, "MASK_PASTE")
             result["masks"] = paste(outputs["masks"][i, :n], boxes, record.height, record.width, self.mask_threshold)
         return result
 
@@ -316,3 +317,8 @@ def paste_masks_matterport(masks, boxes, height, width, threshold=0.5):
         if ty2 > ty1 and tx2 > tx1:
             out[k, ty1:ty2, tx1:tx2] = resized[ty1 - y1:ty2 - y1, tx1 - x1:tx2 - x1] >= threshold
     return out
+
+
+# The MASK_PASTE registry: name (detection/choices.py MASK_PASTES) -> paster(masks, boxes,
+# height, width, threshold) -> [N, height, width] uint8.
+MASK_PASTERS = {"bilinear": paste_masks, "matterport": paste_masks_matterport}

@@ -111,103 +111,159 @@ def _train(model_builder, config, train_dataset, val_dataset=None, output_dir="r
       Keras' "auto" turns XLA on whenever a GPU is visible.
     callbacks: extra Keras callbacks, run before the engine's own (so their epoch logs are logged).
     """
+    run = _start(config, output_dir, strategy, strategy_info, seed, debug)
+    existing = _prepare_output(run, resume)
+    _build(run, model_builder, None if existing else weights, weights_exclude)
+    if existing:
+        _resume(run, existing, jit_compile)
+    has_val = val_dataset is not None and run.config.VALIDATION_STEPS > 0
+    all_callbacks = _callbacks(run, has_val, keep_checkpoints, callbacks)
+    train_ds = distribute_input(run.strategy, train_dataset, run.config)
+    val_ds = distribute_input(run.strategy, val_dataset, run.config) if has_val else None
+    history, epochs_done, stopped, message = _fit_stages(run, train_ds, val_ds, all_callbacks, verbose, jit_compile)
+    return _finish(run, history, epochs_done, stopped, message)
+
+
+@dataclasses.dataclass
+class _Run:
+    """What the steps of one run share, filled in as they go."""
+
+    config: object
+    strategy: object
+    info: StrategyInfo
+    output_dir: str
+    plan: list
+    built: object = None
+    model: keras.Model = None
+    schedule: object = None
+    optimizer: object = None
+    stage_index: int = 0
+    initial_epoch: int = 0
+    best: tuple = None
+    guard: object = None
+    early: object = None
+
+
+def _start(config, output_dir, strategy, strategy_info, seed, debug):
+    """The strategy, the config with GPU_COUNT = its replicas, the seed; prints the run's summary line."""
     strategy = strategy or tf.distribute.get_strategy()
     info = strategy_info or StrategyInfo("default strategy", ("/cpu:0",), strategy.num_replicas_in_sync, 1, True)
     config = config.replace(GPU_COUNT=strategy.num_replicas_in_sync)
     keras.utils.set_random_seed(config.SEED if seed is None else seed)
     if debug:
         tf.debugging.enable_check_numerics()
-    steps = config.STEPS_PER_EPOCH
-    print(cb.run_summary_line(info, config, steps, output_dir), flush=True)
+    print(cb.run_summary_line(info, config, config.STEPS_PER_EPOCH, output_dir), flush=True)
+    return _Run(config, strategy, info, output_dir, plan_stages(config), guard=cb.NonFiniteGuard())
 
-    existing = checkpoints.find_last(output_dir)
+
+def _prepare_output(run, resume):
+    """The checkpoint to resume from (None to start fresh); writes config.yaml (chief only).
+    Raises FileExistsError for a folder with checkpoints when not resuming."""
+    existing = checkpoints.find_last(run.output_dir)
     if existing and not resume:
-        raise FileExistsError(f"{output_dir} already holds checkpoints (newest {existing}); "
+        raise FileExistsError(f"{run.output_dir} already holds checkpoints (newest {existing}); "
                               "pass resume=True (--resume) or choose another output folder")
-    if info.is_chief:
-        os.makedirs(output_dir, exist_ok=True)
-        checkpoints.remove_stale_temporaries(output_dir)
-        config.dump(os.path.join(output_dir, "config.yaml"))
+    if run.info.is_chief:
+        os.makedirs(run.output_dir, exist_ok=True)
+        checkpoints.remove_stale_temporaries(run.output_dir)
+        run.config.dump(os.path.join(run.output_dir, "config.yaml"))
+    return existing
 
-    plan = plan_stages(config)
-    total_epochs = plan[-1].end
-    with _DtypePolicy(dtype_policy_name(config.MIXED_PRECISION)), strategy.scope():
-        built = model_builder(config)
-        model = getattr(built, "training_model", built)
-        schedule = schedule_from_config(config, steps, total_epochs)
-        optimizer = make_optimizer(config, schedule)
-        if weights and not (resume and existing):
-            _load_initial_weights(built, model, weights, weights_exclude)
+
+def _build(run, model_builder, weights, weights_exclude):
+    """Builds the model, its schedule and optimizer under the strategy and dtype policy, and
+    loads the initial ``weights`` (None: none)."""
+    config = run.config
+    with _DtypePolicy(dtype_policy_name(config.MIXED_PRECISION)), run.strategy.scope():
+        run.built = model_builder(config)
+        run.model = getattr(run.built, "training_model", run.built)
+        run.schedule = schedule_from_config(config, config.STEPS_PER_EPOCH, run.plan[-1].end)
+        run.optimizer = make_optimizer(config, run.schedule)
+        if weights:
+            _load_initial_weights(run.built, run.model, weights, weights_exclude)
             print(f"Initial weights: {weights}", flush=True)
         # Built once over every stage's variables: Keras refuses variables an optimizer was not built with.
-        optimizer.build(stage_variables(model, plan))
+        run.optimizer.build(stage_variables(run.model, run.plan))
 
-    initial_epoch, best = 0, None
-    this_hash = checkpoints.config_hash(config)
-    guard = cb.NonFiniteGuard()
-    stage_index = 0
-    if resume and existing:
-        stage_index = next((i for i, s in enumerate(plan) if s.end > checkpoints.read_state(existing)["epoch"]),
-                           len(plan) - 1)
-        _compile_stage(model, optimizer, plan[stage_index], strategy, jit_compile)
-        state = checkpoints.restore_checkpoint(existing, model, schedule)
-        initial_epoch = state["epoch"]
-        best = (state["best"]["value"], state["best"]["epoch"]) if state.get("best") else None
-        if state.get("config_hash") != this_hash:
-            print(f"Warning: resuming {existing} under a changed config "
-                  f"(hash {state.get('config_hash')} -> {this_hash})", flush=True)
-        print(f"Resumed from {existing}: epoch {initial_epoch}, optimizer step "
-              f"{int(optimizer.iterations.numpy())}", flush=True)
 
+def _resume(run, existing, jit_compile):
+    """Restores checkpoint ``existing``: weights, optimizer, schedule, epoch, best, and its stage."""
+    run.stage_index = next((i for i, s in enumerate(run.plan) if s.end > checkpoints.read_state(existing)["epoch"]),
+                           len(run.plan) - 1)
+    _compile_stage(run.model, run.optimizer, run.plan[run.stage_index], run.strategy, jit_compile)
+    state = checkpoints.restore_checkpoint(existing, run.model, run.schedule)
+    run.initial_epoch = state["epoch"]
+    run.best = (state["best"]["value"], state["best"]["epoch"]) if state.get("best") else None
+    this_hash = checkpoints.config_hash(run.config)
+    if state.get("config_hash") != this_hash:
+        print(f"Warning: resuming {existing} under a changed config "
+              f"(hash {state.get('config_hash')} -> {this_hash})", flush=True)
+    print(f"Resumed from {existing}: epoch {run.initial_epoch}, optimizer step "
+          f"{int(run.optimizer.iterations.numpy())}", flush=True)
+
+
+def _callbacks(run, has_val, keep_checkpoints, callbacks):
+    """The extra ``callbacks`` then the engine's (checkpoint on MONITOR, or on its training
+    twin without validation); sets run.early."""
+    config = run.config
     monitor = config.MONITOR
-    has_val = val_dataset is not None and config.VALIDATION_STEPS > 0
     if monitor.startswith("val_") and not has_val:
         monitor = monitor[len("val_"):]
         print(f"No validation: MONITOR {config.MONITOR} -> {monitor}", flush=True)
-    checkpoint = cb.EpochCheckpoint(output_dir, monitor, this_hash, schedule=schedule, guard=guard,
-                                    keep=keep_checkpoints, best=best, write=info.is_chief)
-    engine_callbacks, early = _engine_callbacks(config, output_dir, info, monitor, schedule, guard,
-                                                checkpoint, initial_epoch)
+    checkpoint = cb.EpochCheckpoint(run.output_dir, monitor, checkpoints.config_hash(config), schedule=run.schedule,
+                                    guard=run.guard, keep=keep_checkpoints, best=run.best, write=run.info.is_chief)
+    engine_callbacks, run.early = _engine_callbacks(config, run.output_dir, run.info, monitor, run.schedule, run.guard,
+                                                    checkpoint, run.initial_epoch)
     # Extra callbacks first: what they add to an epoch's logs (e.g. val_bbox_AP) is then
     # seen by the checkpoint's monitor, the CSV log and TensorBoard.
-    all_callbacks = list(callbacks) + engine_callbacks
+    return list(callbacks) + engine_callbacks
 
-    train_ds = distribute_input(strategy, train_dataset, config)
-    val_ds = distribute_input(strategy, val_dataset, config) if has_val else None
+
+def _fit_stages(run, train_ds, val_ds, all_callbacks, verbose, jit_compile):
+    """Fits the stages left; returns (history, epochs_done, stopped, message)."""
+    config, plan, model = run.config, run.plan, run.model
+    initial_epoch = run.initial_epoch
     history, epochs_done, stopped, message = {}, initial_epoch, "completed", ""
-    for index in range(stage_index, len(plan)):
+    for index in range(run.stage_index, len(plan)):
         stage = plan[index]
         if stage.end <= initial_epoch:
             continue
-        names = _compile_stage(model, optimizer, stage, strategy, jit_compile)
+        names = _compile_stage(model, run.optimizer, stage, run.strategy, jit_compile)
         print(f"Stage {index + 1}/{len(plan)}: epochs {max(stage.start, initial_epoch) + 1}-{stage.end}, "
               f"layers {stage.layers!r} ({len(names)} layers with trainable weights)", flush=True)
-        fit = model.fit(train_ds, validation_data=val_ds, validation_steps=config.VALIDATION_STEPS if has_val else None,
-                        steps_per_epoch=steps, epochs=stage.end, initial_epoch=max(stage.start, initial_epoch),
+        fit = model.fit(train_ds, validation_data=val_ds,
+                        validation_steps=config.VALIDATION_STEPS if val_ds is not None else None,
+                        steps_per_epoch=config.STEPS_PER_EPOCH, epochs=stage.end,
+                        initial_epoch=max(stage.start, initial_epoch),
                         callbacks=all_callbacks, verbose=verbose, shuffle=False)  # datasets shuffle themselves
         for key, values in fit.history.items():
             history.setdefault(key, []).extend(values)
         epochs_done = max(stage.start, initial_epoch) + len(fit.history.get("loss", []))
-        if guard.tripped:
-            stopped, message = "non_finite", guard.message
+        if run.guard.tripped:
+            stopped, message = "non_finite", run.guard.message
             epochs_done -= 1  # the epoch that went bad is not checkpointed
             break
-        if early is not None and early.stopped_epoch > 0:
-            stopped, message = "early_stopping", f"early stopping after epoch {early.stopped_epoch + 1}"
+        if run.early is not None and run.early.stopped_epoch > 0:
+            stopped, message = "early_stopping", f"early stopping after epoch {run.early.stopped_epoch + 1}"
             break
+    return history, epochs_done, stopped, message
 
-    last = checkpoints.find_last(output_dir)
+
+def _finish(run, history, epochs_done, stopped, message):
+    """Writes final.weights.h5 (chief, unless the run stopped on a NaN) and returns the TrainResult."""
+    last = checkpoints.find_last(run.output_dir)
     final = None
     if stopped == "non_finite":
         message += f" The last good checkpoint is {last}."
         print(message, flush=True)
-    elif info.is_chief:
-        final = os.path.join(output_dir, "final.weights.h5")
-        if hasattr(built, "save_weights") and built is not model:
-            built.save_weights(final)
+    elif run.info.is_chief:
+        final = os.path.join(run.output_dir, "final.weights.h5")
+        if hasattr(run.built, "save_weights") and run.built is not run.model:
+            run.built.save_weights(final)
         else:
-            model.save_weights(final)
-    return TrainResult(model, built, config, initial_epoch, epochs_done, stopped, message, last, final, history)
+            run.model.save_weights(final)
+    return TrainResult(run.model, run.built, run.config, run.initial_epoch, epochs_done, stopped, message, last, final,
+                       history)
 
 
 def _engine_callbacks(config, output_dir, info, monitor, schedule, guard, checkpoint, initial_epoch):

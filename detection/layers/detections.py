@@ -18,22 +18,35 @@ Example (classes_per_roi all, min_confidence 0.05): a RoI with probabilities
 import keras
 import tensorflow as tf
 
+from detection import choices
 from detection.core import boxes as box_ops
 from detection.core.frames import from_frame, hw_from_image_shape, to_frame
 from detection.core.image_meta import boxes_to_original, parse_image_meta
 
-CLASSES_PER_ROI = ("all", "top")
+
+def _all_foreground(probs):
+    """all: every foreground class's probability."""
+    return probs[:, :, 1:]
+
+
+def _top_class(probs):
+    """top: the top class's probability, -1 elsewhere (and everywhere when it is background)."""
+    foreground = probs[:, :, 1:]
+    top = tf.one_hot(tf.argmax(probs, axis=-1, output_type=tf.int32) - 1, tf.shape(foreground)[-1]) > 0
+    return tf.where(top, foreground, -1.0)
+
+
+# The DETECTION_CLASSES_PER_ROI registry (names: detection/choices.py CLASSES_PER_ROI):
+# name -> selection(probs [B, R, NC]) -> candidate scores [B, R, NC - 1].
+CLASS_SELECTIONS = {"all": _all_foreground, "top": _top_class}
+CLASSES_PER_ROI = tuple(CLASS_SELECTIONS)
 
 
 def candidate_scores(probs, classes_per_roi):
     """probs [B, R, NC] (class 0 background) -> [B, R, NC - 1] scores that may become
     detections: the foreground probabilities (all), or only the top class's with -1
     elsewhere (top; -1 is below any threshold)."""
-    foreground = probs[:, :, 1:]
-    if classes_per_roi == "all":
-        return foreground
-    top = tf.one_hot(tf.argmax(probs, axis=-1, output_type=tf.int32) - 1, tf.shape(foreground)[-1]) > 0
-    return tf.where(top, foreground, -1.0)
+    return choices.lookup(CLASS_SELECTIONS, classes_per_roi, "DETECTION_CLASSES_PER_ROI")(probs)
 
 
 @keras.saving.register_keras_serializable(package="detection")
@@ -55,8 +68,7 @@ class DetectionLayer(keras.layers.Layer):
                  classes_per_roi="all", frame="pixels", **kwargs):
         kwargs.setdefault("dtype", "float32")  # targets, NMS and losses stay float32 under mixed precision
         super().__init__(**kwargs)
-        if classes_per_roi not in CLASSES_PER_ROI:
-            raise ValueError(f"classes_per_roi must be one of {CLASSES_PER_ROI}, got {classes_per_roi!r}")
+        choices.lookup(CLASS_SELECTIONS, classes_per_roi, "DETECTION_CLASSES_PER_ROI")  # fail at build, not call
         self.max_instances = int(max_instances)
         self.min_confidence = float(min_confidence)
         self.nms_threshold = float(nms_threshold)

@@ -14,7 +14,7 @@ import tensorflow as tf
 from detection.core import boxes as box_ops
 from detection.core.anchors import AnchorSpec
 from detection.core.batching import batch_slice
-from detection.core.frames import to_frame
+from detection.core.frames import box_frame, to_frame
 from detection.core.image_meta import parse_image_meta
 from detection.layers.rpn_target import image_hw
 
@@ -61,10 +61,8 @@ class ProposalLayer(keras.layers.Layer):
         anchors = to_frame(self.anchors.anchors(hw), hw, self.frame)
         rpn_probs = tf.stop_gradient(tf.cast(rpn_probs, tf.float32))
         rpn_deltas = tf.stop_gradient(tf.cast(rpn_deltas, tf.float32))
-        if self.frame == "pixels":
-            windows = parse_image_meta(tf.cast(image_meta, tf.float32))["window"]
-        else:
-            windows = tf.tile(tf.constant([[0.0, 0.0, 1.0, 1.0]]), [tf.shape(rpn_probs)[0], 1])
+        windows = box_frame(self.frame).proposal_windows(parse_image_meta(tf.cast(image_meta, tf.float32)),
+                                                        tf.shape(rpn_probs)[0])
 
         def per_image(scores, deltas, window):
             proposals = proposals_for_image(scores, deltas, anchors, window, self.pre_nms_limit, self.count,

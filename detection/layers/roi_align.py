@@ -29,15 +29,22 @@ inside or just outside, the gather path (with and without XLA alike) counts it a
   gathered as in ``gather`` so that a sample on the map's edge always counts as inside (see
   pool_by_matterport_gather).
 
-RoIs arrive in the model's box frame (detection/core/frames.py) and are converted to what
-each mode samples in. Features are cast to float32 inside so mixed precision works.
+Each mode is a RoIAlignMode in ROI_ALIGN_MODES, which owns its level rule, its sampling, the
+frame it samples in, what the mask targets are cropped with and its determinism; callers ask
+the object (``roi_align_mode(name)``), never the name. RoIs arrive in the model's box frame
+(detection/core/frames.py) and are converted to the frame the mode samples in. Features are
+cast to float32 inside so mixed precision works.
 """
+
+import dataclasses
+from typing import Callable
 
 import keras
 import tensorflow as tf
 
+from detection import choices
 from detection.core import boxes as box_ops
-from detection.core.frames import from_frame, to_frame
+from detection.core.frames import convert as convert_frame
 
 
 def aligned_crop_boxes(boxes, origin, scale, frame_hw, samples):
@@ -238,8 +245,50 @@ def gather_crops(batch, num_rois, feature_maps, level, crop_boxes, samples):
     return sampled
 
 
-POOLERS = {"crop_and_resize": pool_by_crop_and_resize, "gather": pool_by_gather}
-MODES = tuple(POOLERS) + ("matterport",)
+@dataclasses.dataclass(frozen=True)
+class RoIAlignMode:
+    """One ROI_ALIGN_MODE: everything that differs between RoIAlign conventions.
+
+    frame: the box frame (detection/core/frames.py) its pooler takes RoIs in;
+    pool(rois [B, R, 4] in ``frame``, P2..P5, strides, pool_size, image_hw) -> [B, R, pool,
+        pool, C] float32: the level rule and the sampling;
+    aligned_masks: the mask targets are cropped at bin centres, as this pooling samples
+        (else corner to corner, as matterport's crop_and_resize); see
+        detection/layers/rcnn_target.py;
+    deterministic_gpu_gradient: its gradient is deterministic on a GPU (crop_and_resize's is
+        not, and TensorFlow raises under op determinism: detection/engine/determinism.py).
+    """
+
+    name: str
+    frame: str
+    pool: Callable
+    aligned_masks: bool
+    deterministic_gpu_gradient: bool
+
+
+def _pixel_pooler(pool):
+    return lambda rois, feature_maps, strides, pool_size, image_hw: pool(rois, feature_maps, strides, pool_size)
+
+
+def _matterport_pooler(rois, feature_maps, strides, pool_size, image_hw):
+    return pool_by_matterport_gather(rois, feature_maps, image_hw, pool_size)
+
+
+# The ROI_ALIGN_MODE registry (names: detection/choices.py ROI_ALIGN_MODES).
+ROI_ALIGN_MODES = {
+    "crop_and_resize": RoIAlignMode("crop_and_resize", "pixels", _pixel_pooler(pool_by_crop_and_resize),
+                                    aligned_masks=True, deterministic_gpu_gradient=False),
+    "gather": RoIAlignMode("gather", "pixels", _pixel_pooler(pool_by_gather),
+                           aligned_masks=True, deterministic_gpu_gradient=True),
+    "matterport": RoIAlignMode("matterport", "normalized", _matterport_pooler,
+                               aligned_masks=False, deterministic_gpu_gradient=True),
+}
+MODES = tuple(ROI_ALIGN_MODES)
+
+
+def roi_align_mode(name):
+    """The RoIAlignMode called ``name``; ValueError naming ROI_ALIGN_MODE for another name."""
+    return choices.lookup(ROI_ALIGN_MODES, name, "ROI_ALIGN_MODE")
 
 
 @keras.saving.register_keras_serializable(package="detection")
@@ -256,7 +305,7 @@ class PyramidROIAlign(keras.layers.Layer):
 
     def __init__(self, pool_size, strides=(4, 8, 16, 32), mode="crop_and_resize", frame="pixels", **kwargs):
         super().__init__(**kwargs)
-        if mode not in MODES:
+        if mode not in ROI_ALIGN_MODES:
             raise ValueError(f"PyramidROIAlign mode must be one of {MODES}, got {mode!r}")
         self.pool_size = int(pool_size)
         self.strides = [int(s) for s in strides]
@@ -266,12 +315,9 @@ class PyramidROIAlign(keras.layers.Layer):
     def call(self, rois, *feature_maps):
         rois = clean_rois(rois)
         hw = input_hw(feature_maps[0], self.strides[0])
-        if self.mode == "matterport":
-            if self.frame != "normalized":
-                rois = to_frame(from_frame(rois, hw, self.frame), hw, "normalized")
-            out = pool_by_matterport_gather(rois, feature_maps, hw, self.pool_size)
-        else:
-            out = POOLERS[self.mode](from_frame(rois, hw, self.frame), feature_maps, self.strides, self.pool_size)
+        mode = roi_align_mode(self.mode)
+        out = mode.pool(convert_frame(rois, hw, self.frame, mode.frame), feature_maps, self.strides, self.pool_size,
+                        hw)
         return tf.cast(out, self.compute_dtype)
 
     def compute_output_spec(self, rois, *feature_maps):

@@ -54,17 +54,32 @@ TF_SCALE = InputConvention("RGB", (127.5, 127.5, 127.5), (127.5, 127.5, 127.5))
 MEAN_SUBTRACTED = InputConvention("RGB", (123.7, 116.8, 103.9), (1.0, 1.0, 1.0))
 
 
+# Layer names by stage: keras.applications' ResNets (conv3_block1_1_conv), and the backbones
+# named like them (resnet_tiny, mobilenetv2 once renamed); matterport's (res3a_branch2a, bn3a_branch2a).
+KERAS_STAGE_LAYERS = (r"conv{stage}_.*",)
+MATTERPORT_STAGE_LAYERS = (r"res{stage}.*", r"bn{stage}.*")
+
+
 @dataclasses.dataclass(frozen=True)
 class Backbone:
     """build(image [B, H, W, 3] normalised, train_bn, weights) -> [C2, C3, C4, C5];
-    input: its InputConvention; imagenet: whether ``weights="imagenet"`` is available."""
+    input: its InputConvention; imagenet: whether ``weights="imagenet"`` is available;
+    stage_layers: patterns of its layer names per stage, ``{stage}`` standing for 2..5, what
+    TRAIN_LAYERS 3+, 4+, 5+ select (detection/engine/layer_selection.py)."""
 
     build: Callable
     input: InputConvention
     imagenet: bool
+    stage_layers: tuple = KERAS_STAGE_LAYERS
+
+    def stage_patterns(self, stage):
+        """The regular expressions (re.fullmatch) of the layers of ``stage`` (2..5)."""
+        return tuple(p.format(stage=stage) for p in self.stage_layers)
 
 
-def _keras_application(name, stage_outputs):
+def _keras_application(name, stage_outputs, rename=None):
+    """rename(net): renames its layers in place after the feature maps are taken (or None)."""
+
     def build(image, train_bn, weights=None):
         constructor = {
             "resnet50": keras.applications.ResNet50,
@@ -85,9 +100,8 @@ def _keras_application(name, stage_outputs):
         if not train_bn:
             normalization.freeze_batch_norm(net.layers)
         features = [net.get_layer(n).output for n in stage_outputs]
-        if name == "mobilenetv2":
-            # Stage prefixes on MobileNet's own names, so "3+", "4+" select the right layers.
-            _prefix_mobilenet_stages(net)
+        if rename is not None:
+            rename(net)
         return features
 
     return build
@@ -149,14 +163,17 @@ def _matterport(depth):
 
 
 def backbones(tiny_width=32):
-    """The registry: name -> Backbone (resnet_tiny's width comes from TINY_BACKBONE_WIDTH)."""
+    """The registry: name (detection/choices.py BACKBONES) -> Backbone (resnet_tiny's width
+    comes from TINY_BACKBONE_WIDTH)."""
     return {
         "resnet50": Backbone(_keras_application("resnet50", _RESNET_STAGE_OUTPUTS["resnet50"]), CAFFE, True),
         "resnet101": Backbone(_keras_application("resnet101", _RESNET_STAGE_OUTPUTS["resnet101"]), CAFFE, True),
-        "mobilenetv2": Backbone(_keras_application("mobilenetv2", _MOBILENET_STAGE_OUTPUTS), TF_SCALE, True),
+        # Stage prefixes on MobileNet's own names, so "3+", "4+" select the right layers.
+        "mobilenetv2": Backbone(_keras_application("mobilenetv2", _MOBILENET_STAGE_OUTPUTS, _prefix_mobilenet_stages),
+                                TF_SCALE, True),
         "resnet_tiny": Backbone(_resnet_tiny(tiny_width), MEAN_SUBTRACTED, False),
-        "matterport_resnet50": Backbone(_matterport(50), MEAN_SUBTRACTED, False),
-        "matterport_resnet101": Backbone(_matterport(101), MEAN_SUBTRACTED, False),
+        "matterport_resnet50": Backbone(_matterport(50), MEAN_SUBTRACTED, False, MATTERPORT_STAGE_LAYERS),
+        "matterport_resnet101": Backbone(_matterport(101), MEAN_SUBTRACTED, False, MATTERPORT_STAGE_LAYERS),
     }
 
 

@@ -40,6 +40,7 @@ from detection.layers.detections import DetectionLayer
 from detection.layers.padding import PadRows, TrimLike, TrimPaddingRows
 from detection.layers.proposals import ProposalLayer
 from detection.layers.rcnn_target import DetectionTargetLayer
+from detection.layers.roi_align import roi_align_mode
 from detection.layers.rpn_target import RPNTargetLayer, image_hw
 from detection.modeling.backbones import build_backbone, input_convention
 from detection.modeling.fpn import build_fpn
@@ -197,7 +198,7 @@ class Detector:
         proposals = self._proposals(c.POST_NMS_ROIS_TRAINING, "training_proposals")
         rois, target_class_ids, target_deltas, target_masks, roi_weights = DetectionTargetLayer(
             c.TRAIN_ROIS_PER_IMAGE, c.ROI_POSITIVE_RATIO, c.ROI_POSITIVE_IOU, c.ROI_NEGATIVE_IOU, c.BBOX_STD_DEV,
-            c.MASK_SHAPE, aligned_masks=c.ROI_ALIGN_MODE != "matterport", use_mask=c.USE_MASK,
+            c.MASK_SHAPE, aligned_masks=roi_align_mode(c.ROI_ALIGN_MODE).aligned_masks, use_mask=c.USE_MASK,
             mini_mask_shape=c.MINI_MASK_SHAPE, name="rcnn_targets")(
             proposals, inputs["gt_class_ids"], gt_boxes, inputs["gt_masks"])
         class_logits, _, deltas = self.box_head(rois, rcnn_maps, prefix="training")

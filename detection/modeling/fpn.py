@@ -2,6 +2,9 @@
 
 import keras
 
+# Its layer names (fpn_c5p5, fpn_p2, ...), trained with the heads (detection/engine/layer_selection.py).
+LAYER_PATTERNS = (r"fpn_.*",)
+
 
 def build_fpn(c2, c3, c4, c5, size):
     """c2..c5: backbone maps at strides 4..32 -> [P2, P3, P4, P5, P6] at strides 4..64.

@@ -1,6 +1,7 @@
 """The RPN head (shared over pyramid levels), the box heads and the mask heads.
 
-Two families, chosen by config (RPN_HEAD, BOX_HEAD, MASK_HEAD; see detection/modeling/registry.py):
+Two families, chosen by config (RPN_HEAD, BOX_HEAD, MASK_HEAD; the registries RPN_HEADS,
+BOX_HEADS, MASK_HEADS at the end of this file, whose entries also declare their layer names):
 
   ours        RPNHead ``standard``: 3x3 conv of TOP_DOWN_PYRAMID_SIZE channels, one sigmoid
               logit per anchor; BoxHead ``fc``: two fully connected layers (FPN paper);
@@ -20,6 +21,9 @@ sigmoid probability as matterport's softmax), probabilities [B, N] and deltas [B
 box-head class logits [B, R, NC], probabilities [B, R, NC], deltas [B, R, NC, 4]; mask
 logits [B, R, 2 * MASK_POOL_SIZE, 2 * MASK_POOL_SIZE, NC].
 """
+
+import dataclasses
+from typing import Callable
 
 import keras
 import numpy as np
@@ -214,22 +218,25 @@ class MaskHead:
     """RoIAlign (mask_pool_size), four 3x3 convs, a 2x transposed conv, a 1x1 conv per class.
 
     ``__call__(rois [B, R, 4], P2..P5, prefix)`` returns mask logits [B, R, 2 * mask_pool_size,
-    2 * mask_pool_size, NC] float32. With ``matterport`` names (mrcnn_mask_conv1..4, each
-    followed by a BatchNorm mrcnn_mask_bn1..4, mrcnn_mask_deconv, mrcnn_mask) it is
-    matterport's mask head; its sigmoid is applied where the class's mask is selected.
+    2 * mask_pool_size, NC] float32. Layers mask_conv1..4 (ReLU inside), mask_deconv,
+    mask_logits; the sigmoid is applied where the class's mask is selected.
     """
 
-    def __init__(self, num_classes, channels, align, matterport=False, train_bn=False):
+    PREFIX = "mask_"  # of the convs and the deconv
+    LOGITS = "mask_logits"
+    BATCH_NORM = False  # a BatchNorm (then the ReLU) after each conv
+
+    def __init__(self, num_classes, channels, align, train_bn=False):
         self.align = align
-        prefix = "mrcnn_mask_" if matterport else "mask_"
+        prefix = self.PREFIX
         # With a BatchNorm the ReLU comes after it (a separate layer, so BN folding finds
         # the conv's output feeding the BN only); without, inside the conv.
-        self.convs = [keras.layers.Conv2D(channels, 3, padding="same", activation=None if matterport else "relu",
+        self.convs = [keras.layers.Conv2D(channels, 3, padding="same", activation=None if self.BATCH_NORM else "relu",
                                           name=f"{prefix}conv{i}") for i in range(1, 5)]
-        self.norms = ([BatchNorm(f"mrcnn_mask_bn{i}", train_bn, epsilon=MATTERPORT_BN_EPSILON) for i in range(1, 5)]
-                      if matterport else [None] * 4)
+        self.norms = ([BatchNorm(f"{prefix}bn{i}", train_bn, epsilon=MATTERPORT_BN_EPSILON) for i in range(1, 5)]
+                      if self.BATCH_NORM else [None] * 4)
         self.deconv = keras.layers.Conv2DTranspose(channels, 2, strides=2, activation="relu", name=f"{prefix}deconv")
-        self.logits = keras.layers.Conv2D(num_classes, 1, name="mrcnn_mask" if matterport else "mask_logits")
+        self.logits = keras.layers.Conv2D(num_classes, 1, name=self.LOGITS)
 
     def __call__(self, rois, feature_maps, prefix):
         x = FoldRoIs(name=f"{prefix}_mask_fold")(self.align(rois, *feature_maps))
@@ -242,25 +249,84 @@ class MaskHead:
         return _unfold(x, rois, f"{prefix}_mask_unfold")
 
 
+class MatterportMaskHead(MaskHead):
+    """matterport's mask head: MaskHead with its names (mrcnn_mask_conv1..4, mrcnn_mask_deconv,
+    mrcnn_mask) and a BatchNorm mrcnn_mask_bn1..4 after each conv. train_bn: the BatchNorms train."""
+
+    PREFIX = "mrcnn_mask_"
+    LOGITS = "mrcnn_mask"
+    BATCH_NORM = True
+
+
 def _roi_align(config, pool_size, name):
     return PyramidROIAlign(pool_size, config.BACKBONE_STRIDES[:4], mode=config.ROI_ALIGN_MODE,
                            frame=config.BOX_FRAME, name=name)
 
 
-# The registries: config value -> builder(config). Matterport's heads take its layer names
-# and, like its backbone, freeze their BatchNorms unless TRAIN_BN.
+@dataclasses.dataclass(frozen=True)
+class HeadFamily:
+    """One entry of a head registry: build(config) -> the head (also by calling the entry);
+    layers: regular expressions (re.fullmatch) of its layer names, what TRAIN_LAYERS heads,
+    3+, 4+, 5+ train (detection/engine/layer_selection.py); class_specific: its layers whose
+    shapes depend on NUM_CLASSES, left initialised when a legacy file has another class count
+    (detection/modeling/weights.py); class_count: the layer whose bias has NUM_CLASSES entries,
+    read to learn a legacy file's class count (None for a head without one)."""
+
+    build: Callable
+    layers: tuple
+    class_specific: tuple = ()
+    class_count: str = None
+
+    def __call__(self, config):
+        return self.build(config)
+
+
+# The registries: config value (detection/choices.py RPN_HEADS, BOX_HEADS, MASK_HEADS) ->
+# HeadFamily. Matterport's heads take its layer names and, like its backbone, freeze their
+# BatchNorms unless TRAIN_BN.
 RPN_HEADS = {
-    "standard": lambda c: RPNHead(len(c.RPN_ANCHOR_RATIOS), c.TOP_DOWN_PYRAMID_SIZE, c.RPN_ANCHOR_STRIDE),
-    "matterport": lambda c: MatterportRPNHead(len(c.RPN_ANCHOR_RATIOS), 512, c.RPN_ANCHOR_STRIDE),
+    "standard": HeadFamily(lambda c: RPNHead(len(c.RPN_ANCHOR_RATIOS), c.TOP_DOWN_PYRAMID_SIZE, c.RPN_ANCHOR_STRIDE),
+                           layers=(r"rpn_.*",)),
+    "matterport": HeadFamily(lambda c: MatterportRPNHead(len(c.RPN_ANCHOR_RATIOS), 512, c.RPN_ANCHOR_STRIDE),
+                             layers=(r"rpn_.*",)),
 }
 BOX_HEADS = {
-    "fc": lambda c: BoxHead(c.NUM_CLASSES, c.FPN_CLASSIF_FC_LAYERS_SIZE, _roi_align(c, c.POOL_SIZE, "rcnn_roi_align")),
-    "matterport": lambda c: MatterportBoxHead(c.NUM_CLASSES, c.FPN_CLASSIF_FC_LAYERS_SIZE, c.POOL_SIZE,
-                                              _roi_align(c, c.POOL_SIZE, "roi_align_classifier"), c.TRAIN_BN),
+    "fc": HeadFamily(
+        lambda c: BoxHead(c.NUM_CLASSES, c.FPN_CLASSIF_FC_LAYERS_SIZE, _roi_align(c, c.POOL_SIZE, "rcnn_roi_align")),
+        layers=(r"rcnn_.*",), class_specific=("rcnn_class_logits", "rcnn_bbox_fc"), class_count="rcnn_class_logits"),
+    "matterport": HeadFamily(
+        lambda c: MatterportBoxHead(c.NUM_CLASSES, c.FPN_CLASSIF_FC_LAYERS_SIZE, c.POOL_SIZE,
+                                    _roi_align(c, c.POOL_SIZE, "roi_align_classifier"), c.TRAIN_BN),
+        layers=(r"mrcnn_.*",), class_specific=("mrcnn_class_logits", "mrcnn_bbox_fc"),
+        class_count="mrcnn_class_logits"),
 }
 MASK_HEADS = {
-    "fcn": lambda c: MaskHead(c.NUM_CLASSES, c.TOP_DOWN_PYRAMID_SIZE,
-                              _roi_align(c, c.MASK_POOL_SIZE, "mask_roi_align")),
-    "matterport": lambda c: MaskHead(c.NUM_CLASSES, 256, _roi_align(c, c.MASK_POOL_SIZE, "roi_align_mask"),
-                                     matterport=True, train_bn=c.TRAIN_BN),
+    "fcn": HeadFamily(lambda c: MaskHead(c.NUM_CLASSES, c.TOP_DOWN_PYRAMID_SIZE,
+                                         _roi_align(c, c.MASK_POOL_SIZE, "mask_roi_align")),
+                      layers=(r"mask_.*",), class_specific=(MaskHead.LOGITS,)),
+    "matterport": HeadFamily(lambda c: MatterportMaskHead(c.NUM_CLASSES, 256,
+                                                          _roi_align(c, c.MASK_POOL_SIZE, "roi_align_mask"),
+                                                          train_bn=c.TRAIN_BN),
+                             layers=(r"mrcnn_.*",), class_specific=(MatterportMaskHead.LOGITS,)),
 }
+HEAD_REGISTRIES = (RPN_HEADS, BOX_HEADS, MASK_HEADS)
+
+
+def _unique(items):
+    return tuple(dict.fromkeys(items))
+
+
+def head_layer_patterns():
+    """The layer-name patterns of every registered head, each once."""
+    return _unique(p for registry in HEAD_REGISTRIES for family in registry.values() for p in family.layers)
+
+
+def class_specific_layers():
+    """The names of every registered head's layers whose shapes depend on NUM_CLASSES."""
+    return _unique(n for registry in HEAD_REGISTRIES for family in registry.values() for n in family.class_specific)
+
+
+def class_count_layers():
+    """The layers, over every registered head, whose bias has NUM_CLASSES entries."""
+    return _unique(family.class_count for registry in HEAD_REGISTRIES for family in registry.values()
+                   if family.class_count)

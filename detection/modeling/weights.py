@@ -41,12 +41,6 @@ import re
 import h5py
 import numpy as np
 
-# Layers whose shapes depend on NUM_CLASSES (matterport's names and ours).
-CLASS_SPECIFIC_LAYERS = ("mrcnn_class_logits", "mrcnn_bbox_fc", "mrcnn_mask",
-                         "rcnn_class_logits", "rcnn_bbox_fc", "mask_logits")
-# The layer whose output size is NUM_CLASSES, read to learn the file's class count.
-_CLASS_COUNT_LAYERS = ("mrcnn_class_logits", "rcnn_class_logits")
-
 
 class WeightsError(ValueError):
     """A weights file cannot be read or nothing in it fits the model (one line)."""
@@ -157,11 +151,16 @@ def load_weights_by_name(model, path, exclude=(), num_classes=None):
         file_layers = read_legacy_h5(path)
     except (OSError, KeyError) as e:
         raise WeightsError(f"{path}: cannot read as a Keras 2 weights file ({e})") from None
+    # Which layers depend on NUM_CLASSES, and which tells the count, each head declares in its
+    # registry entry (imported here, so that importing this module does not import TensorFlow).
+    from detection.modeling.heads import class_count_layers, class_specific_layers
+
     report = LoadReport(path, sum(len(v) for v in file_layers.values()), model_classes=num_classes)
-    report.file_classes = next((int(file_layers[n]["bias"].shape[0]) for n in _CLASS_COUNT_LAYERS
+    report.file_classes = next((int(file_layers[n]["bias"].shape[0]) for n in class_count_layers()
                                 if n in file_layers and "bias" in file_layers[n]), None)
     skip_class_specific = (num_classes is not None and report.file_classes is not None
                            and report.file_classes != num_classes)
+    class_specific = class_specific_layers()
     model_names = set()
     for layer in weighted_layers(model):
         model_names.add(layer.name)
@@ -172,7 +171,7 @@ def load_weights_by_name(model, path, exclude=(), num_classes=None):
         if _excluded(layer.name, exclude):
             report.excluded.append(layer.name)
             continue
-        if skip_class_specific and layer.name in CLASS_SPECIFIC_LAYERS:
+        if skip_class_specific and layer.name in class_specific:
             report.class_specific.append(layer.name)
             continue
         report.loaded_arrays += _assign(layer, arrays, report)

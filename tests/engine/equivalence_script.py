@@ -47,7 +47,7 @@ def run(strategy, make_opt, steps, epochs, dataset=None):
         model.compile(make_opt())
     data = dataset if dataset is not None else toy_dataset(24, GLOBAL_BATCH)
     snaps = Snapshots()
-    history = model.fit(data, steps_per_epoch=steps, epochs=epochs, verbose=0, callbacks=[snaps]).history
+    history = model.fit(data, steps_per_epoch=steps, epochs=epochs, verbose=0, shuffle=False, callbacks=[snaps]).history
     return [np.asarray(w) for w in model.weights], history, model, snaps
 
 

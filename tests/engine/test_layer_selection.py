@@ -72,11 +72,11 @@ def test_keras_refuses_new_variables_so_optimizer_is_built_over_all_stages():
     set_trainable(model, "heads")
     opt = keras.optimizers.SGD(0.1, momentum=0.9)
     model.compile(opt)
-    model.fit(data, steps_per_epoch=1, epochs=1, verbose=0)
+    model.fit(data, steps_per_epoch=1, epochs=1, verbose=0, shuffle=False)
     set_trainable(model, "all")
     model.compile(opt)
     with pytest.raises(ValueError, match="Unknown variable"):
-        model.fit(data, steps_per_epoch=1, epochs=1, verbose=0)
+        model.fit(data, steps_per_epoch=1, epochs=1, verbose=0, shuffle=False)
 
     # Built over the union of the stages, the same optimizer carries its state across.
     model = build_toy_model()
@@ -86,7 +86,7 @@ def test_keras_refuses_new_variables_so_optimizer_is_built_over_all_stages():
     assert len(opt.momentums) == 2 * 9
     set_trainable(model, "heads")
     model.compile(opt)
-    model.fit(data, steps_per_epoch=2, epochs=1, verbose=0)
+    model.fit(data, steps_per_epoch=2, epochs=1, verbose=0, shuffle=False)
     head_kernel, conv_kernel = model.get_layer("rcnn_out").kernel, model.get_layer("conv3_block1_conv").kernel
     head_momentum = opt.momentums[opt._get_variable_index(head_kernel)]
     conv_momentum = opt.momentums[opt._get_variable_index(conv_kernel)]
@@ -97,6 +97,6 @@ def test_keras_refuses_new_variables_so_optimizer_is_built_over_all_stages():
     model.compile(opt)  # same optimizer object: recompiling keeps its variables
     np.testing.assert_array_equal(np.asarray(head_momentum), after_heads)
     assert int(opt.iterations.numpy()) == 2
-    model.fit(data, steps_per_epoch=1, epochs=1, verbose=0)
+    model.fit(data, steps_per_epoch=1, epochs=1, verbose=0, shuffle=False)
     assert int(opt.iterations.numpy()) == 3
     assert np.abs(np.asarray(conv_momentum)).max() > 0

@@ -37,7 +37,8 @@ def one_step(strategy, images_per_replica):
         detector = Detector(config)
         detector.training_model.compile(keras.optimizers.SGD(0.01))
     initial = [np.asarray(w) for w in detector.training_model.trainable_weights]
-    history = detector.training_model.fit(tf.data.Dataset.from_tensors(inputs), epochs=1, verbose=0).history
+    history = detector.training_model.fit(tf.data.Dataset.from_tensors(inputs), epochs=1, verbose=0,
+                                          shuffle=False).history
     after = [np.asarray(w) for w in detector.training_model.trainable_weights]
     return initial, after, {k: float(v[-1]) for k, v in history.items()}
 

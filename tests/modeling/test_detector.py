@@ -22,7 +22,7 @@ def fit_one_step(config, inputs):
     detector = Detector(config)
     detector.training_model.compile(keras.optimizers.SGD(0.001))
     data = tf.data.Dataset.from_tensors(inputs)
-    history = detector.training_model.fit(data, epochs=1, verbose=0)
+    history = detector.training_model.fit(data, epochs=1, verbose=0, shuffle=False)
     return detector, {k: v[-1] for k, v in history.history.items()}
 
 

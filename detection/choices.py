@@ -1,0 +1,48 @@
+"""The names of every choice a config key offers, written once.
+
+config.py validates against these tuples and each registry (the module that implements the
+choice, named beside each tuple) is keyed by them; tests/test_choices.py checks that every
+name here has an implementation and every implementation a name here. This module imports
+nothing, so reading a config never imports TensorFlow.
+
+Adding a choice: its name here, its entry in the registry, and the tests of that registry.
+"""
+
+# BACKBONE: detection/modeling/backbones.py backbones()
+BACKBONES = ("resnet50", "resnet101", "mobilenetv2", "resnet_tiny", "matterport_resnet50", "matterport_resnet101")
+# The backbones without ImageNet weights (Backbone.imagenet false).
+NO_PRETRAINED_BACKBONES = ("resnet_tiny", "matterport_resnet50", "matterport_resnet101")
+
+# RPN_HEAD, BOX_HEAD, MASK_HEAD: detection/modeling/heads.py RPN_HEADS, BOX_HEADS, MASK_HEADS
+RPN_HEADS = ("standard", "matterport")
+BOX_HEADS = ("fc", "matterport")
+MASK_HEADS = ("fcn", "matterport")
+# The head choices with matterport's layer names, and the backbone with its names for each
+# backbone of the same architecture under keras.applications' names: weight files trained
+# with matterport's code need both (config validation says so).
+MATTERPORT_NAMED_HEADS = "matterport"
+MATTERPORT_NAMED_BACKBONES = {"resnet50": "matterport_resnet50", "resnet101": "matterport_resnet101"}
+
+# ROI_ALIGN_MODE: detection/layers/roi_align.py ROI_ALIGN_MODES
+ROI_ALIGN_MODES = ("crop_and_resize", "gather", "matterport")
+# BOX_FRAME: detection/core/frames.py BOX_FRAMES
+BOX_FRAMES = ("pixels", "normalized")
+# DETECTION_CLASSES_PER_ROI: detection/layers/detections.py CLASS_SELECTIONS
+CLASSES_PER_ROI = ("all", "top")
+# MASK_PASTE: detection/engine/predictor.py MASK_PASTERS
+MASK_PASTES = ("bilinear", "matterport")
+# IMAGE_RESIZE_METHOD: detection/data/resize.py RESIZE_METHODS
+RESIZE_METHODS = ("opencv", "matterport")
+# IMAGE_RESIZE_MODE: detection/data/resize.py (padded_shape)
+RESIZE_MODES = ("square", "pad64", "none")
+
+# DATASET_FORMAT: detection/data/datasets.py DATASET_FORMATS (and python:MODULE:CLASS, your own class)
+DATASET_FORMATS = ("shapes", "coco", "voc", "via", "labelme")
+
+
+def lookup(registry, name, key):
+    """registry[name], or a ValueError naming the config ``key``, the value and the choices."""
+    try:
+        return registry[name]
+    except KeyError:
+        raise ValueError(f"unknown {key} {name!r}; expected one of {', '.join(registry)}") from None
