@@ -56,7 +56,7 @@ def test_the_name_check_fails_on_a_missing_module():
 # (the "Direction of imports" line of the page).
 RANKS = {"choices": 0, "core": 1, "config": 2, "layers": 2, "data": 3, "modeling": 3, "matterport_config": 3,
          "evaluation": 4, "analysis": 4, "categories": 4, "visualize": 4,
-         "engine": 5, "export": 5, "cli": 5, "inference": 6}
+         "engine": 5, "export": 6, "cli": 5, "inference": 6}
 
 # "core/, layers/ and modeling/ never import data/, engine/ or config.py" (the page).
 NEVER = {package: ("config", "data", "engine") for package in ("core", "layers", "modeling")}

@@ -6,7 +6,7 @@ state_dict (detection/modeling/torchvision_weights.py) and ``detect(image)`` ret
 torchvision's detections of one image. Every layer is named after its torchvision module
 (``backbone.body.layer1.0.conv1`` -> ``backbone_body_layer1_0_conv1``).
 
-    image [H, W, 3] uint8 RGB -> detection/data/torchvision_transform.py (normalise, resize, pad /32)
+    image [H, W, 3] uint8 RGB -> detection/modeling/torchvision_transform.py (normalise, resize, pad /32)
       -> ResNet-50 (torchvision's: stride in the 3x3 conv, frozen BatchNorm eps 1e-5, symmetric
          padding) C2..C5 -> FPN (1x1 inner, nearest 2x top-down, 3x3 layer) P2..P5, P6 = P5[::2, ::2]
       -> RPN head (3x3 conv + ReLU, one logit and 4 deltas per anchor)
@@ -23,7 +23,7 @@ torchvision's detections of one image. Every layer is named after its torchvisio
       v2 (the "improved" recipe's models): a BatchNorm after every FPN conv, two 3x3 convs in the
          RPN head, a box head of four 3x3 conv + BatchNorm + ReLU and one fc (1024), a BatchNorm
          after every mask head conv.
-      -> boxes scaled to the original image, masks pasted (detection/data/torchvision_masks.py).
+      -> boxes scaled to the original image, masks pasted (detection/modeling/torchvision_masks.py).
 
 This is torchvision's inference, not ours: the config keys that apply are NUM_CLASSES,
 RPN_ANCHOR_SCALES, RPN_ANCHOR_RATIOS (width / height; torchvision's (0.5, 1, 2) height / width
@@ -38,8 +38,8 @@ import numpy as np
 import tensorflow as tf
 
 from detection.core import torchvision_boxes as tvb
-from detection.data.torchvision_masks import paste_masks
-from detection.data.torchvision_transform import transform_image
+from detection.modeling.torchvision_masks import paste_masks
+from detection.modeling.torchvision_transform import transform_image
 from detection.layers.torchvision_roi_align import multiscale_roi_align
 
 TORCHVISION_MODELS = ("fasterrcnn_resnet50_fpn", "maskrcnn_resnet50_fpn",
