@@ -29,7 +29,7 @@ class ReplayPredictor:
         self.drop = drop or {}
         self.calls = []
 
-    def predict_records(self, records, progress=False):
+    def predict_records(self, records, progress=False, report=None):
         self.calls.append([r.image_id for r in records])
         for r in records:
             keep = len(r.boxes) - self.drop.get(r.image_id, 0)
