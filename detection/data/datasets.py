@@ -29,6 +29,14 @@ def subset_paths(config, subset):
             getattr(config, f"{prefix}_SPLIT"))
 
 
+def same_files(config):
+    """Whether ``config``'s val subset is its train subset: a file format (not shapes or a
+    Python dataset, whose subsets differ by name) with the same images, annotations and split.
+    Then one loaded Dataset serves both (COCO train loaded twice took twice the time and memory)."""
+    return config.DATASET_FORMAT in ("coco", "voc", "via", "labelme") and \
+        subset_paths(config, "train") == subset_paths(config, "val")
+
+
 def load_dataset(config, subset="train", strict=None):
     """The Dataset of ``subset`` ("train" or "val") described by ``config``.
 

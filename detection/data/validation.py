@@ -158,8 +158,15 @@ def clean_boxes(boxes, height, width, report, file, field_names):
     (and counted); boxes with no area after clipping are dropped.
     """
     boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
-    keep = []
     limits = np.array([height, width, height, width], np.float64)
+    # The common case, every box clean, in a few array operations: a per-box loop costs ~40 s
+    # over COCO train's 860k boxes (bench/data_scale.py). Other boxes go through the loop.
+    with np.errstate(invalid="ignore"):
+        clean = (np.isfinite(boxes).all() and (boxes >= 0).all() and (boxes <= limits).all()
+                 and (boxes[:, 2] > boxes[:, 0]).all() and (boxes[:, 3] > boxes[:, 1]).all())
+    if clean:
+        return boxes.astype(np.float32), np.arange(len(boxes), dtype=np.int64)
+    keep = []
     for i, box in enumerate(boxes):
         if not np.all(np.isfinite(box)):
             report.add("invalid_coordinates", file, field_names[i], f"{box.tolist()} is not finite")

@@ -13,7 +13,7 @@ the per-epoch COCO AP callback when EVAL_AP_IMAGES is set.
 """
 
 from detection.config import ConfigError
-from detection.data.datasets import load_dataset
+from detection.data.datasets import load_dataset, same_files
 from detection.data.pipeline import make_dataset
 from detection.data.validation import DataError
 from detection.engine import checkpoints
@@ -73,7 +73,10 @@ def train_detector(config, output_dir, weights=None, exclude=(), resume=False, s
                           "(classes + background)")
     config = with_dataset_categories(config, train_set, source)
     val_set = None
-    if has_val_set(config):
+    if has_val_set(config) and same_files(config):
+        val_set = train_set
+        print(f"Dataset {config.DATASET_FORMAT}/val: the training files, loaded once")
+    elif has_val_set(config):
         val_set = load_dataset(config, "val", strict=strict)
         val_set.report.summary()
         check_same_categories(train_set, val_set)
