@@ -196,6 +196,12 @@ _key(S, "NAME", "detector", text(), "Name of the configuration; used in output f
 _key(S, "SEED", 42, integer(0), "Seed for data order, augmentation, sampling and initialisation.")
 _key(S, "GPU_COUNT", 1, integer(1), "Replicas to train on (set by tools/train.py from --gpus or --cpu-replicas).")
 _key(S, "IMAGES_PER_GPU", 2, integer(1), "Images per replica per step; the global batch is IMAGES_PER_GPU x GPU_COUNT.")
+_key(S, "CLUSTER_TIMEOUT", 600, integer(1),
+     "Several hosts (TF_CONFIG): seconds a worker waits for all the others at start before it stops with one line "
+     "naming the addresses that did not answer.")
+_key(S, "HEARTBEAT_TIMEOUT", 10, integer(1),
+     "Several hosts (TF_CONFIG): seconds without a heartbeat after which a worker counts as lost; the others then "
+     "stop with one line naming it (restart all with --resume).")
 _key(S, "NUM_CLASSES", 4, integer(2), "Number of classes including background (class id 0).")
 _key(S, "CLASS_NAMES", None, sequence(text(), optional=True),
      "Names of classes 1..NUM_CLASSES-1; null takes them from the dataset.")

@@ -93,21 +93,14 @@ def main(argv=None):
     args = parse_args(argv)
     from detection.config import ConfigError
     from detection.data.validation import DataError
-    from detection.engine.distribute import DeviceError, make_strategy
+    from detection.engine.distribute import DeviceError
     from detection.modeling.weights import WeightsError
 
     try:
         config = resolve_config(args)  # reads YAML only: no TF op runs yet
-        gpus = args.gpus
-        if gpus is None and args.cpu_replicas is None and config.GPU_COUNT > 1:
-            gpus = config.GPU_COUNT
-            print(f"GPU_COUNT {gpus} in {args.config}: training on {gpus} GPUs (as --gpus {gpus})", flush=True)
         # The strategy before any TF op: logical CPU devices must be set up first.
-        strategy, info = make_strategy(gpus=gpus, cpu_replicas=args.cpu_replicas)
-        if config.GPU_COUNT not in (1, strategy.num_replicas_in_sync):
-            print(f"GPU_COUNT {config.GPU_COUNT} in {args.config} replaced by the {strategy.num_replicas_in_sync} "
-                  f"replica(s) of --gpus / --cpu-replicas", flush=True)
-        return run(args, config, strategy, info)
+        strategy, info = make_strategy_for(args, config)
+        return run_guarded(args, config, strategy, info)
     except (ConfigError, DataError, DeviceError, WeightsError, FileExistsError, FileNotFoundError) as e:
         # A ConfigError's last line names the key; other errors are one line already.
         message = str(e) if isinstance(e, ConfigError) else str(e).splitlines()[0]
@@ -115,11 +108,55 @@ def main(argv=None):
         return 2
 
 
+def make_strategy_for(args, config):
+    """(strategy, StrategyInfo) that the flags, the config and TF_CONFIG ask for; call before any TF op."""
+    from detection.engine.distribute import make_strategy
+
+    gpus = args.gpus
+    if gpus is None and args.cpu_replicas is None and config.GPU_COUNT > 1:
+        gpus = config.GPU_COUNT
+        print(f"GPU_COUNT {gpus} in {args.config}: training on {gpus} GPUs (as --gpus {gpus})", flush=True)
+    strategy, info = make_strategy(gpus=gpus, cpu_replicas=args.cpu_replicas, cluster_timeout=config.CLUSTER_TIMEOUT,
+                                   heartbeat_timeout=config.HEARTBEAT_TIMEOUT)
+    if config.GPU_COUNT not in (1, strategy.num_replicas_in_sync):
+        print(f"GPU_COUNT {config.GPU_COUNT} in {args.config} replaced by the {strategy.num_replicas_in_sync} "
+              f"replica(s) of --gpus / --cpu-replicas", flush=True)
+    return strategy, info
+
+
+def run_guarded(args, config, strategy, info):
+    """run(), and on several workers one line (exit code 3) when another worker is lost."""
+    from detection.engine.distribute import is_cluster_failure, lost_worker_message
+
+    try:
+        return run(args, config, strategy, info)
+    except Exception as e:
+        if info.workers == 1 or not is_cluster_failure(e):
+            raise
+        # No wait in TF's shutdown barrier for a worker that is gone: exit at once.
+        print(lost_worker_message(e, info), file=sys.stderr, flush=True)
+        os._exit(3)
+
+
 def run(args, config, strategy, info):
+    result = train_from_args(args, config, strategy, info)
+    print(result.message)
+    print(f"run folder: {output_folder(args, config)}")
+    if result.final_weights:
+        print(f"final weights: {result.final_weights}")
+    return 0 if result.stopped != "non_finite" else 1
+
+
+def output_folder(args, config):
+    return args.output or os.path.join("runs", config.NAME)
+
+
+def train_from_args(args, config, strategy, info):
+    """The run the flags describe, on ``strategy``; returns trainer.TrainResult."""
     from detection.data.cli import config_with_dataset_flags
     from detection.engine.detector_training import train_detector
 
-    output = args.output or os.path.join("runs", config.NAME)
+    output = output_folder(args, config)
     # The dataset flags go into the config the run saves, so eval and infer on its
     # config.yaml see the data (and the format) it was trained on.
     val_args, note = validation_flags(args)
@@ -127,14 +164,9 @@ def run(args, config, strategy, info):
     if note:
         print(f"note: {note}", flush=True)
     weights = None if args.weights == "imagenet" else args.weights  # imagenet: BACKBONE_WEIGHTS, set above
-    result = train_detector(config, output, weights=weights, exclude=args.exclude, resume=args.resume,
-                            strict=args.strict or None, source=args.config, strategy=strategy, strategy_info=info,
-                            seed=args.seed, debug=args.debug, keep_checkpoints=args.keep_checkpoints)
-    print(result.message)
-    print(f"run folder: {output}")
-    if result.final_weights:
-        print(f"final weights: {result.final_weights}")
-    return 0 if result.stopped != "non_finite" else 1
+    return train_detector(config, output, weights=weights, exclude=args.exclude, resume=args.resume,
+                          strict=args.strict or None, source=args.config, strategy=strategy, strategy_info=info,
+                          seed=args.seed, debug=args.debug, keep_checkpoints=args.keep_checkpoints)
 
 
 if __name__ == "__main__":

@@ -70,21 +70,24 @@ def _refuse_when_exiting():
         raise RuntimeError("interpreter exiting: input pipeline stopped")
 
 
-def make_dataset(dataset, config, training, seed=None, repeat=None, drop_remainder=True):
+def make_dataset(dataset, config, training, seed=None, repeat=None, drop_remainder=True, batch_size=None):
     """A tf.data.Dataset of input batches (see the module docstring) for ``dataset``.
 
     dataset: a detection.data.records.Dataset; config: the Config.
     training: shuffle every epoch and augment (config.AUGMENTATION); else the records in order.
     seed: shuffle and augmentation seed, default config.SEED.
-    repeat: loop forever (default: when training), for ``fit(steps_per_epoch=...)``. A
-        training dataset that does not repeat reshuffles at each new iteration, but its
-        augmentation seeds restart with the positions (0, 1, ...) of each pass.
+    repeat: loop forever (default: when training), for ``fit(steps_per_epoch=...)``; pass e
+        over the records is then shuffled by (seed, e), whichever iterator reads it. A training
+        dataset that does not repeat reshuffles at each new iteration, but its augmentation
+        seeds restart with the positions (0, 1, ...) of each pass.
     drop_remainder: keep the batch size static (the model needs it); a partial last batch of
         a finite dataset is dropped. For every image use make_inference_batches.
+    batch_size: images per batch, default config.BATCH_SIZE (the global batch); one replica's
+        IMAGES_PER_GPU when each replica gets batches of its own (engine.distribute.ShardedInput).
     """
     seed = config.SEED if seed is None else int(seed)
     repeat = training if repeat is None else repeat
-    batch_size = config.BATCH_SIZE
+    batch_size = batch_size or config.BATCH_SIZE
     records = dataset.records
     if drop_remainder and len(records) < batch_size:
         raise ValueError(f"dataset {dataset.name} has {len(records)} images, fewer than "
@@ -98,16 +101,17 @@ def make_dataset(dataset, config, training, seed=None, repeat=None, drop_remaind
                                seed=_read_seed(seed, int(position)))
         return _as_outputs(example, config, with_gt=True)
 
-    indices = tf.data.Dataset.range(len(records))
-    if training:
-        indices = indices.shuffle(len(records), seed=seed, reshuffle_each_iteration=True)
-    if repeat:
-        indices = indices.repeat()
+    indices = _record_order(len(records), training, repeat, seed)
     examples = indices.enumerate().map(
         lambda position, index: _numpy_map(load, [position, index], config, with_gt=True),
         num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     examples = _skip_unreadable(examples)
-    return _batch(examples, config, batch_size, drop_remainder).prefetch(tf.data.AUTOTUNE)
+    batches = _batch(examples, config, batch_size, drop_remainder)
+    if repeat:
+        # The filter above hides that the stream never ends; said here, tf.distribute keeps the
+        # static batch size on several workers (else it allows a partial last batch: shape None).
+        batches = batches.apply(tf.data.experimental.assert_cardinality(tf.data.INFINITE_CARDINALITY))
+    return batches.prefetch(tf.data.AUTOTUNE)
 
 
 @dataclasses.dataclass
@@ -185,6 +189,31 @@ def _is_readable(ok, example):
 
 def _example_only(ok, example):
     return example
+
+
+def _record_order(count, training, repeat, seed):
+    """Record indices in reading order: 0..count-1 (forever when ``repeat``), shuffled when training.
+
+    Training and repeating: pass e is the permutation seeded by (seed, e), the same in every
+    iterator of the dataset. Keras fit under a tf.distribute strategy iterates a dataset once to
+    build the model before training, so a shuffle that changes with each new iterator would make
+    one device and several replicas train on different orders.
+    """
+    if training and repeat:
+        return tf.data.Dataset.range(tf.int64.max).flat_map(lambda epoch: tf.data.Dataset.from_tensor_slices(
+            tf.random.experimental.stateless_shuffle(tf.range(count, dtype=tf.int64),
+                                                     seed=tf.stack([tf.constant(seed, tf.int64), epoch]))))
+    indices = tf.data.Dataset.range(count)
+    if training:
+        indices = indices.shuffle(count, seed=seed, reshuffle_each_iteration=True)
+    return indices.repeat() if repeat else indices
+
+
+def shard_seed(seed, index):
+    """The seed of shard ``index`` of the records (a worker's share): ``seed`` itself for shard 0
+    (one device reads as it always did), an independent one for each other shard, so that two
+    workers' shuffles and augmentations do not repeat each other."""
+    return seed if index == 0 else int(np.random.SeedSequence([seed, 1 << 32, index]).generate_state(1)[0])
 
 
 def _read_seed(seed, position):

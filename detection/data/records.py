@@ -89,3 +89,11 @@ class Dataset:
 
     def __len__(self):
         return len(self.records)
+
+    def shard(self, index, count):
+        """The records index, index + count, index + 2 count, ... as a Dataset of their own (one
+        worker's share of the data); classes and report shared with this one."""
+        if count == 1:
+            return self
+        return dataclasses.replace(self, name=f"{self.name} shard {index + 1}/{count}",
+                                   records=self.records[index::count])

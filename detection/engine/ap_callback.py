@@ -1,5 +1,7 @@
 """COCO AP on a validation subset at the end of every epoch (config EVAL_AP_IMAGES)."""
 
+import math
+
 import keras
 
 
@@ -9,29 +11,43 @@ class CocoApCallback(keras.callbacks.Callback):
 
     detector_fn: returns the Detector being trained (its inference model shares the training
         model's weights, so nothing is copied).
-    dataset: the validation Dataset; the first ``num_images`` records are evaluated.
+    dataset: the validation Dataset; the first ``num_images`` records are evaluated. None on a
+        worker that does not evaluate (several workers: only the chief does).
+    share: None, or values -> values: on several workers, makes every worker log the chief's
+        figures (distribute.broadcast_from_chief), so callbacks that monitor them agree.
     """
 
-    def __init__(self, detector_fn, dataset, num_images, log=None):
+    def __init__(self, detector_fn, dataset, num_images, log=None, share=None):
         super().__init__()
         self.detector_fn = detector_fn
         self.dataset = dataset
         self.num_images = int(num_images)
         self.log = log or (lambda message: None)
+        self.share = share
         self._predictor = None
 
     def on_epoch_end(self, epoch, logs=None):
+        detector = self.detector_fn()
+        keys = [f"val_{t}_{m}" for t in ("bbox", "segm")[:1 + bool(detector.config.USE_MASK)] for m in ("AP", "AP50")]
+        values = self._evaluate(detector, keys) if self.dataset is not None else [math.nan] * len(keys)
+        if self.share is not None:
+            values = self.share(values)  # several workers: the chief's figures, on every worker
+        if logs is not None:
+            logs.update({key: value for key, value in zip(keys, values) if not math.isnan(value)})
+
+    def _evaluate(self, detector, keys):
+        """[AP, AP50 of each IoU type in keys' order] on the first num_images records; NaN where
+        the evaluation gave no figure (e.g. no masks in the val set)."""
         from detection.engine.predictor import Predictor
         from detection.evaluation.detector_eval import evaluate_predictor
 
         if self._predictor is None:
-            detector = self.detector_fn()
             self._predictor = Predictor(detector.config, detector=detector,
                                         score_threshold=detector.config.EVAL_MIN_CONFIDENCE)
         metrics, _ = evaluate_predictor(self._predictor, self.dataset, limit=self.num_images, progress=False,
                                         log=self.log)
-        if logs is not None:
-            for iou_type in ("bbox", "segm"):
-                if iou_type in metrics:
-                    logs[f"val_{iou_type}_AP"] = float(metrics[iou_type]["AP"])
-                    logs[f"val_{iou_type}_AP50"] = float(metrics[iou_type]["AP50"])
+        values = []
+        for key in keys:
+            _, iou_type, metric = key.split("_")
+            values.append(float(metrics[iou_type][metric]) if iou_type in metrics else math.nan)
+        return values

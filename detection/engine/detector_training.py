@@ -14,9 +14,10 @@ the per-epoch COCO AP callback when EVAL_AP_IMAGES is set.
 
 from detection.config import ConfigError
 from detection.data.datasets import load_dataset, same_files
-from detection.data.pipeline import make_dataset
+from detection.data.pipeline import make_dataset, shard_seed
 from detection.data.validation import DataError
 from detection.engine import checkpoints
+from detection.engine.distribute import ShardedInput, StrategyInfo, broadcast_from_chief
 from detection.engine.trainer import train
 from detection.modeling.detector import Detector
 
@@ -95,13 +96,45 @@ def train_detector(config, output_dir, weights=None, exclude=(), resume=False, s
         built["detector"] = Detector(cfg, backbone_weights=backbone_weights)
         return built["detector"]
 
+    info = options.get("strategy_info") or StrategyInfo("default strategy", ("/cpu:0",), 1, 1, True)
     callbacks = list(options.pop("callbacks", ()))
     if config.EVAL_AP_IMAGES and val_set is not None:
         from detection.engine.ap_callback import CocoApCallback
 
-        callbacks.append(CocoApCallback(lambda: built["detector"], val_set, config.EVAL_AP_IMAGES))
+        # On several workers the chief evaluates (whole val set) and sends the figures to the others.
+        share = None if info.workers == 1 else (lambda values: broadcast_from_chief(options["strategy"], info, values))
+        callbacks.append(CocoApCallback(lambda: built["detector"], val_set if info.is_chief else None,
+                                        config.EVAL_AP_IMAGES, share=share))
+    # Each worker keeps only its own share of the records (the chief also the whole val set, above).
+    train_shard = train_set.shard(info.worker_index, info.workers)
+    val_shard = val_set.shard(info.worker_index, info.workers) if val_set else None
+    del train_set
     return train(
-        build_detector, config,
-        lambda cfg: make_dataset(train_set, cfg, training=True),
-        (lambda cfg: make_dataset(val_set, cfg, training=False, repeat=True)) if val_set else None,
+        build_detector, config, ShardedInput(_input_maker(train_shard, info, training=True)),
+        ShardedInput(_input_maker(val_shard, info, training=False)) if val_shard else None,
         output_dir, resume=resume, weights=weights, weights_exclude=exclude, callbacks=callbacks, **options)
+
+
+def _input_maker(shard_set, info, training):
+    """make(config, shard) for ShardedInput: batches of this worker's records ``shard_set``."""
+
+    def make(config, shard):
+        if (shard.index, shard.count) != (info.worker_index, info.workers):
+            raise RuntimeError(f"input pipeline {shard.index} of {shard.count} on worker {info.worker_index} of "
+                               f"{info.workers}: one input pipeline per worker expected")
+        if training:
+            print(input_split_line(shard_set, shard, config), flush=True)
+        return make_dataset(shard_set, config, training=training, repeat=True, batch_size=shard.batch_size,
+                            seed=shard_seed(config.SEED, shard.index))
+
+    return make
+
+
+def input_split_line(shard_set, shard, config):
+    """How the training data is split, said at start: which records this worker reads and what a step is."""
+    replicas = config.BATCH_SIZE // shard.batch_size
+    where = (f"worker {shard.index} of {shard.count} reads every {shard.count}th image from #{shard.index}"
+             if shard.count > 1 else "one input pipeline reads every image")
+    return (f"Input: {where} ({len(shard_set)} images of {shard_set.name}); {shard.batch_size} images per replica x "
+            f"{replicas} replica(s) = global batch {config.BATCH_SIZE}; an epoch is {config.STEPS_PER_EPOCH} steps = "
+            f"{config.STEPS_PER_EPOCH * config.BATCH_SIZE} images over all workers")

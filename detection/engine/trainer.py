@@ -17,9 +17,11 @@ model_builder(config) is called inside strategy.scope() under the MIXED_PRECISIO
 policy and returns a keras.Model, or an object with `.training_model` (the model to fit)
 and optionally `save_weights(path)` / `load_weights(path)` (then final.weights.h5 and
 --weights files go through those, e.g. the detector's inference-model structure).
-Datasets are tf.data.Datasets of global batches of input dicts (no labels) or callables
-config -> dataset, called after GPU_COUNT is set to the replica count, so that
-config.BATCH_SIZE is the global batch they must yield.
+Datasets are distribute.ShardedInput (made once per worker, per-replica batches of its shard
+of the records: what the detector needs, see distribute.distribute_input), tf.data.Datasets of
+global batches of input dicts (no labels), or callables config -> such a dataset; callables are
+called after GPU_COUNT is set to the replica count, so that config.BATCH_SIZE is the global
+batch they must yield.
 """
 import dataclasses
 import os
@@ -30,7 +32,7 @@ import tensorflow as tf
 from detection.engine import callbacks as cb
 from detection.engine import checkpoints
 from detection.engine.determinism import OpDeterminism, wants_op_determinism
-from detection.engine.distribute import StrategyInfo
+from detection.engine.distribute import StrategyInfo, distribute_input
 from detection.engine.layer_selection import plan_stages, set_trainable, stage_variables
 from detection.engine.optimizer import dtype_policy_name, make_optimizer
 from detection.engine.schedules import schedule_from_config
@@ -64,10 +66,6 @@ class _DtypePolicy:
 
     def __exit__(self, *exc):
         keras.config.set_dtype_policy(self.previous)
-
-
-def _dataset(value, config):
-    return value(config) if callable(value) else value
 
 
 def _load_initial_weights(built, model, weights, exclude=()):
@@ -174,8 +172,8 @@ def _train(model_builder, config, train_dataset, val_dataset=None, output_dir="r
     # seen by the checkpoint's monitor, the CSV log and TensorBoard.
     all_callbacks = list(callbacks) + engine_callbacks
 
-    train_ds = _dataset(train_dataset, config)
-    val_ds = _dataset(val_dataset, config) if has_val else None
+    train_ds = distribute_input(strategy, train_dataset, config)
+    val_ds = distribute_input(strategy, val_dataset, config) if has_val else None
     history, epochs_done, stopped, message = {}, initial_epoch, "completed", ""
     for index in range(stage_index, len(plan)):
         stage = plan[index]

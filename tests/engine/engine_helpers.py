@@ -2,8 +2,11 @@
 import json
 import os
 import pathlib
+import socket
 import subprocess
 import sys
+
+import h5py
 
 HERE = pathlib.Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -27,3 +30,22 @@ def run_script(name, *args, timeout=180, **env):
     assert proc.returncode == 0 and lines, (
         f"{name} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     return json.loads(lines[-1][len("RESULT "):])
+
+
+def free_ports(count):
+    """``count`` TCP ports on 127.0.0.1 free a moment ago."""
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def h5_arrays(path):
+    """{dataset path: array} of every dataset in an HDF5 file."""
+    arrays = {}
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda name, obj: arrays.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
+    return arrays

@@ -1,12 +1,11 @@
-"""Two worker processes on 127.0.0.1 train under MultiWorkerMirroredStrategy and agree."""
+"""Two worker processes on 127.0.0.1 train the toy model under MultiWorkerMirroredStrategy and agree
+(the engine alone, fast; test_multiworker_detector.py runs the detector through tools/train.py)."""
 import json
-import socket
 import subprocess
 import sys
 
-import h5py
 import numpy as np
-from engine_helpers import HERE, script_env
+from engine_helpers import HERE, free_ports, h5_arrays, script_env
 from engine_toy import build_toy_model, toy_dataset
 
 from detection.config import Config
@@ -15,23 +14,6 @@ from detection.engine.trainer import train
 # As in multiworker_script.py; the one-device reference takes the whole global batch.
 CONFIG = Config({"IMAGES_PER_GPU": 2, "EPOCHS": 2, "STEPS_PER_EPOCH": 3, "VALIDATION_STEPS": 0,
                  "LR_WARMUP_STEPS": 2, "LEARNING_RATE": 0.05})
-
-
-def free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
-def h5_arrays(path):
-    arrays = {}
-    with h5py.File(path, "r") as f:
-        f.visititems(lambda name, obj: arrays.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
-    return arrays
 
 
 def test_two_workers_finish_with_identical_weights(tmp_path):
