@@ -8,7 +8,9 @@ Conversions made here, once:
     class k back (``dataset.category_id(k)``, ``dataset.class_id(cat)``);
   * iscrowd -> Record.iscrowd; the segmentation (polygons or RLE, compressed or not) is kept
     as is in Record.segmentations (original pixels) and decoded by the pipeline. An instance
-    without a segmentation gets its box as a polygon.
+    without a segmentation gets its box as a polygon. With USE_MASK false segmentations are
+    checked (and problems counted) the same, but not kept: Record.segmentations is None, and
+    the polygons, most of a COCO file's memory, are freed with the parsed file.
 
 The JSON file is the unit of failure: an empty or malformed file is a DataError naming the
 file and the JSON line/column (or the missing field); everything inside it (images,
@@ -20,7 +22,7 @@ import os
 
 import numpy as np
 
-from detection.data.jsonfile import read_json
+from detection.data.jsonfile import gc_paused, read_json
 from detection.data.records import Dataset, Record
 from detection.data.validation import DataError, ValidationReport, clean_boxes, finalize_records
 
@@ -54,6 +56,12 @@ def load_coco(annotation_file, images_dir, config=None, strict=None, name=None):
     strict = config.STRICT_DATA if strict is None else strict
     name = name or os.path.basename(annotation_file)
     report = ValidationReport(name, strict=strict)
+    with gc_paused():  # millions of objects, no cycle among them (see gc_paused)
+        return _load(annotation_file, images_dir, config, report, name)
+
+
+def _load(annotation_file, images_dir, config, report, name):
+    """load_coco's work, into ``report``."""
     data = read_coco_json(annotation_file)
     categories = _categories(data["categories"], annotation_file)
     class_of_category = {cat_id: k + 1 for k, (cat_id, _) in enumerate(categories)}
@@ -69,7 +77,7 @@ def load_coco(annotation_file, images_dir, config=None, strict=None, name=None):
             report.add("missing_image", path, f"images[id={image_id}].file_name", "no such file")
             continue
         records.append(_record(info, path, annotations_of.get(image_id, []), class_of_category,
-                               annotation_file, report))
+                               annotation_file, report, config.USE_MASK))
     records = finalize_records(records, report, config.KEEP_EMPTY_IMAGES, config.MAX_GT_INSTANCES)
     return Dataset(name=name, records=records, class_names=[n for _, n in categories],
                    category_ids=[c for c, _ in categories], report=report, source=str(annotation_file))
@@ -127,9 +135,9 @@ def _valid_annotations(annotations, images, file, report):
     return valid
 
 
-def _record(info, path, annotations, class_of_category, file, report):
+def _record(info, path, annotations, class_of_category, file, report, keep_segmentations=True):
     """One Record from an image entry and its (index in the file, annotation) pairs (boxes
-    cleaned, counted)."""
+    cleaned, counted); segmentations checked, and kept when ``keep_segmentations``."""
     height, width = info["height"], info["width"]
     rows, fields = [], []
     for index, ann in annotations:
@@ -143,12 +151,13 @@ def _record(info, path, annotations, class_of_category, file, report):
     yxyx = np.stack([xywh[:, 1], xywh[:, 0], xywh[:, 1] + xywh[:, 3], xywh[:, 0] + xywh[:, 2]], axis=1)
     boxes, keep = clean_boxes(yxyx, height, width, report, file, fields)
     kept = [rows[i] for i in keep]
+    segmentations = [_segmentation(a, i, box, file, report) for (i, a), box in zip(kept, boxes)]
     return Record(
         image_id=int(info["id"]), path=path, height=height, width=width, boxes=boxes,
         class_ids=np.array([class_of_category[a["category_id"]] for _, a in kept], np.int32),
         iscrowd=np.array([bool(a.get("iscrowd", 0)) for _, a in kept], bool),
         difficult=np.zeros(len(kept), bool),
-        segmentations=[_segmentation(a, i, box, file, report) for (i, a), box in zip(kept, boxes)])
+        segmentations=segmentations if keep_segmentations else None)
 
 
 def _segmentation(ann, index, box, file, report):
