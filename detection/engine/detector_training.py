@@ -108,7 +108,7 @@ def train_detector(config, output_dir, weights=None, exclude=(), resume=False, s
     # Each worker keeps only its own share of the records (the chief also the whole val set, above).
     train_shard = train_set.shard(info.worker_index, info.workers)
     val_shard = val_set.shard(info.worker_index, info.workers) if val_set else None
-    del train_set
+    del train_set, val_set  # the whole sets: a worker keeps its shards (the AP callback its own reference)
     return train(
         build_detector, config, ShardedInput(_input_maker(train_shard, info, training=True)),
         ShardedInput(_input_maker(val_shard, info, training=False)) if val_shard else None,
