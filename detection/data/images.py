@@ -90,7 +90,7 @@ def read_image_checked(path, reduction=1):
 def truncation_suspected(path):
     """True when ``path`` is a JPEG or PNG file whose last bytes hold no end marker (JPEG
     EOI, PNG IEND): data cut short, or a missing or unopenable file. Reads 8 bytes at the start and
-    64 at the end, nothing else (about 10 us a file), so a loader can check every image;
+    64 at the end, nothing else (about 20 us a file: docs/BENCHMARKS.md), so a loader can check every image;
     read_image_checked then tells a truncated JPEG from an undecodable file. Other formats, and
     files corrupt anywhere but at their end, give False (they are found when read).
     """

@@ -222,8 +222,8 @@ def check_image_files(records, report):
     them when it reads them (so a file is counted once whichever finds it first).
 
     Only files whose last bytes lack an end marker are decoded (truncation_suspected): a check
-    of every file costs one small read each (1.2 s for 118k files measured by
-    bench/data_scale.py), and a file corrupt elsewhere is still found when read.
+    of every file costs one small read each (2.4 s for 118k files in
+    bench/data_scale.py, docs/BENCHMARKS.md), and a file corrupt elsewhere is still found when read.
     Records with an image_loader or a synthetic image are not files: kept as they are.
     """
     from detection.data.images import ImageReadError, read_image_checked, truncation_suspected
