@@ -133,8 +133,9 @@ def _input_maker(shard_set, info, training):
 def input_split_line(shard_set, shard, config):
     """How the training data is split, said at start: which records this worker reads and what a step is."""
     replicas = config.BATCH_SIZE // shard.batch_size
-    where = (f"worker {shard.index} of {shard.count} reads every {shard.count}th image from #{shard.index}"
-             if shard.count > 1 else "one input pipeline reads every image")
+    i, n = shard.index, shard.count
+    where = (f"worker {i} of {n} reads images {i}, {i + n}, {i + 2 * n}, ..." if n > 1
+             else "one input pipeline reads every image")
     return (f"Input: {where} ({len(shard_set)} images of {shard_set.name}); {shard.batch_size} images per replica x "
             f"{replicas} replica(s) = global batch {config.BATCH_SIZE}; an epoch is {config.STEPS_PER_EPOCH} steps = "
             f"{config.STEPS_PER_EPOCH * config.BATCH_SIZE} images over all workers")

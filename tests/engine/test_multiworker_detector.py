@@ -96,7 +96,8 @@ def test_two_workers_train_the_detector_and_only_the_chief_writes(two_workers):
     # Each worker said how the data is split, and reads its own half of the 24 training images.
     for index, (_, out, _) in enumerate(outputs):
         split = [line for line in out.splitlines() if line.startswith("Input:")]
-        assert split and f"worker {index} of 2 reads every 2th image from #{index} (12 images" in split[0], out
+        assert split and f"worker {index} of 2 reads images {index}, {index + 2}, {index + 4}, ... (12 images" \
+            in split[0], out
         assert "global batch 2" in split[0]
 
 
