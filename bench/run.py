@@ -25,6 +25,10 @@ next, and peak RSS is the child's own) and prints the median of ``--runs`` runs 
                matterport_coco.yaml: ResNet-101, its heads and conventions, 81 classes, masks)
                at 1024 x 1024, against infer_1024_r101_s, ours at the same settings (ResNet-101
                of keras.applications, 2-FC box head), both with BatchNormalizations folded
+  peak         bench/peak.py: sustained float32 and bfloat16 GFLOP/s of a large 3 x 3 convolution
+               (peak_float32_gflops, peak_bfloat16_gflops); then every train / infer figure
+               measured before it in the same run is given its achieved GFLOP/s (FLOPs per call
+               from bench/flops.py) and its fraction of the peak of its precision
   roi_align    bench/roi_align.py: crop_and_resize against gather (eager and XLA)
   pipeline     input pipeline images/s at the train settings against the train step's images/s
   stat_gt      bench/stat_gt.py on 100,000 boxes
@@ -53,7 +57,7 @@ BENCH = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(BENCH)
 # pipeline last: it loads TensorFlow into this process, and Linux children inherit the parent's
 # peak RSS through fork, which would inflate stat_gt's own memory figure.
-BENCHMARKS = ("train", "infer", "memory", "first_call", "precision", "matterport", "roi_align", "stat_gt",
+BENCHMARKS = ("train", "infer", "memory", "first_call", "precision", "matterport", "peak", "roi_align", "stat_gt",
               "coco_eval", "paired", "pipeline")
 PAIRED = ("train_step_s", "infer_512_s", "infer_800x1333_s")
 FIRST_STEP_MARK = "BENCH-FIRST-STEP-DONE"
@@ -258,6 +262,40 @@ def bench_precision(args, report):
         result, _ = run_child("precision", policy, args)
         name = f"train_step_{policy}_s"
         report.add(name, result[name], baseline="train_step_s")
+
+
+# Figure -> (bench/flops.py case, with the mask head, images per call, precision).
+FLOP_FIGURES = {
+    "infer_512_s": ("infer_512", False, 1, "float32"),
+    "infer_800x1333_s": ("infer_800x1333", False, 1, "float32"),
+    "train_step_s": ("train_2x512", False, 2, "float32"),
+    "train_step_mask_s": ("train_2x512", True, 2, "float32"),
+    "train_step_mixed_bfloat16_s": ("train_2x512", False, 2, "bfloat16"),
+}
+
+
+def gflop_per_call(flops, case, mask, images):
+    """GFLOP of one call of a figure's model from bench/flops.py's per-image parts."""
+    parts = flops[case]
+    total = parts["total"] - (0.0 if mask else parts["mask_head"])
+    return total * images
+
+
+def bench_peak(args, report):
+    print("peak: sustained GFLOP/s of a 3 x 3 convolution (bench/peak.py), and each figure's share of it", flush=True)
+    peak = _script("peak", ["--runs", str(args.runs), "--warmup", str(args.warmup)])
+    for precision in ("float32", "bfloat16"):
+        report.add(f"peak_{precision}_gflops", peak[precision], unit="GF/s",
+                   note="" if precision == "float32" or peak["native_bfloat16"] else "  (emulated: no bf16 units)")
+    present = [name for name in FLOP_FIGURES if report.figures.get(name)]
+    if not present:
+        return
+    flops = _script("flops", [])
+    for name in present:
+        case, mask, images, precision = FLOP_FIGURES[name]
+        achieved = gflop_per_call(flops, case, mask, images) / report.figures[name]
+        report.add(f"{name[:-2]}_gflops", achieved, unit="GF/s",
+                   note=f"  = {achieved / peak[precision]:.2f} of the {precision} peak")
 
 
 def _script(name, argv, python=sys.executable):

@@ -310,6 +310,14 @@ _key(S, "MAX_GT_INSTANCES", 100, integer(1),
 _key(S, "MINI_MASK_SHAPE", [56, 56], sequence(integer(1), length=2),
      "GT masks are stored cropped to their box and resized to this.")
 
+S = "torchvision models"
+_key(S, "TORCHVISION_MODEL", None, text(["fasterrcnn_resnet50_fpn", "maskrcnn_resnet50_fpn",
+                                          "fasterrcnn_resnet50_fpn_v2", "maskrcnn_resnet50_fpn_v2"], optional=True),
+     "Run torchvision's model of this name with its conventions (detection/modeling/torchvision_rcnn.py) and its "
+     ".pth weights; null: our detector. See docs/pretrained.md.")
+_key(S, "TORCHVISION_MIN_SIZE", 800, integer(1), "torchvision models: the shorter side is resized to this ...")
+_key(S, "TORCHVISION_MAX_SIZE", 1333, integer(1), "... unless the longer side would exceed this (then it is this).")
+
 S = "Dataset"
 _key(S, "DATASET_FORMAT", "shapes", dataset_format(),
      "Dataset format: shapes (synthetic), coco (JSON), voc (XML), via (VGG Image Annotator JSON), labelme (JSON per "
@@ -358,7 +366,8 @@ _key(S, "TRAIN_LAYERS", "all", text(),
 _key(S, "TRAIN_STAGES", [], sequence(anything("a mapping {layers, epochs}")),
      "Staged schedule: a list of {layers: ..., epochs: N}; overrides TRAIN_LAYERS.")
 _key(S, "MIXED_PRECISION", "none", text(["none", "float16", "bfloat16"]),
-     "Compute dtype of convolutions; variables, losses, NMS and RoIAlign stay float32.")
+     "Compute dtype of convolutions; variables, losses, NMS and RoIAlign stay float32. bfloat16 also applies at "
+     "inference (the tools' --precision overrides it; detection/engine/precision.py).")
 _key(S, "DETERMINISTIC_OPS", "cpu", text(["cpu", "always", "never"]),
      "TF op determinism in training: cpu = when no GPU is visible (crop_and_resize's CPU gradient otherwise drops "
      "contributions of overlapping RoIs, TF #42033); always needs ROI_ALIGN_MODE gather on GPUs.")

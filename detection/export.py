@@ -286,10 +286,13 @@ def export_saved_model(detector, category_ids, path, class_names=None, fold_batc
 def export_from_weights(config, weights_path, path, class_names, category_ids, exclude=()):
     """Builds a batch-1 inference Detector for ``config``, loads ``weights_path`` (a
     ``.weights.h5`` of Detector.save_weights) and exports it to ``path``."""
-    from detection.modeling.detector import Detector
+    from detection.engine.predictor import inference_detector
 
     # The SavedModel's own threshold: DETECTION_MIN_CONFIDENCE, what serving users expect.
-    detector = Detector(config, batch_size=1, training=False, min_confidence=config.DETECTION_MIN_CONFIDENCE)
+    # In the config's inference precision (detection/engine/precision.py), as the Predictor.
+    # Static shapes (padding_free=False): the serving signature's outputs are fixed-size anyway.
+    detector = inference_detector(config, batch_size=1, min_confidence=config.DETECTION_MIN_CONFIDENCE,
+                                  padding_free=False)
     detector.load_weights(weights_path, exclude=exclude)
     return export_saved_model(detector, category_ids, path, class_names)
 

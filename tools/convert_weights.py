@@ -1,5 +1,6 @@
 """Convert a legacy Keras 2 .h5 (matterport's mask_rcnn_coco.h5, or any model trained with its
-code) into this project's .weights.h5 for the same architecture.
+code), or a torchvision .pth (with a configs/torchvision_*.yaml config), into this project's
+.weights.h5 for the same architecture.
 
     python tools/convert_weights.py --config configs/matterport_coco.yaml \\
         --weights weights/mask_rcnn_coco.h5 --output weights/mask_rcnn_coco.weights.h5 [--exclude L ...]
@@ -43,11 +44,17 @@ def main(argv=None):
 
     try:
         config = Config.from_yaml(args.config, overrides=args.set)
-        if not is_legacy_h5(args.weights):
+        if config.TORCHVISION_MODEL:  # a torchvision .pth (docs/pretrained.md)
+            from detection.modeling.torchvision_rcnn import TorchvisionRCNN
+
+            detector = TorchvisionRCNN(config)
+            detector.load_pth(args.weights)
+        elif not is_legacy_h5(args.weights):
             print(f"error: {args.weights} is already a .weights.h5 file (nothing to convert)", file=sys.stderr)
             return 2
-        detector = Detector(config, batch_size=1, training=False)
-        detector.load_weights(args.weights, exclude=args.exclude)
+        else:
+            detector = Detector(config, batch_size=1, training=False)
+            detector.load_weights(args.weights, exclude=args.exclude)
     except ValueError as e:  # ConfigError, WeightsError: one line
         if not type(e).__module__.startswith("detection."):
             raise

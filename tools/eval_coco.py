@@ -10,15 +10,18 @@ Model mode (predicts with the model, then evaluates)::
     python tools/eval_coco.py --config C --weights W [--annotations GT --images DIR] [--limit N]
         [--output DT.json] [--json OUT] [--metric coco|voc] [--format FORMAT]
         [--split FILE] [--strict] [--set KEY=VALUE ...] [--batch-size N] [--voc07] [--exclude L ...]
+        [--precision float32|bfloat16]
 
 The dataset flags override the config's DATASET_FORMAT and VAL_* keys (detection.data.cli).
 Model mode keeps detections down to the config's EVAL_MIN_CONFIDENCE (0.05 by default, as
 Detectron2 and TF Model Garden; COCO AP counts low-scoring detections too), up to
 DETECTION_MAX_INSTANCES per image, and says so; --set EVAL_MIN_CONFIDENCE=T changes it. Any
 --batch-size works, and so does the config.yaml of a multi-GPU run (inference uses one device).
-A model-mode flag given in results mode is refused, not ignored. Model mode prints the val
-data's validation summary first (truncated and undecodable images are found there), and again
-at the end when reading the images counted more.
+--precision: the inference precision (default bfloat16 when the config's MIXED_PRECISION is
+bfloat16, else float32; detection/engine/precision.py; a one-line warning where the CPU lacks
+native bfloat16). A model-mode flag given in results mode is refused, not ignored. Model mode
+prints the val data's validation summary first (truncated and undecodable images are found
+there), and again at the end when reading the images counted more.
 
 --iou-type default: bbox, plus segm when every result (model: every detection) has a mask.
 --json OUT writes {"bbox": metrics, "segm": metrics} (model mode with --metric voc:
@@ -35,6 +38,7 @@ import warnings
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))  # this checkout's detection
 
 from detection.data.cli import add_dataset_flags, config_with_dataset_flags  # noqa: E402
+from detection.engine.precision import add_precision_flag  # noqa: E402
 from detection.evaluation.coco import BACKENDS, DEFAULT_BACKEND, IOU_TYPES, evaluate_coco  # noqa: E402
 from detection.evaluation.errors import EvaluationError  # noqa: E402
 from detection.evaluation.json_io import write_json  # noqa: E402
@@ -47,6 +51,7 @@ MODEL_MODE_FLAGS = {
     "--voc07": lambda a: a.voc07, "--set": lambda a: bool(a.set), "--images": lambda a: a.images is not None,
     "--format": lambda a: a.format is not None, "--split": lambda a: a.split is not None,
     "--strict": lambda a: bool(a.strict), "--exclude": lambda a: bool(a.exclude),
+    "--precision": lambda a: a.precision is not None,
 }
 
 
@@ -68,6 +73,7 @@ def parse_args(argv=None):
     model.add_argument("--output", metavar="DT.json", help="write the detections as a COCO results file")
     model.add_argument("--metric", choices=("coco", "voc"), help="COCO AP (default) or VOC mAP at IoU 0.5")
     model.add_argument("--voc07", action="store_true", help="VOC2007 11-point AP instead of all-point")
+    add_precision_flag(model)
     args = parser.parse_args(argv)
     model_mode = args.config is not None or args.weights is not None
     if model_mode == (args.results is not None):
@@ -99,10 +105,13 @@ def evaluate_model(args):
     # Imported here: results mode must not pay for TensorFlow.
     from detection.config import Config
     from detection.data.datasets import load_dataset
+    from detection.engine.precision import warn_if_emulated, with_precision
     from detection.engine.predictor import Predictor
     from detection.evaluation.detector_eval import evaluate_predictor
 
     config = config_with_dataset_flags(Config.from_yaml(args.config, overrides=args.set), args, subset="val")
+    config = with_precision(config, args.precision)
+    warn_if_emulated(config)
     # Images without GT count too: detections there are false positives.
     config = config.replace(KEEP_EMPTY_IMAGES=True)
     dataset = load_dataset(config, "val")

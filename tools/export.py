@@ -9,6 +9,9 @@ class_ids [batch, D] (the dataset's own ids), scores [batch, D], num_detections 
 for Mask R-CNN, masks [batch, D, 28, 28] box-relative probabilities. Resizing, padding and
 image_meta happen inside. The full contract and a TensorFlow Serving example (docker and
 curl) are in detection/export.py.
+
+--precision float32|bfloat16: the precision the SavedModel computes in (default from the
+config's MIXED_PRECISION, detection/engine/precision.py).
 """
 
 import argparse
@@ -20,6 +23,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def parse_args(argv=None):
+    from detection.engine.precision import add_precision_flag
     from detection.modeling.weights import add_weights_flags
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
@@ -30,6 +34,7 @@ def parse_args(argv=None):
     parser.add_argument("--output", required=True, metavar="DIR",
                         help="SavedModel folder (for TF Serving: BASE/<version>, e.g. export/detector/1)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override (repeatable)")
+    add_precision_flag(parser)
     return parser.parse_args(argv)
 
 
@@ -37,10 +42,12 @@ def main(argv=None):
     args = parse_args(argv)
     from detection.categories import model_categories
     from detection.config import Config
+    from detection.engine.precision import warn_if_emulated, with_precision
     from detection.export import export_from_weights
 
     try:
-        config = Config.from_yaml(args.config, overrides=args.set)
+        config = with_precision(Config.from_yaml(args.config, overrides=args.set), args.precision)
+        warn_if_emulated(config)
         class_names, category_ids = model_categories(config)
         export_from_weights(config, args.weights, args.output, class_names, category_ids, exclude=args.exclude)
     except ValueError as e:  # ConfigError, DataError, WeightsError: one line

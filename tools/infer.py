@@ -15,6 +15,9 @@ tools/train.py records; 1..K without them); bbox [x, y, w, h] original pixels, s
 segmentation RLE with masks, and file_name) and OUTPUT/<stem>.jpg with boxes, labels and masks
 drawn.
 --score-threshold T keeps detections scoring >= T (default DETECTION_MIN_CONFIDENCE).
+--precision float32|bfloat16: the inference precision (default bfloat16 when the config's
+MIXED_PRECISION is bfloat16, else float32; detection/engine/precision.py); on a CPU without
+native bfloat16 a one-line warning says bfloat16 is emulated there.
 --strict: an unreadable image (or any problem of the dataset) stops the run with one line.
 --weights takes our .weights.h5 or a legacy Keras 2 .h5 (matterport's), see --exclude.
 Unreadable images are skipped with a warning naming each; the count is printed at the end.
@@ -32,6 +35,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 def parse_args(argv=None):
     from detection.data.cli import add_dataset_flags
+    from detection.engine.precision import add_precision_flag
     from detection.modeling.weights import add_weights_flags
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
@@ -46,6 +50,7 @@ def parse_args(argv=None):
     parser.add_argument("--batch-size", type=int, metavar="N", help="images per batch (default IMAGES_PER_GPU)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override (repeatable)")
     parser.add_argument("--no-pictures", action="store_true", help="write detections.json only")
+    add_precision_flag(parser)
     add_dataset_flags(parser)
     args = parser.parse_args(argv)
     if args.score_threshold is not None and not 0 <= args.score_threshold <= 1:
@@ -76,11 +81,13 @@ def images_to_run(args, config):
 def main(argv=None):
     args = parse_args(argv)
     from detection.config import Config
+    from detection.engine.precision import warn_if_emulated, with_precision
     from detection.engine.predictor import Predictor
     from detection.inference import infer_to_folder
 
     try:
-        config = Config.from_yaml(args.config, overrides=args.set)
+        config = with_precision(Config.from_yaml(args.config, overrides=args.set), args.precision)
+        warn_if_emulated(config)
         images = images_to_run(args, config)
         if not images:
             print("error: no image to run on (give image files or folders, or a dataset)", file=sys.stderr)

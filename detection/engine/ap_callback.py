@@ -10,7 +10,9 @@ class CocoApCallback(keras.callbacks.Callback):
     counting detections down to EVAL_MIN_CONFIDENCE (COCO's protocol) in the dataset's ids.
 
     detector_fn: returns the Detector being trained (its inference model shares the training
-        model's weights, so nothing is copied).
+        model's weights, so nothing is copied). Its layers were built under the training's
+        dtype policy, so with MIXED_PRECISION bfloat16 the evaluation runs in bfloat16 as
+        tools/eval_coco.py does (detection/engine/precision.py); it runs padding-free.
     dataset: the validation Dataset; the first ``num_images`` records are evaluated. None on a
         worker that does not evaluate (several workers: only the chief does).
     share: None, or values -> values: on several workers, makes every worker log the chief's

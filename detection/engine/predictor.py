@@ -23,6 +23,10 @@ On a dataset's records (what evaluation and stat_gt use)::
 Any number of images: they run in batches of ``batch_size`` (the model's batch is static; the
 last batch is padded and the padding dropped). Every image is decoded once, at full size.
 
+Precision: a Predictor built from a config (``from_weights``, or without ``detector``) runs in
+the config's inference precision: bfloat16 convolutions and dense layers when MIXED_PRECISION
+is bfloat16, float32 otherwise (detection/engine/precision.py says what stays float32).
+
 Score threshold: detections scoring below ``score_threshold`` (default DETECTION_MIN_CONFIDENCE)
 are dropped here; the model itself keeps everything down to ``min(DETECTION_MIN_CONFIDENCE,
 EVAL_MIN_CONFIDENCE)``, so one model serves pictures at 0.7 and COCO evaluation at 0.05 (a
@@ -39,11 +43,22 @@ from tqdm import tqdm
 
 from detection.categories import model_categories
 from detection.core.image_meta import boxes_to_original
+from detection.data.example import load_example
 from detection.data.images import resize_bilinear_zero_border
-from detection.data.pipeline import make_inference_batches
+from detection.data.pipeline import InferenceBatch, make_inference_batches
 from detection.data.records import Record
+from detection.data.validation import ValidationReport
+from detection.engine.precision import dtype_policy, inference_precision, policy_name
 from detection.modeling.detector import Detector, model_min_confidence
 from detection.modeling.folding import fold_batch_norms
+
+
+def inference_detector(config, **kwargs):
+    """An inference-only Detector (``Detector(config, training=False, **kwargs)``) built in the
+    config's inference precision (detection.engine.precision: bfloat16 when MIXED_PRECISION
+    is bfloat16, else float32)."""
+    with dtype_policy(policy_name(inference_precision(config))):
+        return Detector(config, training=False, **kwargs)
 
 
 def inference_config(config):
@@ -57,7 +72,8 @@ class Predictor:
 
     def __init__(self, config, detector=None, batch_size=None, score_threshold=None, mask_threshold=0.5,
                  fold_batch_norm=False):
-        """detector: a Detector to run (default: a new one, random weights until loaded).
+        """detector: a Detector to run (default: a new one, random weights until loaded, in the
+        config's inference precision, see inference_detector).
 
         score_threshold: detections below it are dropped (default DETECTION_MIN_CONFIDENCE);
         at least the model's own (``model_min_confidence``), which it cannot go below.
@@ -70,8 +86,8 @@ class Predictor:
         self.config = inference_config(config)
         self.batch_size = batch_size or self.config.IMAGES_PER_GPU
         threshold = self.config.DETECTION_MIN_CONFIDENCE if score_threshold is None else float(score_threshold)
-        self.detector = detector or Detector(self.config, batch_size=self.batch_size, training=False,
-                                             min_confidence=min(threshold, model_min_confidence(self.config)))
+        self.detector = detector or inference_detector(
+            self.config, batch_size=self.batch_size, min_confidence=min(threshold, model_min_confidence(self.config)))
         if threshold < self.detector.min_confidence:
             raise ValueError(f"score threshold {threshold} is below the model's own, "
                              f"{self.detector.min_confidence}: build the Detector with min_confidence={threshold}")
@@ -91,9 +107,13 @@ class Predictor:
         legacy Keras 2 ``.h5`` such as matterport's, loaded by layer name; ``exclude`` and
         ``log`` as Detector.load_weights), BatchNormalizations folded (``fold_batch_norm``)."""
         config = inference_config(config)
+        if config.TORCHVISION_MODEL:  # torchvision's model and conventions, its .pth weights
+            from detection.engine.torchvision_predictor import TorchvisionPredictor
+
+            return TorchvisionPredictor.from_weights(config, weights_path, score_threshold=score_threshold, log=log)
         threshold = config.DETECTION_MIN_CONFIDENCE if score_threshold is None else float(score_threshold)
-        detector = Detector(config, batch_size=batch_size, training=False,
-                            min_confidence=min(threshold, model_min_confidence(config)))
+        detector = inference_detector(config, batch_size=batch_size,
+                                      min_confidence=min(threshold, model_min_confidence(config)))
         detector.load_weights(weights_path, exclude=exclude, log=log)
         return cls(config, detector=detector, batch_size=batch_size, score_threshold=threshold,
                    fold_batch_norm=fold_batch_norm)
@@ -118,13 +138,18 @@ class Predictor:
         """
         names, ids = self.categories
         results = []
-        for det in self.predict_records(array_records(images), progress=progress):
+        records = array_records(images)
+        # The images are in memory: batched here, without predict_records' tf.data pipeline,
+        # which costs more than the resize it would run (bench/detect_profile.py).
+        batches = in_memory_batches(records, self.config, self.batch_size)
+        for det in self._predict_batches(batches, len(records), progress):
             k = det["class_ids"].astype(np.int64) - 1
             masks = det["masks"]
             results.append({
                 "rois": det["boxes"], "class_ids": np.asarray(ids, np.int64)[k] if len(k) else np.zeros(0, np.int64),
                 "class_names": [names[i] for i in k], "scores": det["scores"],
-                "masks": None if masks is None else np.transpose(masks, (1, 2, 0)).astype(bool),
+                # uint8 {0, 1} viewed as bool: the same values without copying H x W x N bytes.
+                "masks": None if masks is None else np.transpose(masks, (1, 2, 0)).view(bool),
             })
         return results
 
@@ -144,8 +169,13 @@ class Predictor:
         skipped and counted in ``report`` (default: the Dataset's report).
         """
         total = len(records.records if hasattr(records, "records") else records)
+        yield from self._predict_batches(make_inference_batches(records, self.config, self.batch_size, report),
+                                         total, progress)
+
+    def _predict_batches(self, batches, total, progress):
+        """InferenceBatch objects -> one detection dict per real row, in order."""
         bar = tqdm(total=total, desc="predict", unit="img", disable=not progress)
-        for batch in make_inference_batches(records, self.config, self.batch_size, report):
+        for batch in batches:
             outputs = self.predict_batch(batch.inputs)
             for i, record in enumerate(batch.records):
                 yield self._one_image(outputs, i, record)
@@ -215,6 +245,32 @@ def array_records(images, image_ids=None, paths=None):
             boxes=np.zeros((0, 4), np.float32), class_ids=np.zeros(0, np.int32), iscrowd=np.zeros(0, bool),
             difficult=np.zeros(0, bool), image_loader=_ArrayImage(image, index)))
     return records
+
+
+def in_memory_batches(records, config, batch_size):
+    """make_inference_batches' batches (the same inputs, grouping and zero rows) for records
+    whose images are in memory (array_records), built in this thread: for a few images the
+    tf.data pipeline costs more than the resize (0.1 to 0.2 s a call, bench/detect_profile.py)."""
+    pending = []
+    for record in records:
+        example = load_example(record, config, ValidationReport("inference"), with_gt=False)
+        if pending and (len(pending) == batch_size or pending[0][1]["image"].shape != example["image"].shape):
+            yield _in_memory_batch(pending, batch_size)
+            pending = []
+        pending.append((record, example))
+    if pending:
+        yield _in_memory_batch(pending, batch_size)
+
+
+def _in_memory_batch(pending, batch_size):
+    """[(record, load_example dict)] of one input size -> an InferenceBatch of batch_size rows."""
+    first = pending[0][1]
+    images = np.zeros((batch_size,) + first["image"].shape, np.float32)
+    metas = np.zeros((batch_size,) + first["image_meta"].shape, np.float32)
+    for row, (_, example) in enumerate(pending):
+        images[row] = example["image"]
+        metas[row] = example["image_meta"]
+    return InferenceBatch({"image": images, "image_meta": metas}, [record for record, _ in pending])
 
 
 def _drop_padding(boxes, input_boxes):

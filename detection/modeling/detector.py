@@ -33,9 +33,11 @@ import os
 import keras
 import tensorflow as tf
 
+from detection.config import ConfigError
 from detection.core.anchors import AnchorSpec
 from detection.core.frames import from_frame, to_frame
 from detection.layers.detections import DetectionLayer
+from detection.layers.padding import PadRows, TrimLike, TrimPaddingRows
 from detection.layers.proposals import ProposalLayer
 from detection.layers.rcnn_target import DetectionTargetLayer
 from detection.layers.rpn_target import RPNTargetLayer, image_hw
@@ -102,10 +104,23 @@ class Detector:
     min_confidence: the inference model's score threshold, default the lower of
         DETECTION_MIN_CONFIDENCE and EVAL_MIN_CONFIDENCE, so one model serves pictures and
         evaluation (the Predictor filters its outputs at the threshold it is asked for).
+    padding_free: the inference model's box head runs on the proposals that exist and its
+        mask head on the detections that exist (the largest count in the batch; dynamic
+        shapes, detection/layers/padding.py), not on every padded slot. The outputs keep
+        their static sizes and the same values on the real rows (mask rows past
+        num_detections are zero). False: the heads on every slot, all shapes static, for the
+        SavedModel export (detection/export.py) and XLA; the Predictor, the AP callback and
+        the tools other than export run padding-free.
     """
 
-    def __init__(self, config, batch_size=None, training=True, backbone_weights=None, min_confidence=None):
+    def __init__(self, config, batch_size=None, training=True, backbone_weights=None, min_confidence=None,
+                 padding_free=True):
+        if config.TORCHVISION_MODEL:
+            raise ConfigError(f"TORCHVISION_MODEL {config.TORCHVISION_MODEL}: torchvision's models run for inference "
+                               "(tools/infer.py, eval_coco.py, convert_weights.py), not with this tool yet "
+                               "(docs/pretrained.md)")
         self.config = config
+        self.padding_free = bool(padding_free)
         self.batch_size = batch_size or config.IMAGES_PER_GPU
         self.min_confidence = model_min_confidence(config) if min_confidence is None else float(min_confidence)
         c = config
@@ -143,17 +158,26 @@ class Detector:
         c = self.config
         image, image_meta = self.inputs["image"], self.inputs["image_meta"]
         proposals = self._proposals(c.POST_NMS_ROIS_INFERENCE, "inference_proposals")
-        _, probs, deltas = self.box_head(proposals, rcnn_maps, prefix="inference")
+        # Padding-free: the heads see only the rows that exist (layers/padding.py).
+        rois = TrimPaddingRows(name="inference_proposals_trim")(proposals) if self.padding_free else proposals
+        _, probs, deltas = self.box_head(rois, rcnn_maps, prefix="inference")
         boxes_frame, boxes_input, boxes, class_ids, scores, num = DetectionLayer(
             c.DETECTION_MAX_INSTANCES, self.min_confidence, c.DETECTION_NMS_THRESHOLD, c.BBOX_STD_DEV,
             classes_per_roi=c.DETECTION_CLASSES_PER_ROI, frame=c.BOX_FRAME, name="detections")(
-            proposals, probs, deltas, image_meta)
+            rois, probs, deltas, image_meta)
         proposals_input = BoxFrameConversion(c.BOX_FRAME, to_frame=False, name="proposals_input")(proposals, image)
         outputs = {"boxes": boxes, "boxes_input": boxes_input, "class_ids": class_ids, "scores": scores,
                    "num_detections": num, "proposals": proposals_input}
         if self.mask_head is not None:
-            mask_logits = self.mask_head(boxes_frame, rcnn_maps, prefix="inference")
-            outputs["masks"] = SelectClassMasks(name="detection_masks")(mask_logits, class_ids)
+            if self.padding_free:
+                detected = TrimPaddingRows(name="detections_trim")(boxes_frame, num)
+                mask_logits = self.mask_head(detected, rcnn_maps, prefix="inference")
+                detected_ids = TrimLike(name="detection_class_ids_trim")(class_ids, detected)
+                masks = SelectClassMasks(name="detection_masks_trimmed")(mask_logits, detected_ids)
+                outputs["masks"] = PadRows(c.DETECTION_MAX_INSTANCES, name="detection_masks")(masks)
+            else:
+                mask_logits = self.mask_head(boxes_frame, rcnn_maps, prefix="inference")
+                outputs["masks"] = SelectClassMasks(name="detection_masks")(mask_logits, class_ids)
         return keras.Model(dict(self.inputs), outputs, name="detector_inference")
 
     def _build_training(self, rcnn_maps):

@@ -22,6 +22,7 @@ logits [B, R, 2 * MASK_POOL_SIZE, 2 * MASK_POOL_SIZE, NC].
 """
 
 import keras
+import numpy as np
 from keras import ops
 
 from detection.layers.roi_align import PyramidROIAlign
@@ -104,28 +105,44 @@ class MatterportRPNHead:
 class FoldRoIs(keras.layers.Layer):
     """[B, R, ...] <-> [B * R, ...] so that per-RoI convolutions run as one batch.
 
-    ``unfold=False``: x [B, R, ...] -> [B * R, ...]; ``unfold=True`` needs ``num_rois``:
+    ``unfold=False``: x [B, R, ...] -> [B * R, ...]; ``unfold=True`` needs ``num_rois``, or
+    when R is dynamic (None: the padding-free inference path) ``batch_size``:
     x [B * R, ...] -> [B, R, ...]. Cheaper than TimeDistributed and XLA-friendly.
     """
 
-    def __init__(self, unfold=False, num_rois=None, **kwargs):
+    def __init__(self, unfold=False, num_rois=None, batch_size=None, **kwargs):
         super().__init__(**kwargs)
         self.unfold = bool(unfold)
         self.num_rois = num_rois
+        self.batch_size = batch_size
 
     def call(self, x):
         if self.unfold:
-            return ops.reshape(x, (-1, self.num_rois) + tuple(x.shape[1:]))
+            lead = (-1, self.num_rois) if self.num_rois is not None else (self.batch_size, -1)
+            return ops.reshape(x, lead + tuple(x.shape[1:]))
         return ops.reshape(x, (-1,) + tuple(x.shape[2:]))
 
     def compute_output_shape(self, shape):
         if self.unfold:
-            return (None, self.num_rois) + tuple(shape[1:])
+            return (self.batch_size, self.num_rois) + tuple(shape[1:])
         rows = None if shape[0] is None or shape[1] is None else shape[0] * shape[1]
         return (rows,) + tuple(shape[2:])
 
     def get_config(self):
-        return {**super().get_config(), "unfold": self.unfold, "num_rois": self.num_rois}
+        return {**super().get_config(), "unfold": self.unfold, "num_rois": self.num_rois,
+                "batch_size": self.batch_size}
+
+
+def _rows(num_rois):
+    """The RoI axis of a Reshape target: R, or -1 when R is dynamic (padding-free inference)."""
+    return -1 if num_rois is None else num_rois
+
+
+def _unfold(x, rois, name):
+    """[B * R, ...] -> [B, R, ...] for rois [B, R, 4], R static or dynamic."""
+    num_rois = rois.shape[1]
+    batch_size = rois.shape[0] if num_rois is None else None
+    return FoldRoIs(unfold=True, num_rois=num_rois, batch_size=batch_size, name=name)(x)
 
 
 class _ClassOutputs:
@@ -140,7 +157,7 @@ class _ClassOutputs:
         logits = keras.layers.Activation("linear", dtype="float32", name=f"{prefix}_rcnn_class_logits_f32")(
             self.class_logits(x))
         probs = keras.layers.Activation("softmax", dtype="float32", name=f"{prefix}_rcnn_class_probs")(logits)
-        deltas = keras.layers.Reshape((num_rois, self.num_classes, 4), dtype="float32",
+        deltas = keras.layers.Reshape((_rows(num_rois), self.num_classes, 4), dtype="float32",
                                       name=f"{prefix}_rcnn_bbox")(self.bbox(x))
         return logits, probs, deltas
 
@@ -162,7 +179,9 @@ class BoxHead:
     def __call__(self, rois, feature_maps, prefix):
         num_rois = rois.shape[1]
         pooled = self.align(rois, *feature_maps)
-        flat = keras.layers.Reshape((num_rois, -1), name=f"{prefix}_rcnn_flatten")(pooled)
+        # Reshape takes one -1: with a dynamic R the flattened size is given.
+        target = (num_rois, -1) if num_rois is not None else (-1, int(np.prod(pooled.shape[2:])))
+        flat = keras.layers.Reshape(target, name=f"{prefix}_rcnn_flatten")(pooled)
         return self.outputs(self.fc2(self.fc1(flat)), num_rois, prefix)
 
 
@@ -186,8 +205,8 @@ class MatterportBoxHead:
         x = FoldRoIs(name=f"{prefix}_rcnn_fold")(self.align(rois, *feature_maps))
         x = keras.layers.Activation("relu", name=f"{prefix}_rcnn_relu1")(self.bn1(self.conv1(x)))
         x = keras.layers.Activation("relu", name=f"{prefix}_rcnn_relu2")(self.bn2(self.conv2(x)))
-        x = FoldRoIs(unfold=True, num_rois=num_rois, name=f"{prefix}_rcnn_unfold")(x)
-        x = keras.layers.Reshape((num_rois, self.fc_size), name=f"{prefix}_rcnn_squeeze")(x)
+        x = _unfold(x, rois, f"{prefix}_rcnn_unfold")
+        x = keras.layers.Reshape((_rows(num_rois), self.fc_size), name=f"{prefix}_rcnn_squeeze")(x)
         return self.outputs(x, num_rois, prefix)
 
 
@@ -213,7 +232,6 @@ class MaskHead:
         self.logits = keras.layers.Conv2D(num_classes, 1, name="mrcnn_mask" if matterport else "mask_logits")
 
     def __call__(self, rois, feature_maps, prefix):
-        num_rois = rois.shape[1]
         x = FoldRoIs(name=f"{prefix}_mask_fold")(self.align(rois, *feature_maps))
         for i, (conv, norm) in enumerate(zip(self.convs, self.norms), start=1):
             x = conv(x)
@@ -221,7 +239,7 @@ class MaskHead:
                 x = keras.layers.Activation("relu", name=f"{prefix}_mask_relu{i}")(norm(x))
         x = self.logits(self.deconv(x))
         x = keras.layers.Activation("linear", dtype="float32", name=f"{prefix}_mask_logits_f32")(x)
-        return FoldRoIs(unfold=True, num_rois=num_rois, name=f"{prefix}_mask_unfold")(x)
+        return _unfold(x, rois, f"{prefix}_mask_unfold")
 
 
 def _roi_align(config, pool_size, name):

@@ -209,7 +209,8 @@ def add_weights_flags(parser, required=True):
     parser.add_argument("--weights", required=required, metavar="FILE",
                         help="weights: a .weights.h5 written by tools/train.py, or a legacy Keras 2 .h5 "
                              "(matterport's mask_rcnn_coco.h5 or any model trained with its code), loaded by "
-                             "layer name (use a config based on configs/matterport.yaml)")
+                             "layer name (use a config based on configs/matterport.yaml), or a torchvision .pth "
+                             "(state_dict or checkpoint; configs/torchvision_*.yaml, docs/pretrained.md)")
     parser.add_argument("--exclude", nargs="+", default=[], metavar="NAME_OR_REGEX",
                         help="legacy .h5 only: layers not to load, by name or regular expression (matterport's "
                              "exclude=); class-specific layers are left out by themselves when NUM_CLASSES differs")

@@ -1,0 +1,27 @@
+"""bench/peak.py's FLOP count and bench/run.py's GFLOP per call from bench/flops.py's parts."""
+import sys
+
+import tensorflow as tf
+
+from tests.conftest import REPO
+
+sys.path.insert(0, str(REPO / "bench"))
+import peak  # noqa: E402
+import run  # noqa: E402
+
+
+def test_conv_flops_counts_two_per_multiply_add_of_a_same_conv():
+    # 4 x 4 outputs x 2 output channels, each 3 x 3 x 3 multiply-adds.
+    assert peak.conv_flops(4, 3) == 2 * 4 * 4 * 3 * 3 * 9
+    # The same through TF's own cost model: a graph's Conv2D FLOPs (2 x MACs as well).
+    x = tf.TensorSpec((1, 16, 16, 8), tf.float32)
+    graph = tf.function(lambda t: tf.nn.conv2d(t, tf.ones((3, 3, 8, 8)), 1, "SAME")).get_concrete_function(x).graph
+    profile = tf.compat.v1.profiler.profile(graph, options=tf.compat.v1.profiler.ProfileOptionBuilder.float_operation())
+    assert profile.total_float_ops == peak.conv_flops(16, 8)
+
+
+def test_gflop_per_call_drops_the_mask_head_when_the_figure_has_none():
+    flops = {"train_2x512": {"backbone": 100.0, "mask_head": 30.0, "total": 150.0}}
+    assert run.gflop_per_call(flops, "train_2x512", True, 2) == 300.0
+    assert run.gflop_per_call(flops, "train_2x512", False, 2) == 240.0
+    assert set(run.FLOP_FIGURES) >= {"infer_512_s", "infer_800x1333_s", "train_step_s"}
