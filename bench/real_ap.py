@@ -152,6 +152,7 @@ def run_dataset(name, args, log=print):
         "test_boxes": sum(r.num_boxes for r in test_set.records),
         "train_split": config.TRAIN_SPLIT, "test_split": config.VAL_SPLIT,
         "data_problems": problems.strip().splitlines()[1:],
+        "test_data_problems": test_set.report.summary(file=None).strip().splitlines()[1:],
         "load_average": {"start": load_before, "after_training": load_after_training, "end": load_average()},
         "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started)),
         "last_epoch_logs": {k: round(v, 4) for k, v in run["last_epoch_logs"].items()},

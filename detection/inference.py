@@ -18,8 +18,10 @@ Outputs in the folder:
                    translucent masks (visualize.display_instances); a stem met again gets
                    <stem>_2.jpg, <stem>_3.jpg, ...
 
-Unreadable images (missing, empty, corrupt, truncated) are skipped with a warning naming them
-and counted; the others are still processed.
+Unreadable images (missing, empty, corrupt) are skipped with a warning naming them and
+counted; the others are still processed. A truncated JPEG is processed as far as its data go
+(the rest grey, as training reads it: detection/data/images.py), with a warning naming it, and
+counted.
 """
 
 import json
@@ -29,7 +31,7 @@ import sys
 import numpy as np
 from tqdm import tqdm
 
-from detection.data.images import IMAGE_EXTENSIONS, ImageReadError, read_image
+from detection.data.images import IMAGE_EXTENSIONS, ImageReadError, read_image_checked
 from detection.engine.predictor import array_records
 from detection.evaluation.results import detections_to_coco_results
 from detection.visualize import display_instances
@@ -80,10 +82,10 @@ def _name(item):
 
 
 def _load(item):
-    """RGB image of a path or a Record; ImageReadError when unreadable."""
+    """(RGB image, truncated: bool) of a path or a Record; ImageReadError when unreadable."""
     if isinstance(item, (str, os.PathLike)):
-        return read_image(item)
-    return item.image_loader() if item.image_loader is not None else read_image(item.path)
+        return read_image_checked(item)
+    return (item.image_loader(), False) if item.image_loader is not None else read_image_checked(item.path)
 
 
 def infer_to_folder(predictor, images, output_dir, progress=True, pictures=True, warn=_warn, strict=False):
@@ -92,8 +94,8 @@ def infer_to_folder(predictor, images, output_dir, progress=True, pictures=True,
 
     images: image file paths, or a dataset's Records (their image ids and images).
     strict: an unreadable image is an ImageReadError instead of a warning.
-    Returns a dict: images (processed), detections, skipped (unreadable paths), results (the
-    JSON records).
+    Returns a dict: images (processed), detections, skipped (unreadable paths), truncated (the
+    paths of truncated JPEGs, processed as far as their data go), results (the JSON records).
     """
     os.makedirs(output_dir, exist_ok=True)
     names, category_ids = predictor.categories
@@ -101,20 +103,23 @@ def infer_to_folder(predictor, images, output_dir, progress=True, pictures=True,
     items = list(images)
     chunk = predictor.batch_size * _CHUNK_BATCHES
     picture_files = picture_names([_name(item) for item in items])
-    results, skipped, processed = [], [], 0
+    results, skipped, truncated, processed = [], [], [], 0
     bar = tqdm(total=len(items), desc="infer", unit="img", disable=not progress)
     for start in range(0, len(items), chunk):
         loaded = []
         for index in range(start, min(start + chunk, len(items))):
             item = items[index]
             try:
-                image = _load(item)
+                image, cut_short = _load(item)
             except ImageReadError as e:
                 if strict:
                     raise
                 skipped.append(_name(item))
                 warn(f"skipped unreadable image {skipped[-1]}: {str(e).split(': ', 1)[-1]}")
                 continue
+            if cut_short:
+                truncated.append(_name(item))
+                warn(f"truncated image {truncated[-1]}: decoded as far as its data go, the rest grey")
             image_id = index if isinstance(item, (str, os.PathLike)) else item.image_id
             loaded.append((image_id, _name(item), image, picture_files[index]))
         bar.update(min(start + chunk, len(items)) - start)
@@ -136,4 +141,5 @@ def infer_to_folder(predictor, images, output_dir, progress=True, pictures=True,
     with open(path + ".tmp", "w") as f:
         json.dump(results, f)
     os.replace(path + ".tmp", path)
-    return {"images": processed, "detections": len(results), "skipped": skipped, "results": results}
+    return {"images": processed, "detections": len(results), "skipped": skipped, "truncated": truncated,
+            "results": results}

@@ -6,6 +6,26 @@ from detection.core.image_meta import compose_image_meta
 
 SIZE = 64
 
+# A tiny detector at 128 px, for runs of the tools on real images (a few steps on a CPU).
+TINY_128_YAML = """
+BACKBONE: resnet_tiny
+TINY_BACKBONE_WIDTH: 8
+TOP_DOWN_PYRAMID_SIZE: 16
+FPN_CLASSIF_FC_LAYERS_SIZE: 32
+IMAGE_RESIZE_MODE: square
+IMAGE_MIN_DIM: 128
+IMAGE_MAX_DIM: 128
+RPN_ANCHOR_SCALES: [8, 16, 32, 64, 128]
+PRE_NMS_LIMIT: 300
+POST_NMS_ROIS_TRAINING: 64
+POST_NMS_ROIS_INFERENCE: 64
+TRAIN_ROIS_PER_IMAGE: 16
+RPN_TRAIN_ANCHORS_PER_IMAGE: 64
+MAX_GT_INSTANCES: 40
+DETECTION_MAX_INSTANCES: 20
+LR_WARMUP_STEPS: 0
+"""
+
 
 def tiny_config(**changes):
     values = dict(

@@ -7,32 +7,17 @@ import numpy as np
 import pytest
 
 from tests.conftest import shared_dataset
+from tests.model_fixtures import TINY_128_YAML
 from tests.tools import load_tool as tool
 
 TINY = """
 NAME: coco_tiny_test
 DATASET_FORMAT: coco
 NUM_CLASSES: 81
-BACKBONE: resnet_tiny
-TINY_BACKBONE_WIDTH: 8
-TOP_DOWN_PYRAMID_SIZE: 16
-FPN_CLASSIF_FC_LAYERS_SIZE: 32
-IMAGE_RESIZE_MODE: square
-IMAGE_MIN_DIM: 128
-IMAGE_MAX_DIM: 128
 IMAGES_PER_GPU: 2
-RPN_ANCHOR_SCALES: [8, 16, 32, 64, 128]
-PRE_NMS_LIMIT: 300
-POST_NMS_ROIS_TRAINING: 64
-POST_NMS_ROIS_INFERENCE: 64
-TRAIN_ROIS_PER_IMAGE: 16
-RPN_TRAIN_ANCHORS_PER_IMAGE: 64
-MAX_GT_INSTANCES: 40
 MINI_MASK_SHAPE: [14, 14]
-DETECTION_MAX_INSTANCES: 20
 VALIDATION_STEPS: 0
-LR_WARMUP_STEPS: 0
-"""
+""" + TINY_128_YAML
 
 
 def remap(source, target):

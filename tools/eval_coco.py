@@ -19,7 +19,9 @@ DETECTION_MAX_INSTANCES per image, and says so; --set EVAL_MIN_CONFIDENCE=T chan
 --batch-size works, and so does the config.yaml of a multi-GPU run (inference uses one device).
 --precision: the inference precision (default bfloat16 when the config's MIXED_PRECISION is
 bfloat16, else float32; detection/engine/precision.py; a one-line warning where the CPU lacks
-native bfloat16). A model-mode flag given in results mode is refused, not ignored.
+native bfloat16). A model-mode flag given in results mode is refused, not ignored. Model mode
+prints the val data's validation summary first (truncated and undecodable images are found
+there), and again at the end when reading the images counted more.
 
 --iou-type default: bbox, plus segm when every result (model: every detection) has a mask.
 --json OUT writes {"bbox": metrics, "segm": metrics} (model mode with --metric voc:
@@ -109,6 +111,8 @@ def evaluate_model(args):
     # Images without GT count too: detections there are false positives.
     config = config.replace(KEEP_EMPTY_IMAGES=True)
     dataset = load_dataset(config, "val")
+    dataset.report.summary()
+    counts_at_load = dict(dataset.report.counts)
     predictor = Predictor.from_weights(config, args.weights, batch_size=args.batch_size,
                                        score_threshold=config.EVAL_MIN_CONFIDENCE, exclude=args.exclude)
     print(f"evaluating detections scoring >= {predictor.score_threshold:g} (EVAL_MIN_CONFIDENCE), "
@@ -118,6 +122,8 @@ def evaluate_model(args):
         annotations=config.VAL_ANNOTATIONS if config.DATASET_FORMAT == "coco" else None,
         limit=args.limit, iou_types=iou_types_of(args.iou_type),
         backend=args.backend, use_07_metric=args.voc07)
+    if dict(dataset.report.counts) != counts_at_load:  # found while reading the images
+        dataset.report.summary()
     if args.output:
         write_json(args.output, results)
         print(f"wrote {len(results)} detections to {args.output}")

@@ -21,6 +21,7 @@ native bfloat16 a one-line warning says bfloat16 is emulated there.
 --strict: an unreadable image (or any problem of the dataset) stops the run with one line.
 --weights takes our .weights.h5 or a legacy Keras 2 .h5 (matterport's), see --exclude.
 Unreadable images are skipped with a warning naming each; the count is printed at the end.
+A truncated JPEG is processed as far as its data go (the rest grey), with a warning, and counted.
 Class names: CLASS_NAMES of the config, else its val dataset's (detection/categories.py).
 """
 
@@ -102,7 +103,8 @@ def main(argv=None):
         print(f"error: no readable image among {len(summary['skipped'])} file(s)", file=sys.stderr)
         return 2
     print(f"{summary['images']} image(s) processed, {summary['detections']} detection(s) scoring >= "
-          f"{predictor.score_threshold:g}, {len(summary['skipped'])} unreadable image(s) skipped; "
+          f"{predictor.score_threshold:g}, {len(summary['skipped'])} unreadable image(s) skipped, "
+          f"{len(summary['truncated'])} truncated image(s) read as far as their data go; "
           f"wrote {os.path.join(args.output, 'detections.json')}")
     return 0
 

@@ -1,4 +1,4 @@
-"""COCO instances JSON -> Dataset, through pycocotools' index.
+"""COCO instances JSON -> Dataset.
 
 Conversions made here, once:
   * bbox [x, y, w, h] (continuous pixel coordinates) -> [y1, x1, y2, x2] = [y, x, y + h, x + w],
@@ -8,21 +8,21 @@ Conversions made here, once:
     class k back (``dataset.category_id(k)``, ``dataset.class_id(cat)``);
   * iscrowd -> Record.iscrowd; the segmentation (polygons or RLE, compressed or not) is kept
     as is in Record.segmentations (original pixels) and decoded by the pipeline. An instance
-    without a segmentation gets its box as a polygon.
+    without a segmentation gets its box as a polygon. With USE_MASK false segmentations are
+    checked (and problems counted) the same, but not kept: Record.segmentations is None, and
+    the polygons, most of a COCO file's memory, are freed with the parsed file.
 
 The JSON file is the unit of failure: an empty or malformed file is a DataError naming the
 file and the JSON line/column (or the missing field); everything inside it (images,
 annotations) is checked one by one, repaired or skipped, and counted in the report.
 """
 
-import contextlib
-import io
+import collections
 import os
 
 import numpy as np
-from pycocotools.coco import COCO
 
-from detection.data.jsonfile import read_json
+from detection.data.jsonfile import gc_paused, read_json
 from detection.data.records import Dataset, Record
 from detection.data.validation import DataError, ValidationReport, clean_boxes, finalize_records
 
@@ -42,16 +42,6 @@ def read_coco_json(path):
     return data
 
 
-def coco_index(data):
-    """A pycocotools COCO object over already-parsed ``data`` (its own loader prints and
-    gives deep tracebacks on bad files, so we parse and check first)."""
-    coco = COCO()
-    coco.dataset = data
-    with contextlib.redirect_stdout(io.StringIO()):  # createIndex prints progress
-        coco.createIndex()
-    return coco
-
-
 def load_coco(annotation_file, images_dir, config=None, strict=None, name=None):
     """Loads a COCO instances file.
 
@@ -66,13 +56,18 @@ def load_coco(annotation_file, images_dir, config=None, strict=None, name=None):
     strict = config.STRICT_DATA if strict is None else strict
     name = name or os.path.basename(annotation_file)
     report = ValidationReport(name, strict=strict)
+    with gc_paused():  # millions of objects, no cycle among them (see gc_paused)
+        return _load(annotation_file, images_dir, config, report, name)
+
+
+def _load(annotation_file, images_dir, config, report, name):
+    """load_coco's work, into ``report``."""
     data = read_coco_json(annotation_file)
     categories = _categories(data["categories"], annotation_file)
     class_of_category = {cat_id: k + 1 for k, (cat_id, _) in enumerate(categories)}
     images = _valid_images(data["images"], annotation_file, report)
-    data = dict(data, images=list(images.values()),
-                annotations=_valid_annotations(data["annotations"], images, annotation_file, report))
-    coco = coco_index(data)
+    annotations_of = _valid_annotations(data["annotations"], images, annotation_file, report)
+    del data  # what the records keep (boxes, segmentations) is referenced from them
 
     records = []
     for image_id in sorted(images):
@@ -81,8 +76,8 @@ def load_coco(annotation_file, images_dir, config=None, strict=None, name=None):
         if not os.path.isfile(path):
             report.add("missing_image", path, f"images[id={image_id}].file_name", "no such file")
             continue
-        records.append(_record(info, path, coco.imgToAnns.get(image_id, []), class_of_category,
-                               annotation_file, report))
+        records.append(_record(info, path, annotations_of.get(image_id, []), class_of_category,
+                               annotation_file, report, config.USE_MASK))
     records = finalize_records(records, report, config.KEEP_EMPTY_IMAGES, config.MAX_GT_INSTANCES)
     return Dataset(name=name, records=records, class_names=[n for _, n in categories],
                    category_ids=[c for c, _ in categories], report=report, source=str(annotation_file))
@@ -120,9 +115,10 @@ def _valid_images(images, file, report):
 
 
 def _valid_annotations(annotations, images, file, report):
-    """The annotations with a usable image_id and bbox (others counted); each gets its index
-    in the file as ``_index`` for problem messages."""
-    valid = []
+    """{image id: [(index in the file, annotation)]} of the annotations with a usable image_id
+    and bbox (others counted), in file order (pycocotools' imgToAnns without its other indexes:
+    nothing is copied, which matters for COCO train's 860k annotations)."""
+    valid = collections.defaultdict(list)
     for i, ann in enumerate(annotations):
         field = f"annotations[{i}]"
         if not isinstance(ann, dict) or "image_id" not in ann:
@@ -132,45 +128,47 @@ def _valid_annotations(annotations, images, file, report):
             report.add("orphan_annotation", file, f"{field}.image_id", f"no image with id {ann['image_id']!r}")
             continue
         bbox = ann.get("bbox")
-        if not (isinstance(bbox, list) and len(bbox) == 4 and all(_is_number(v) for v in bbox)):
+        if not (isinstance(bbox, list) and len(bbox) == 4 and _all_numbers(bbox)):
             report.add("malformed_annotation", file, f"{field}.bbox", f"expected [x, y, w, h], got {bbox!r:.60}")
             continue
-        valid.append(dict(ann, _index=i))
+        valid[ann["image_id"]].append((i, ann))
     return valid
 
 
-def _record(info, path, annotations, class_of_category, file, report):
-    """One Record from an image entry and its annotations (boxes cleaned, counted)."""
+def _record(info, path, annotations, class_of_category, file, report, keep_segmentations=True):
+    """One Record from an image entry and its (index in the file, annotation) pairs (boxes
+    cleaned, counted); segmentations checked, and kept when ``keep_segmentations``."""
     height, width = info["height"], info["width"]
     rows, fields = [], []
-    for ann in annotations:
-        field = f"annotations[{ann['_index']}]"
+    for index, ann in annotations:
         if ann.get("category_id") not in class_of_category:
-            report.add("unknown_class", file, f"{field}.category_id", f"category id {ann.get('category_id')!r}")
+            report.add("unknown_class", file, f"annotations[{index}].category_id",
+                       f"category id {ann.get('category_id')!r}")
             continue
-        rows.append(ann)
-        fields.append(f"{field}.bbox")
-    xywh = np.array([[float(v) for v in ann["bbox"]] for ann in rows], np.float64).reshape(-1, 4)
+        rows.append((index, ann))
+        fields.append(f"annotations[{index}].bbox")
+    xywh = np.array([ann["bbox"] for _, ann in rows], np.float64).reshape(-1, 4)
     yxyx = np.stack([xywh[:, 1], xywh[:, 0], xywh[:, 1] + xywh[:, 3], xywh[:, 0] + xywh[:, 2]], axis=1)
     boxes, keep = clean_boxes(yxyx, height, width, report, file, fields)
     kept = [rows[i] for i in keep]
+    segmentations = [_segmentation(a, i, box, file, report) for (i, a), box in zip(kept, boxes)]
     return Record(
         image_id=int(info["id"]), path=path, height=height, width=width, boxes=boxes,
-        class_ids=np.array([class_of_category[a["category_id"]] for a in kept], np.int32),
-        iscrowd=np.array([bool(a.get("iscrowd", 0)) for a in kept], bool),
+        class_ids=np.array([class_of_category[a["category_id"]] for _, a in kept], np.int32),
+        iscrowd=np.array([bool(a.get("iscrowd", 0)) for _, a in kept], bool),
         difficult=np.zeros(len(kept), bool),
-        segmentations=[_segmentation(a, box, file, report) for a, box in zip(kept, boxes)])
+        segmentations=segmentations if keep_segmentations else None)
 
 
-def _segmentation(ann, box, file, report):
+def _segmentation(ann, index, box, file, report):
     """The annotation's segmentation if usable, else its box as a polygon (counted)."""
     seg = ann.get("segmentation")
-    field = f"annotations[{ann['_index']}].segmentation"
+    field = f"annotations[{index}].segmentation"
     if isinstance(seg, dict) and "counts" in seg and "size" in seg:
         return seg
     if isinstance(seg, list):
         polygons = [p for p in seg if isinstance(p, list) and len(p) >= 6 and len(p) % 2 == 0
-                    and all(_is_number(v) for v in p)]
+                    and _all_numbers(p)]
         if len(polygons) < len(seg):
             report.add("malformed_annotation", file, field,
                        f"{len(seg) - len(polygons)} polygon(s) with < 3 points or bad values dropped")
@@ -186,6 +184,11 @@ def _is_int(value):
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _is_number(value):
-    """An int or float (NaN included: clean_boxes counts it), not a bool."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+_NUMBER_TYPES = frozenset((int, float))
+
+
+def _all_numbers(values):
+    """Every value of a parsed JSON list is an int or float (NaN included: clean_boxes counts
+    it), not a bool. JSON gives exact types (bool is int's only subclass it makes), so a set of
+    types says it in C, not a call per value (COCO train holds ~30M polygon coordinates)."""
+    return set(map(type, values)) <= _NUMBER_TYPES

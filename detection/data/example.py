@@ -19,11 +19,19 @@ what training needs (the window bounds the proposals).
 """
 
 import dataclasses
+import sys
 
 import numpy as np
 
 from detection.data import masks as mask_ops
-from detection.data.images import ImageReadError, decode_reduction, image_meta, pad_to, read_image, resize_and_pad
+from detection.data.images import (
+    ImageReadError,
+    decode_reduction,
+    image_meta,
+    pad_to,
+    read_image_checked,
+    resize_and_pad,
+)
 from detection.data.resize import geometry_from_config
 
 # Without masks the pipeline ships [M, 1, 1] zeros instead of [M, mh, mw] (USE_MASK false).
@@ -100,9 +108,18 @@ def _read_resized(record, geometry, want_masks, report, reduced_decode=True):
     if reduced_decode and record.image_loader is None and geometry.resize_method.reduced_decode:
         reduction = decode_reduction((record.height, record.width), resized)
     try:
-        image = record.image_loader() if record.image_loader is not None else read_image(record.path, reduction)
+        if record.image_loader is not None:
+            image = record.image_loader()
+        else:
+            image, truncated = read_image_checked(record.path, reduction)
+            # Decoded as far as the data go, as at load time and at inference; loading
+            # usually counted (and showed) it already.
+            if truncated and report.add("truncated_image", _name(record), "", "no end-of-image marker", once=True):
+                _warn(f"truncated image {_name(record)}: decoded as far as its data go, the rest grey")
     except ImageReadError as e:
-        report.add("unreadable_image", _name(record), "", str(e).split(": ", 1)[-1], once=True)
+        detail = str(e).split(": ", 1)[-1]
+        if report.add("unreadable_image", _name(record), "", detail, once=True):
+            _warn(f"skipped unreadable image {_name(record)}: {detail}")  # once a file, while training runs
         return None, None
     expected = (-(-record.height // reduction), -(-record.width // reduction))
     if abs(image.shape[0] - expected[0]) > 1 or abs(image.shape[1] - expected[1]) > 1:
@@ -137,6 +154,10 @@ def _padded_gt(record, config, report, class_ids, boxes, masks, offset):
     if masks is not None and config.USE_MASK and n:
         gt_masks[:n] = mask_ops.mini_masks(masks[:n], boxes[:n], mask_shape)
     return {"gt_class_ids": gt_class_ids, "gt_boxes": gt_boxes, "gt_masks": gt_masks}
+
+
+def _warn(message):
+    print(f"warning: {message}", file=sys.stderr, flush=True)
 
 
 def _name(record):

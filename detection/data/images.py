@@ -3,7 +3,14 @@
 Every image comes out RGB uint8 [H, W, 3], whatever the file holds: ``cv2.IMREAD_COLOR``
 turns grayscale into 3 channels, drops alpha, maps 16-bit to 8-bit (value >> 8) and applies
 the EXIF orientation tag (verified on OpenCV 4.12: a 20x40 JPEG tagged orientation 6 decodes
-as 40x20). A missing, corrupt or truncated file is an ``ImageReadError`` naming the file.
+as 40x20). A missing, empty or corrupt file is an ``ImageReadError`` naming the file.
+
+Truncated JPEGs (a download cut short: the data end before the end-of-image marker) are decoded
+as far as the data go, the missing rows grey, as browsers and ``cv2.imread`` show them
+(libjpeg's own recovery: the end marker it inserts at a premature end of file is appended here;
+``cv2.imdecode`` alone rejects the data). ``read_image_checked`` says when that happened, so the
+pipeline and the loaders count it (``truncated_image``); ``truncation_suspected`` finds such
+files from their last bytes, without decoding, at load time. A truncated PNG stays an error.
 
 Frames: the original image is what ``read_image`` returns at reduction 1; ``resize_and_pad``
 scales it by ``geometry.scale`` with the geometry's ResizeMethod (detection/data/resize.py) and
@@ -11,6 +18,7 @@ places it at ``geometry.offset`` in the padded model input (see detection/data/r
 """
 
 import os
+import warnings
 
 import cv2
 import numpy as np
@@ -20,13 +28,23 @@ from detection.data.validation import DataError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 
+_JPEG_START, _JPEG_END = b"\xff\xd8\xff", b"\xff\xd9"
+_PNG_START, _PNG_END = b"\x89PNG\r\n\x1a\n", b"IEND"
+# Bytes read at the end of a file to find its end marker: writers may add a little padding
+# after it (zeros, a trailer), never inside entropy-coded JPEG data, where 0xFF is stuffed.
+_TAIL_BYTES = 64
+
 # JPEG decoding can scale by 1/2, 1/4, 1/8 in the DCT, far faster than decoding then resizing.
 _REDUCED_FLAGS = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2,
                   4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}
 
 
 class ImageReadError(DataError):
-    """An image file is missing, unreadable, corrupt or truncated."""
+    """An image file is missing, unreadable, corrupt or truncated beyond decoding."""
+
+
+class TruncatedImageWarning(UserWarning):
+    """read_image decoded a truncated JPEG as far as its data go."""
 
 
 def read_image(path, reduction=1):
@@ -34,8 +52,24 @@ def read_image(path, reduction=1):
 
     reduction: 1, 2, 4 or 8; decode at 1/reduction of the size (rounded up), for JPEGs a
         cheap DCT-domain scaling. Use it when the image will be scaled down anyway.
+    A truncated JPEG is decoded as far as its data go (see the module docstring) with a
+    TruncatedImageWarning naming the file (read_image_checked returns a flag instead).
     Raises ImageReadError naming the file when it is missing or cannot be decoded (OpenCV
-    rejects truncated JPEG and PNG data).
+    rejects truncated PNG data).
+    """
+    image, truncated = read_image_checked(path, reduction)
+    if truncated:
+        warnings.warn(f"{path}: truncated JPEG, decoded as far as its data go (the rest grey)",
+                      TruncatedImageWarning, stacklevel=2)
+    return image
+
+
+def read_image_checked(path, reduction=1):
+    """``read_image`` that also says whether the file was a truncated JPEG.
+
+    Returns (image [H, W, 3] uint8 RGB, truncated: bool); truncated: the JPEG data ended
+    before the end-of-image marker and the image is decoded as far as they go (the rest
+    grey). Raises ImageReadError as read_image does.
     """
     try:
         data = np.fromfile(path, np.uint8)  # np.fromfile + imdecode also handles non-ASCII paths
@@ -44,9 +78,39 @@ def read_image(path, reduction=1):
     if data.size == 0:
         raise ImageReadError(f"{path}: empty image file")
     image = cv2.imdecode(data, _REDUCED_FLAGS[reduction])
+    truncated = False
+    if image is None and data[:3].tobytes() == _JPEG_START:
+        image = cv2.imdecode(np.concatenate([data, np.frombuffer(_JPEG_END, np.uint8)]), _REDUCED_FLAGS[reduction])
+        truncated = image is not None
     if image is None:
         raise ImageReadError(f"{path}: corrupt, truncated or unsupported image data")
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB), truncated
+
+
+def truncation_suspected(path):
+    """True when ``path`` is a JPEG or PNG file whose last bytes hold no end marker (JPEG
+    EOI, PNG IEND): data cut short, or a missing or unopenable file. Reads 8 bytes at the start and
+    64 at the end, nothing else (about 20 us a file: docs/BENCHMARKS.md), so a loader can check every image;
+    read_image_checked then tells a truncated JPEG from an undecodable file. Other formats, and
+    files corrupt anywhere but at their end, give False (they are found when read).
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return True
+    try:
+        head = os.read(fd, len(_PNG_START))
+        size = os.lseek(fd, 0, os.SEEK_END)
+        tail = os.pread(fd, _TAIL_BYTES, max(0, size - _TAIL_BYTES))
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+    if head.startswith(_JPEG_START):
+        return _JPEG_END not in tail
+    if head.startswith(_PNG_START):
+        return _PNG_END not in tail
+    return False
 
 
 # PIL formats whose header size read_image reproduces once the EXIF orientation is applied:
@@ -62,7 +126,7 @@ def image_size(path):
     For JPEG and PNG files only the header is read (PIL, lazily: no pixel is decoded), which
     is what a loader whose annotation lacks the image size (VIA) needs for every image; other
     files are decoded with read_image. A truncated file whose header is intact gets its size
-    here and is counted as unreadable when the pipeline reads it.
+    here (the loaders' finalize_records then finds it, see truncation_suspected).
     Raises ImageReadError naming the file when it is missing or not an image.
     """
     from PIL import Image, UnidentifiedImageError

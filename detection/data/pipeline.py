@@ -23,8 +23,9 @@ detection/data/example.py) runs in ``tf.numpy_function`` inside a parallel ``map
 (AUTOTUNE, deterministic order). Training shuffles the record order every epoch with
 ``seed`` and seeds each read's augmentation with (seed, position in the stream), so the same
 seed gives the same batches however the threads are scheduled. Unreadable images are skipped
-(filtered out) and counted in ``dataset.report``, as are GT rows truncated to M and boxes
-dropped by augmentation.
+(filtered out) and counted in ``dataset.report``, as are truncated JPEGs (decoded as far as
+they go, see detection/data/images.py), GT rows truncated to M and boxes dropped by
+augmentation.
 """
 
 import atexit
@@ -236,9 +237,12 @@ def _as_outputs(example, config, with_gt, index=0):
 
 
 def _placeholder(config, with_gt):
-    """Zero arrays of the right ranks and dtypes for a skipped image (filtered out later)."""
+    """Zero arrays for a skipped image (filtered out later), of the shapes _numpy_map's
+    ensure_shape checks before the filter sees them: [IMAGE_MAX_DIM, IMAGE_MAX_DIM, 3] in
+    square mode (any other size stops the pipeline), [1, 1, 3] where the size is free."""
     m = config.MAX_GT_INSTANCES
-    example = {"image": np.zeros((64, 64, 3), np.uint8), "image_meta": np.zeros(IMAGE_META_SIZE, np.float32)}
+    image_shape = [d or 1 for d in _image_shape(config)]
+    example = {"image": np.zeros(image_shape, np.uint8), "image_meta": np.zeros(IMAGE_META_SIZE, np.float32)}
     if with_gt:
         example.update(gt_class_ids=np.zeros(m, np.int32), gt_boxes=np.zeros((m, 4), np.float32),
                        gt_masks=np.zeros((m,) + gt_mask_shape(config), np.uint8))
@@ -250,9 +254,8 @@ def _numpy_map(fn, args, config, with_gt):
 
     Returns (ok: bool scalar, example: dict of tensors).
     """
-    height, width = (config.IMAGE_MAX_DIM,) * 2 if config.IMAGE_RESIZE_MODE == "square" else (None, None)
     m = config.MAX_GT_INSTANCES
-    specs = {"image": (tf.uint8, [height, width, 3]), "image_meta": (tf.float32, [IMAGE_META_SIZE])}
+    specs = {"image": (tf.uint8, _image_shape(config)), "image_meta": (tf.float32, [IMAGE_META_SIZE])}
     if with_gt:
         specs.update(gt_class_ids=(tf.int32, [m]), gt_boxes=(tf.float32, [m, 4]),
                      gt_masks=(tf.uint8, [m, *gt_mask_shape(config)]))
@@ -262,6 +265,12 @@ def _numpy_map(fn, args, config, with_gt):
     ok = tf.ensure_shape(outputs[0], [])
     example = {name: tf.ensure_shape(t, shape) for (name, (_, shape)), t in zip(specs.items(), outputs[1:])}
     return ok, example
+
+
+def _image_shape(config):
+    """Static shape of one example's image: [D, D, 3] in square mode, [None, None, 3] otherwise."""
+    side = config.IMAGE_MAX_DIM if config.IMAGE_RESIZE_MODE == "square" else None
+    return [side, side, 3]
 
 
 def _batch(examples, config, batch_size, drop_remainder):

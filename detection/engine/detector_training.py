@@ -13,7 +13,7 @@ the per-epoch COCO AP callback when EVAL_AP_IMAGES is set.
 """
 
 from detection.config import ConfigError
-from detection.data.datasets import load_dataset
+from detection.data.datasets import load_dataset, same_files
 from detection.data.pipeline import make_dataset, shard_seed
 from detection.data.validation import DataError
 from detection.engine import checkpoints
@@ -74,7 +74,10 @@ def train_detector(config, output_dir, weights=None, exclude=(), resume=False, s
                           "(classes + background)")
     config = with_dataset_categories(config, train_set, source)
     val_set = None
-    if has_val_set(config):
+    if has_val_set(config) and same_files(config):
+        val_set = train_set
+        print(f"Dataset {config.DATASET_FORMAT}/val: the training files, loaded once")
+    elif has_val_set(config):
         val_set = load_dataset(config, "val", strict=strict)
         val_set.report.summary()
         check_same_categories(train_set, val_set)
@@ -105,7 +108,7 @@ def train_detector(config, output_dir, weights=None, exclude=(), resume=False, s
     # Each worker keeps only its own share of the records (the chief also the whole val set, above).
     train_shard = train_set.shard(info.worker_index, info.workers)
     val_shard = val_set.shard(info.worker_index, info.workers) if val_set else None
-    del train_set
+    del train_set, val_set  # the whole sets: a worker keeps its shards (the AP callback its own reference)
     return train(
         build_detector, config, ShardedInput(_input_maker(train_shard, info, training=True)),
         ShardedInput(_input_maker(val_shard, info, training=False)) if val_shard else None,

@@ -1,6 +1,6 @@
 """Evaluating a detector on a dataset: predict every record, convert, measure.
 
-The predictor is duck-typed (``predict_records(records, progress=...)``
+The predictor is duck-typed (``predict_records(records, progress=..., report=...)``
 yielding one dict per image, see ``detections_to_coco_results``), so this module never
 imports TensorFlow; tools/eval_coco.py and the trainer's end-of-epoch AP share it.
 
@@ -21,11 +21,12 @@ def evaluate_predictor(predictor, dataset, metric="coco", annotations=None, limi
                        backend=DEFAULT_BACKEND, use_07_metric=False, progress=True, log=print):
     """Runs ``predictor`` over ``dataset``'s records and evaluates its detections.
 
-    predictor: has ``predict_records(records, progress=...)`` yielding per
+    predictor: has ``predict_records(records, progress=..., report=...)`` yielding per
         image {"image_id", "boxes": [N, 4] [y1, x1, y2, x2] original-image pixels,
         "class_ids": [N] 1..K, "scores": [N], "masks": None or [N, H, W] uint8}.
     dataset: has ``records`` (Record objects), ``class_names`` and ``category_ids`` (K
-        each, index k - 1 for class k), as detection.data.records.Dataset.
+        each, index k - 1 for class k), as detection.data.records.Dataset; its ``report``
+        (if any) counts the images found unreadable while predicting.
     metric: "coco" (COCO AP; ``iou_types`` default: bbox, plus segm when the detections
         carry masks and there is mask GT) or "voc" (VOC AP at IoU 0.5, 11-point if ``use_07_metric``).
     annotations: the COCO GT file (or dict) of a COCO dataset; None builds GT from records.
@@ -38,7 +39,7 @@ def evaluate_predictor(predictor, dataset, metric="coco", annotations=None, limi
         raise ValueError(f"unknown metric {metric!r}; expected one of {', '.join(METRICS)}")
     records = list(dataset.records[:limit] if limit else dataset.records)
     coco_results, boxes_only, has_masks = [], [], False
-    for detection in predictor.predict_records(records, progress=progress):
+    for detection in predictor.predict_records(records, progress=progress, report=getattr(dataset, "report", None)):
         coco_results.extend(detections_to_coco_results(detection, dataset.category_ids))
         has_masks = has_masks or detection.get("masks") is not None
         # VOC needs boxes only; masks of a whole dataset would not fit in memory.

@@ -38,9 +38,9 @@ import numpy as np
 import tensorflow as tf
 
 from detection.core import torchvision_boxes as tvb
+from detection.layers.torchvision_roi_align import multiscale_roi_align
 from detection.modeling.torchvision_masks import paste_masks
 from detection.modeling.torchvision_transform import transform_image
-from detection.layers.torchvision_roi_align import multiscale_roi_align
 
 TORCHVISION_MODELS = ("fasterrcnn_resnet50_fpn", "maskrcnn_resnet50_fpn",
                       "fasterrcnn_resnet50_fpn_v2", "maskrcnn_resnet50_fpn_v2")

@@ -99,7 +99,7 @@ def assert_mask_is_polygon(mask, polygons):
 class PerfectPredictor:
     """Predicts every GT instance of the records, with its GT mask: AP must be 1."""
 
-    def predict_records(self, records, progress=False):
+    def predict_records(self, records, progress=False, report=None):
         for record in records:
             masks = np.stack([decode_segmentation(s, record.height, record.width) for s in record.segmentations])
             yield {"image_id": record.image_id, "boxes": record.boxes, "class_ids": record.class_ids,

@@ -111,3 +111,17 @@ def test_coco_tiny_counts():
         assert dataset.report.num_problems == 0
         crowd_segs = [s for r in dataset.records for s, c in zip(r.segmentations, r.iscrowd) if c]
         assert len(crowd_segs) == crowd and all(isinstance(s, dict) for s in crowd_segs)
+
+
+def test_without_masks_the_segmentations_are_checked_but_not_kept(tmp_path):
+    write_image(tmp_path / "a.jpg")
+    annotations = [ann(1, 1, 7, [1, 2, 10, 8], segmentation=[[1, 2, 11, 2, 11, 10]]),
+                   ann(2, 1, 7, [5, 5, 4, 4], segmentation=[[1, 2, 3]]),  # too short: counted, box kept
+                   ann(3, 1, 3, [0, 0, 3, 3], iscrowd=1, segmentation={"counts": [0, 9, 2391], "size": [40, 60]})]
+    path = coco_file(tmp_path, [image_entry(1, "a.jpg")], annotations)
+    with_masks = load_coco(path, str(tmp_path), config=Config({"USE_MASK": True}))
+    without = load_coco(path, str(tmp_path), config=Config({"USE_MASK": False}))
+    assert len(with_masks.records[0].segmentations) == 3 and without.records[0].segmentations is None
+    np.testing.assert_array_equal(without.records[0].boxes, with_masks.records[0].boxes)
+    np.testing.assert_array_equal(without.records[0].iscrowd, [False, False, True])
+    assert without.report.counts == with_masks.report.counts and without.report.counts["malformed_annotation"] == 1

@@ -1,3 +1,5 @@
+import os
+
 import cv2
 import numpy as np
 import pytest
@@ -5,12 +7,15 @@ from PIL import Image
 
 from detection.data.images import (
     ImageReadError,
+    TruncatedImageWarning,
     decode_reduction,
     image_meta,
     image_size,
     index_images,
     read_image,
+    read_image_checked,
     resize_and_pad,
+    truncation_suspected,
 )
 from detection.data.resize import resize_geometry
 
@@ -45,15 +50,47 @@ def test_grayscale_rgba_and_16_bit_become_rgb_uint8(tmp_path):
 
 
 @pytest.mark.parametrize("ext", [".jpg", ".png"])
-def test_truncated_missing_and_empty_files_are_errors_naming_the_file(tmp_path, ext):
+def test_undecodable_missing_and_empty_files_are_errors_naming_the_file(tmp_path, ext):
     rng = np.random.default_rng(0)
     cv2.imwrite(str(tmp_path / f"full{ext}"), rng.integers(0, 255, (64, 64, 3), dtype=np.uint8))
     data = (tmp_path / f"full{ext}").read_bytes()
-    (tmp_path / f"cut{ext}").write_bytes(data[: len(data) - 200])
+    (tmp_path / f"head{ext}").write_bytes(data[:60])  # cut inside the header: nothing to decode
     (tmp_path / f"empty{ext}").write_bytes(b"")
-    for name in (f"cut{ext}", f"empty{ext}", f"absent{ext}"):
+    names = [f"head{ext}", f"empty{ext}", f"absent{ext}"]
+    if ext == ".png":  # a PNG cut short is not decoded (a JPEG is, see the next test)
+        (tmp_path / "cut.png").write_bytes(data[: len(data) - 200])
+        names.append("cut.png")
+    for name in names:
         with pytest.raises(ImageReadError, match=name):
             read_image(str(tmp_path / name))
+
+
+def test_a_truncated_jpeg_decodes_as_far_as_its_data_go_with_a_warning(tmp_path):
+    rng = np.random.default_rng(0)
+    cv2.imwrite(str(tmp_path / "full.jpg"), rng.integers(0, 255, (64, 64, 3), dtype=np.uint8))
+    data = (tmp_path / "full.jpg").read_bytes()
+    (tmp_path / "cut.jpg").write_bytes(data[: len(data) // 2])
+    full, full_truncated = read_image_checked(str(tmp_path / "full.jpg"))
+    cut, truncated = read_image_checked(str(tmp_path / "cut.jpg"))
+    assert (full_truncated, truncated) == (False, True) and cut.shape == (64, 64, 3)
+    np.testing.assert_array_equal(cut[:8], full[:8])  # the rows the data hold
+    assert (cut[-16:] == 128).all()  # the rows past the end: libjpeg's grey
+    with pytest.warns(TruncatedImageWarning, match="cut.jpg"):
+        np.testing.assert_array_equal(read_image(str(tmp_path / "cut.jpg")), cut)
+    assert (read_image_checked(str(tmp_path / "cut.jpg"), reduction=2)[0].shape, truncated) == ((32, 32, 3), True)
+
+
+def test_truncation_is_suspected_from_the_last_bytes_only(tmp_path):
+    rng = np.random.default_rng(0)
+    for ext in (".jpg", ".png"):
+        cv2.imwrite(str(tmp_path / f"full{ext}"), rng.integers(0, 255, (64, 64, 3), dtype=np.uint8))
+        data = (tmp_path / f"full{ext}").read_bytes()
+        (tmp_path / f"cut{ext}").write_bytes(data[:-20])
+        (tmp_path / f"padded{ext}").write_bytes(data + bytes(16))  # zeros after the end marker
+    (tmp_path / "text.jpg").write_text("not an image")
+    suspected = {name: truncation_suspected(str(tmp_path / name)) for name in sorted(os.listdir(tmp_path))}
+    assert suspected == {"cut.jpg": True, "cut.png": True, "full.jpg": False, "full.png": False,
+                         "padded.jpg": False, "padded.png": False, "text.jpg": False}
 
 
 def test_reduced_decoding_and_its_choice(tmp_path):

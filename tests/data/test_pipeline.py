@@ -88,6 +88,25 @@ def test_unreadable_image_is_skipped_and_counted(tmp_path):
     assert "broken.jpg" in dataset.report.summary(file=None)
 
 
+@pytest.mark.parametrize("mode", ["square", "pad64", "none"])
+@pytest.mark.parametrize("batch_size", [1, 3])
+def test_an_unreadable_image_is_skipped_whatever_the_input_size(tmp_path, mode, batch_size):
+    # The placeholder of a skipped read must pass the static shape check of the mode: at
+    # 128 px (not the 64 of small_config) square mode once stopped every pipeline there.
+    good = [write_image(tmp_path / f"{i}.jpg") for i in range(5)]
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff" + bytes(300) + b"\xff\xd9")
+    paths = good[:2] + [str(tmp_path / "broken.jpg")] + good[2:]
+    records = [make_record(p, [[1, 1, 9, 9]], [1], image_id=i) for i, p in enumerate(paths)]
+    config = small_config(IMAGE_RESIZE_MODE=mode, IMAGE_MIN_DIM=128, IMAGE_MAX_DIM=128, IMAGES_PER_GPU=batch_size)
+    dataset = make_dataset_of(records)
+    batches = list(make_dataset(dataset, config, training=False).as_numpy_iterator())
+    expected = [0, 1, 3, 4, 5][: 5 // batch_size * batch_size]
+    assert [int(i) for b in batches for i in b["image_meta"][:, 0]] == expected
+    inference = list(make_inference_batches(dataset, config, batch_size=batch_size))
+    assert [r.image_id for b in inference for r in b.records] == [0, 1, 3, 4, 5]
+    assert dataset.report.counts["unreadable_image"] == 1
+
+
 def test_pad64_batches_pad_to_the_largest_image(tmp_path):
     records = [make_record(write_image(tmp_path / "a.png", 40, 60), [[0, 0, 4, 4]], [1], 40, 60, image_id=0),
                make_record(write_image(tmp_path / "b.png", 100, 70), [[0, 0, 4, 4]], [1], 100, 70, image_id=1)]

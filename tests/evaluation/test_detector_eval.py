@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from detection.data.records import Record
+from detection.data.validation import ValidationReport
 from detection.evaluation.coco_gt import coco_gt_from_records
 from detection.evaluation.detector_eval import evaluate_predictor
 
@@ -29,7 +30,7 @@ class ReplayPredictor:
         self.drop = drop or {}
         self.calls = []
 
-    def predict_records(self, records, progress=False):
+    def predict_records(self, records, progress=False, report=None):
         self.calls.append([r.image_id for r in records])
         for r in records:
             keep = len(r.boxes) - self.drop.get(r.image_id, 0)
@@ -41,7 +42,7 @@ class ReplayPredictor:
 DATASET = types.SimpleNamespace(
     records=[record(10, [[10, 20, 50, 80], [60, 60, 90, 100]], [1, 2], difficult=[False, True]),
              record(11, [[0, 0, 40, 40]], [1])],
-    class_names=["cat", "dog"], category_ids=[4, 9])
+    class_names=["cat", "dog"], category_ids=[4, 9], report=ValidationReport("test"))
 
 
 def test_coco_gt_from_records():
