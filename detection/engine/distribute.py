@@ -80,13 +80,8 @@ def make_strategy(gpus=None, cpu_replicas=None, cluster_timeout=600, heartbeat_t
         info = StrategyInfo("MultiWorkerMirroredStrategy", _short_devices(strategy), strategy.num_replicas_in_sync,
                             len(cluster.addresses), cluster.index == 0, cluster.index, peers)
         return strategy, info
-    if gpus is not None:
-        devices = [f"/gpu:{i}" for i in range(_use_gpus(gpus))]
-        strategy = _MirroredStrategy(devices)
-        return strategy, StrategyInfo("MirroredStrategy", _short_devices(strategy), strategy.num_replicas_in_sync, 1,
-                                      True)
-    if cpu_replicas is not None:
-        devices = _split_cpu(cpu_replicas)
+    if gpus is not None or cpu_replicas is not None:
+        devices = [f"/gpu:{i}" for i in range(_use_gpus(gpus))] if gpus is not None else _split_cpu(cpu_replicas)
         strategy = _MirroredStrategy(devices)
         return strategy, StrategyInfo("MirroredStrategy", _short_devices(strategy), strategy.num_replicas_in_sync, 1,
                                       True)
@@ -198,8 +193,8 @@ def is_cluster_failure(error):
     """Whether ``error`` (raised by fit under MultiWorkerMirroredStrategy) is a lost peer or an
     aborted collective, rather than a fault of this worker's own."""
     return isinstance(error, (tf.errors.UnavailableError, tf.errors.AbortedError, tf.errors.DeadlineExceededError,
-                              tf.errors.CancelledError, tf.errors.InternalError)) and (
-        "ollective" in str(error) or "heartbeat" in str(error) or "coordination" in str(error).lower())
+                              tf.errors.CancelledError, tf.errors.InternalError)) and any(
+        word in str(error).lower() for word in ("collective", "heartbeat", "coordination"))
 
 
 class _NestReduce:

@@ -143,7 +143,7 @@ def log_epochs(path):
 
 
 def test_a_lost_worker_stops_the_other_and_both_resume(tmp_path):
-    config_path = write_config(tmp_path / "tiny.yaml", EPOCHS=3, STEPS_PER_EPOCH=6, VALIDATION_STEPS=0,
+    config_path = write_config(tmp_path / "tiny.yaml", EPOCHS=3, STEPS_PER_EPOCH=10, VALIDATION_STEPS=0,
                                EVAL_AP_IMAGES=0)
     run = tmp_path / "run"
 
@@ -158,7 +158,7 @@ def test_a_lost_worker_stops_the_other_and_both_resume(tmp_path):
             assert time.time() < deadline and all(p.poll() is None for p in procs), \
                 [p.communicate() for p in procs if p.poll() is not None]
             time.sleep(0.1)
-        time.sleep(1.0)
+        time.sleep(0.2)  # epoch 2 has begun; its 10 steps take longer than this on any CPU
         procs[1].send_signal(signal.SIGKILL)
         killed_at = time.time()
         out, err = procs[0].communicate(timeout=60)  # HEARTBEAT_TIMEOUT 5 s: it must not hang
