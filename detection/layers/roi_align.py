@@ -297,13 +297,18 @@ class PyramidROIAlign(keras.layers.Layer):
 
     Inputs: rois [B, R, 4] in the box frame ``frame`` (zero rows are padding and pool
     garbage that the losses weight out), then P2..P5 [B, h_k, w_k, C].
-    Output: [B, R, size, size, C] in the layer's compute dtype.
+    Output: [B, R, size, size, C] in the layer's compute dtype. The RoIs stay float32 under
+    mixed precision (the layer does not autocast its inputs).
     mode: "crop_and_resize" (fast without XLA) or "gather" (static shapes, compiles with XLA),
     the same numbers (module docstring); or "matterport", matterport's own sampling.
     strides: of P2..P5 in input pixels (the input size is P2's size times strides[0]).
     """
 
     def __init__(self, pool_size, strides=(4, 8, 16, 32), mode="crop_and_resize", frame="pixels", **kwargs):
+        # No autocast: under mixed_bfloat16 Keras would cast the float32 RoIs to bfloat16
+        # before call (8 bits of mantissa: a coordinate of 600 px moves by up to 2 px, one of
+        # 0.6 in the normalized frame by 0.002). Features are cast to float32 inside anyway.
+        kwargs.setdefault("autocast", False)
         super().__init__(**kwargs)
         if mode not in ROI_ALIGN_MODES:
             raise ValueError(f"PyramidROIAlign mode must be one of {MODES}, got {mode!r}")

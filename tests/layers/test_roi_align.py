@@ -136,3 +136,21 @@ def test_mode_is_checked_and_kept_in_config():
     assert PyramidROIAlign.from_config(layer.get_config()).mode == "gather"
     with pytest.raises(ValueError, match="mode"):
         PyramidROIAlign(7, mode="bilinear")
+
+
+@pytest.mark.parametrize("mode, frame", [("crop_and_resize", "pixels"), ("gather", "pixels"),
+                                         ("matterport", "normalized")])
+def test_mixed_bfloat16_pools_at_the_float32_coordinates(mode, frame):
+    # Under mixed_bfloat16 the RoIs must reach the sampling in float32: in bfloat16 a
+    # coordinate of 700 px moves by up to 2 px (0.5 feature px at stride 4). Features given in
+    # bfloat16 are pooled in float32 and the result rounded once, so the mixed layer gives
+    # exactly the float32 layer's output on the same (bfloat16-valued) features, rounded.
+    size = 1024
+    maps = [tf.cast(m, tf.bfloat16) for m in random_maps(size, channels=4, batch=1, seed=3)]
+    rois = random_rois(size, 40, batch=1, padding=0, seed=3)
+    rois = rois / size if frame == "normalized" else rois
+    mixed = PyramidROIAlign(7, mode=mode, frame=frame, dtype="mixed_bfloat16", name="t")(rois, *maps)
+    single = PyramidROIAlign(7, mode=mode, frame=frame, name="t")(rois, *[tf.cast(m, tf.float32) for m in maps])
+    assert mixed.dtype == tf.bfloat16
+    np.testing.assert_array_equal(tf.cast(mixed, tf.float32).numpy(),
+                                  tf.cast(tf.cast(single, tf.bfloat16), tf.float32).numpy())
