@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 
 from detection.core.image_meta import compose_image_meta
+from detection.data.threads import thread_map
 from detection.data.validation import DataError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
@@ -197,8 +198,22 @@ def resize_bilinear_zero_border(array, out_hw):
     from scipy import ndimage
 
     array = np.asarray(array, np.float64)
-    factors = [array.shape[0] / out_hw[0], array.shape[1] / out_hw[1]] + [1.0] * (array.ndim - 2)
-    out = ndimage.zoom(array, [1 / f for f in factors], order=1, mode="grid-constant", cval=0.0, grid_mode=True)
+    zoom = [1 / (array.shape[0] / out_hw[0]), 1 / (array.shape[1] / out_hw[1])]  # as scikit-image computes them
+    if array.ndim == 2:
+        out = ndimage.zoom(array, zoom, order=1, mode="grid-constant", cval=0.0, grid_mode=True)
+    else:
+        # One 2-D zoom per channel, on the cores in parallel (ndimage releases the GIL): the
+        # same numbers as one zoom over [h, w, C] (whose channel axis weighs 1 and 0 exactly:
+        # tests/data/test_images.py) at a third of its work and time on 3 channels.
+        out = np.empty(tuple(out_hw) + array.shape[2:], np.float64)
+        channels = array.reshape(array.shape[:2] + (-1,))
+        flat_out = out.reshape(tuple(out_hw) + (-1,))
+
+        def zoom_channel(c):
+            ndimage.zoom(channels[:, :, c], zoom, output=flat_out[:, :, c], order=1, mode="grid-constant", cval=0.0,
+                         grid_mode=True)
+
+        thread_map(zoom_channel, range(channels.shape[2]))
     return np.clip(out, *_clip_range(array, out))
 
 

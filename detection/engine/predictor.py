@@ -48,6 +48,7 @@ from detection.data.example import load_example
 from detection.data.images import resize_bilinear_zero_border
 from detection.data.pipeline import InferenceBatch, make_inference_batches
 from detection.data.records import Record
+from detection.data.threads import thread_map
 from detection.data.validation import ValidationReport
 from detection.engine.precision import dtype_policy, inference_precision, policy_name
 from detection.modeling.detector import Detector, model_min_confidence
@@ -308,14 +309,18 @@ def paste_masks_matterport(masks, boxes, height, width, threshold=0.5):
     (detection.data.images.resize_bilinear_zero_border), thresholded at ``threshold``.
     Same arguments and result as paste_masks."""
     out = np.zeros((len(masks), height, width), np.uint8)
-    for k, (mask, box) in enumerate(zip(masks, boxes)):
-        y1, x1, y2, x2 = (int(v) for v in np.round(box))
+
+    def paste(k):
+        y1, x1, y2, x2 = (int(v) for v in np.round(boxes[k]))
         if y2 <= y1 or x2 <= x1:
-            continue
-        resized = resize_bilinear_zero_border(mask.astype(np.float32), (y2 - y1, x2 - x1))
+            return
+        resized = resize_bilinear_zero_border(masks[k].astype(np.float32), (y2 - y1, x2 - x1))
         ty1, tx1, ty2, tx2 = max(y1, 0), max(x1, 0), min(y2, height), min(x2, width)
         if ty2 > ty1 and tx2 > tx1:
             out[k, ty1:ty2, tx1:tx2] = resized[ty1 - y1:ty2 - y1, tx1 - x1:tx2 - x1] >= threshold
+
+    # Each mask on its own: spread over the cores (scipy's zoom releases the GIL), same pixels.
+    thread_map(paste, range(len(masks)))
     return out
 
 

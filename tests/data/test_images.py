@@ -15,6 +15,7 @@ from detection.data.images import (
     read_image,
     read_image_checked,
     resize_and_pad,
+    resize_bilinear_zero_border,
     truncation_suspected,
 )
 from detection.data.resize import resize_geometry
@@ -136,3 +137,25 @@ def test_image_size_of_a_missing_or_non_image_file_is_an_error_naming_it(tmp_pat
     for name in ("absent.jpg", "text.jpg"):
         with pytest.raises(ImageReadError, match=name):
             image_size(str(tmp_path / name))
+
+
+@pytest.mark.parametrize("shape, out_hw", [((97, 143, 3), (256, 377)), ((300, 200, 3), (128, 85)),
+                                           ((61, 47, 4), (61, 90)), ((40, 50, 1), (77, 33)), ((33, 20), (70, 45))])
+def test_zero_border_resize_per_channel_is_scikit_images_one_zoom(shape, out_hw):
+    # scikit-image (matterport's utils.resize) zooms [h, w, C] at once with the channel factor 1;
+    # resize_bilinear_zero_border zooms each channel on its own (in threads): the same float64
+    # values, bit for bit, also where flat regions make the exact value an integer (a uint8
+    # cast of 76.99999 would truncate to 76).
+    from scipy import ndimage
+
+    rng = np.random.default_rng(sum(shape))
+    image = rng.integers(0, 256, shape).astype(np.uint8)
+    image[5:30, 10:40] = 77
+    array = image.astype(np.float64)
+    factors = [shape[0] / out_hw[0], shape[1] / out_hw[1]] + [1.0] * (len(shape) - 2)
+    one_zoom = ndimage.zoom(array, [1 / f for f in factors], order=1, mode="grid-constant", cval=0.0, grid_mode=True)
+    expected = np.clip(one_zoom, array.min(), array.max())
+    got = resize_bilinear_zero_border(image, out_hw)
+    assert got.dtype == np.float64 and got.shape == expected.shape
+    np.testing.assert_array_equal(got, expected)
+    assert np.count_nonzero(expected == 77.0) > 100  # the flat region's exact integers were compared
