@@ -5,7 +5,11 @@
 Counts 2 x multiply-adds of every Conv2D, Conv2DTranspose and Dense call at the shapes the
 graph gives it (the RPN conv once per pyramid level, the box head on every proposal or
 sampled RoI, the mask head on every detection or positive RoI), grouped by part:
-backbone (conv1..conv5), fpn, rpn, box_head (rcnn_*), mask_head (mask_*). Element-wise work
+backbone (conv1..conv5), fpn, rpn, box_head (rcnn_*), mask_head (mask_*). Cases: the
+benchmark's ResNet-50-FPN (91 classes) at 512 x 512 and 832 x 1344 and its training step, and
+at 1024 x 1024 the 81-class ResNet-101 models of bench/run.py's matterport and matterport_pair
+figures (ours: keras.applications ResNet-101 and the 2-FC head; matterport's layout,
+configs/matterport_coco.yaml), each with the mask head on its 100 detection slots. Element-wise work
 (BatchNorm, ReLU, RoIAlign's bilinear sampling, NMS, targets) is not counted: it is memory-
 bound, not FLOP-bound. A training step is taken as 3 x its forward FLOPs (forward, gradient
 of the input, gradient of the weights).
@@ -26,7 +30,10 @@ import numpy as np  # noqa: E402
 
 from detection.modeling.detector import Detector  # noqa: E402
 
-PARTS = (("backbone", "conv"), ("fpn", "fpn_"), ("rpn", "rpn_"), ("box_head", "rcnn_"), ("mask_head", "mask_"))
+# Part -> layer-name prefixes: ours (keras.applications' conv*, rcnn_*, mask_*) and matterport's
+# (conv1, res*, mrcnn_class_* / mrcnn_bbox_*, mrcnn_mask*).
+PARTS = (("backbone", ("conv", "res")), ("fpn", "fpn_"), ("rpn", "rpn_"),
+         ("box_head", ("rcnn_", "mrcnn_class", "mrcnn_bbox")), ("mask_head", ("mask_", "mrcnn_mask")))
 
 
 def call_flops(layer, input_shape, output_shape):
@@ -76,6 +83,10 @@ def main(argv=None):
     training = Detector(models.bench_config(mask=True))
     cases = {"infer_512": (model_flops(inference.inference_model), 1, 1),
              "train_2x512": (model_flops(training.training_model), 2, 3)}
+    for name, config in (("infer_1024_r101", models.r101_coco_config(1024)),
+                         ("infer_1024_matterport_r101", models.matterport_config(1024))):
+        model = Detector(config, batch_size=1, training=False, padding_free=False).inference_model
+        cases[name] = (model_flops(model), 1, 1)
     # Convolutions over the image scale with its pixels (sides are multiples of 64, so every
     # level divides evenly); the heads see the same RoI counts at any size.
     scale = 832 * 1344 / (512 * 512)
@@ -84,7 +95,10 @@ def main(argv=None):
     notes = {"infer_512": "1 image 512 x 512, box head on 1000 proposals, mask head on 100 detections",
              "infer_800x1333": "1 image padded to 832 x 1344, same heads",
              "train_2x512": "2 images 512 x 512, box head on 512 RoIs, mask head on 168 positives per image; "
-                            "3 x forward"}
+                            "3 x forward",
+             "infer_1024_r101": "1 image 1024 x 1024, ours with ResNet-101, 81 classes, box head on 1000 proposals, "
+                                "mask head on 100 detections",
+             "infer_1024_matterport_r101": "1 image 1024 x 1024, matterport's layout, the same heads' counts"}
     results = {}
     for name, (forward, images, factor) in cases.items():
         per_image = {part: factor * f / images / 1e9 for part, f in forward.items()}

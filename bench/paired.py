@@ -40,8 +40,16 @@ class Server:
                 return line
         raise RuntimeError(f"paired server ended (exit {self.process.wait()}): {' '.join(self.command)}")
 
-    def ready(self):
-        self._line("READY")
+    def ready(self, capture=None):
+        """Waits for READY; returns the rest of the last line before it that starts with
+        ``capture`` (None when there was none, or no ``capture``)."""
+        captured = None
+        for line in self.process.stdout:
+            if line.startswith("READY"):
+                return captured
+            if capture and line.startswith(capture):
+                captured = line[len(capture):].strip()
+        raise RuntimeError(f"paired server ended (exit {self.process.wait()}): {' '.join(self.command)}")
 
     def time(self):
         self.process.stdin.write("go\n")

@@ -26,13 +26,25 @@ next, and peak RSS is the child's own) and prints the median of ``--runs`` runs 
                at 1024 x 1024, against infer_1024_r101_s, ours at the same settings (ResNet-101
                of keras.applications, 2-FC box head), both with BatchNormalizations folded
   peak         bench/peak.py: sustained float32 and bfloat16 GFLOP/s of a large 3 x 3 convolution
-               (peak_float32_gflops, peak_bfloat16_gflops); then every train / infer figure
-               measured before it in the same run is given its achieved GFLOP/s (FLOPs per call
-               from bench/flops.py) and its fraction of the peak of its precision
+               (peak_float32_gflops, peak_bfloat16_gflops). At the end of every run that timed
+               a train / infer figure (FLOP_FIGURES: train, infer, precision, matterport, paired,
+               matterport_pair) the peak is measured if it was not, and each such figure is
+               given its achieved GFLOP/s (NAME_gflops: FLOPs per call from bench/flops.py over
+               its median) and its fraction of the peak of its precision
   roi_align    bench/roi_align.py: crop_and_resize against gather (eager and XLA)
   pipeline     input pipeline images/s at the train settings against the train step's images/s
   stat_gt      bench/stat_gt.py on 100,000 boxes
   coco_eval    bench/coco_eval_backends.py: pycocotools against faster-coco-eval
+  matterport_pair
+               (with --matterport-python PY: a venv with matterport's TF 2 port, see
+               bench/matterport_serve.py) matterport's own ``model.detect([image])`` and ours
+               (``Predictor.from_weights(configs/matterport_coco.yaml).detect([image])``, float32
+               and bfloat16) on the same .h5 (matterport's COCO ResNet-101 layout, seeded random
+               weights, DETECTION_MIN_CONFIDENCE 0: 100 detections) and the same 1024 x 1024 PNG,
+               the whole call; the three servers are built and warmed up, then each round times
+               one call of each in turn; prints the medians and the median of the per-round
+               ratios ours / matterport's (matterport_pair_float32_ratio, _bfloat16_ratio), and
+               first checks that both sides give the same detections
   paired       (with --peer) train_step_s, infer_512_s and infer_800x1333_s of ours and of the
                peer, interleaved call by call: both processes are built and warmed up, then
                each round times one call of ours and one of the peer's, so that the host's
@@ -58,8 +70,14 @@ REPO = os.path.dirname(BENCH)
 # pipeline last: it loads TensorFlow into this process, and Linux children inherit the parent's
 # peak RSS through fork, which would inflate stat_gt's own memory figure.
 BENCHMARKS = ("train", "infer", "memory", "first_call", "precision", "matterport", "peak", "roi_align", "stat_gt",
-              "coco_eval", "paired", "pipeline")
+              "coco_eval", "paired", "matterport_pair", "pipeline")
 PAIRED = ("train_step_s", "infer_512_s", "infer_800x1333_s")
+# The timed figures of the train, infer and matterport benchmarks (infer / matterport: with
+# the figure each is divided by).
+TRAIN_CASES = ("backbone_step_s", "conv_only_step_s", "train_step_s", "train_step_mask_s")
+INFER_CASES = {"backbone_fpn_512_s": None, "infer_512_s": "backbone_fpn_512_s", "backbone_fpn_800x1333_s": None,
+               "infer_800x1333_s": "backbone_fpn_800x1333_s"}
+MATTERPORT_CASES = {"infer_1024_r101_s": None, "infer_1024_matterport_r101_s": "infer_1024_r101_s"}
 FIRST_STEP_MARK = "BENCH-FIRST-STEP-DONE"
 RESULT_MARK = "BENCH-RESULT "
 # Figures compared with the peer's (ours / peer's) and the target ratio of each (the issue).
@@ -213,7 +231,7 @@ class Report:
 
 def bench_train(args, report):
     print("train step, ResNet-50-FPN, 2 x 512 x 512, 2-FC head, 2000/1000 proposals, 512 RoIs, float32", flush=True)
-    for case in ("backbone_step_s", "conv_only_step_s", "train_step_s", "train_step_mask_s"):
+    for case in TRAIN_CASES:
         result, _ = run_child("train", case, args)
         baseline = {"conv_only_step_s": "backbone_step_s", "train_step_s": "conv_only_step_s",
                     "train_step_mask_s": "train_step_s"}.get(case)
@@ -226,15 +244,14 @@ def bench_train(args, report):
 
 def bench_infer(args, report):
     print("inference, batch 1, 91 classes, float32", flush=True)
-    for case, baseline in (("backbone_fpn_512_s", None), ("infer_512_s", "backbone_fpn_512_s"),
-                           ("backbone_fpn_800x1333_s", None), ("infer_800x1333_s", "backbone_fpn_800x1333_s")):
+    for case, baseline in INFER_CASES.items():
         result, _ = run_child("infer", case, args)
         report.add(case, result[case], baseline=baseline)
 
 
 def bench_matterport(args, report):
     print("inference at 1024 x 1024, batch 1, ResNet-101-FPN, 81 classes, masks, BatchNorms folded", flush=True)
-    for case, baseline in (("infer_1024_r101_s", None), ("infer_1024_matterport_r101_s", "infer_1024_r101_s")):
+    for case, baseline in MATTERPORT_CASES.items():
         result, _ = run_child("matterport", case, args)
         report.add(case, result[case], baseline=baseline)
 
@@ -264,38 +281,70 @@ def bench_precision(args, report):
         report.add(name, result[name], baseline="train_step_s")
 
 
-# Figure -> (bench/flops.py case, with the mask head, images per call, precision).
+# Every timed train / infer figure -> (bench/flops.py case, the parts of it that the figure's
+# model runs, images per call, precision of its peak). "all": every part; NO_MASK: all but the
+# mask head. Not here: first_* (start-up time, mostly imports and tracing), train_peak_rss_mib,
+# train_step_mixed_float16_s (no float16 peak is measured), roi_align_* (memory-bound
+# gathers, no multiply-adds counted).
+NO_MASK = ("backbone", "fpn", "rpn", "box_head")
+_MATTERPORT_1024 = ("infer_1024_matterport_r101", "all", 1)  # DETECTION_MIN_CONFIDENCE 0: 100 masks
 FLOP_FIGURES = {
-    "infer_512_s": ("infer_512", False, 1, "float32"),
-    "infer_800x1333_s": ("infer_800x1333", False, 1, "float32"),
-    "train_step_s": ("train_2x512", False, 2, "float32"),
-    "train_step_mask_s": ("train_2x512", True, 2, "float32"),
-    "train_step_mixed_bfloat16_s": ("train_2x512", False, 2, "bfloat16"),
+    "backbone_step_s": ("train_2x512", ("backbone",), 2, "float32"),
+    "conv_only_step_s": ("train_2x512", NO_MASK, 2, "float32"),
+    "train_step_s": ("train_2x512", NO_MASK, 2, "float32"),
+    "train_step_mask_s": ("train_2x512", "all", 2, "float32"),
+    "train_step_mixed_bfloat16_s": ("train_2x512", NO_MASK, 2, "bfloat16"),
+    "backbone_fpn_512_s": ("infer_512", ("backbone", "fpn"), 1, "float32"),
+    "infer_512_s": ("infer_512", NO_MASK, 1, "float32"),
+    "backbone_fpn_800x1333_s": ("infer_800x1333", ("backbone", "fpn"), 1, "float32"),
+    "infer_800x1333_s": ("infer_800x1333", NO_MASK, 1, "float32"),
+    # At DETECTION_MIN_CONFIDENCE 0.7 random weights give few detections: the mask head left out.
+    "infer_1024_r101_s": ("infer_1024_r101", NO_MASK, 1, "float32"),
+    "infer_1024_matterport_r101_s": ("infer_1024_matterport_r101", NO_MASK, 1, "float32"),
+    "matterport_pair_matterport_s": (*_MATTERPORT_1024, "float32"),
+    "matterport_pair_float32_s": (*_MATTERPORT_1024, "float32"),
+    "matterport_pair_bfloat16_s": (*_MATTERPORT_1024, "bfloat16"),
 }
+# The paired figures (ours and the peer's) run the models of the unpaired ones.
+FLOP_FIGURES.update({f"paired_{n}": FLOP_FIGURES[n] for n in PAIRED})
+FLOP_FIGURES.update({f"paired_peer_{n}": FLOP_FIGURES[n] for n in PAIRED})
 
 
-def gflop_per_call(flops, case, mask, images):
-    """GFLOP of one call of a figure's model from bench/flops.py's per-image parts."""
-    parts = flops[case]
-    total = parts["total"] - (0.0 if mask else parts["mask_head"])
+def gflop_per_call(flops, case, parts, images):
+    """GFLOP of one call of a figure's model from bench/flops.py's per-image parts of ``case``;
+    parts: "all" or a tuple of part names."""
+    per_image = flops[case]
+    total = per_image["total"] if parts == "all" else sum(per_image[p] for p in parts)
     return total * images
 
 
 def bench_peak(args, report):
-    print("peak: sustained GFLOP/s of a 3 x 3 convolution (bench/peak.py), and each figure's share of it", flush=True)
+    """Measures the peak now; main() gives every figure its GFLOP/s at the end (add_gflops)."""
+    print("peak: sustained GFLOP/s of a 3 x 3 convolution (bench/peak.py)", flush=True)
     peak = _script("peak", ["--runs", str(args.runs), "--warmup", str(args.warmup)])
     for precision in ("float32", "bfloat16"):
         report.add(f"peak_{precision}_gflops", peak[precision], unit="GF/s",
                    note="" if precision == "float32" or peak["native_bfloat16"] else "  (emulated: no bf16 units)")
+
+
+def add_gflops(args, report):
+    """Gives every timed train / infer figure of the run (FLOP_FIGURES) its achieved GFLOP/s
+    (FLOPs per call from bench/flops.py) and its fraction of the peak of its precision; measures
+    the peak first if the run has not."""
     present = [name for name in FLOP_FIGURES if report.figures.get(name)]
     if not present:
         return
+    if "peak_float32_gflops" not in report.figures:
+        bench_peak(args, report)
+    print("achieved GFLOP/s of each figure (bench/flops.py: FLOPs on paper, heads on every slot) and its share of "
+          "the peak of its precision", flush=True)
     flops = _script("flops", [])
     for name in present:
-        case, mask, images, precision = FLOP_FIGURES[name]
-        achieved = gflop_per_call(flops, case, mask, images) / report.figures[name]
+        case, parts, images, precision = FLOP_FIGURES[name]
+        achieved = gflop_per_call(flops, case, parts, images) / report.figures[name]
+        peak = report.figures[f"peak_{precision}_gflops"]
         report.add(f"{name[:-2]}_gflops", achieved, unit="GF/s",
-                   note=f"  = {achieved / peak[precision]:.2f} of the {precision} peak")
+                   note=f"  = {achieved / peak:.2f} of the {precision} peak")
 
 
 def _script(name, argv, python=sys.executable):
@@ -393,6 +442,109 @@ def bench_paired(args, report):
                    note=f"  (ours / peer per round; target <= {PEER_TARGETS[name]})")
 
 
+MATTERPORT_PAIR = {"NAME": "pair", "BACKBONE": "resnet101", "NUM_CLASSES": 81, "DETECTION_MIN_CONFIDENCE": 0}
+PAIR_PRECISIONS = ("float32", "bfloat16")
+
+
+def _pair_files(directory):
+    """Writes matterport_pair's inputs into ``directory``: weights.h5 (matterport's COCO
+    ResNet-101 layout, tests/modeling/matterport_h5.py's seeded random weights, written as
+    matterport's save_weights does), image.png (a 1024 x 1024 photo-like image) and
+    matterport_config.json (MATTERPORT_PAIR, matterport's Config attributes)."""
+    import cv2
+    from detect_profile import synthetic_image
+
+    from tests.modeling.legacy_h5 import write_legacy_h5
+    from tests.modeling.matterport_h5 import manifest_layers, random_arrays
+
+    write_legacy_h5(os.path.join(directory, "weights.h5"), random_arrays(manifest_layers("resnet101", 81), seed=0))
+    cv2.imwrite(os.path.join(directory, "image.png"), synthetic_image(1024, 1024)[:, :, ::-1])
+    with open(os.path.join(directory, "matterport_config.json"), "w") as f:
+        json.dump(MATTERPORT_PAIR, f)
+
+
+def _serve_matterport_pair(precision, directory, warmup):
+    """Our side of matterport_pair: Predictor.from_weights(configs/matterport_coco.yaml at
+    MATTERPORT_PAIR's settings, ``precision``) on the pair's .h5; prints the first call's
+    detections (DETECTIONS json) before serving ``detect([image])`` (bench/paired.py)."""
+    import paired
+
+    from detection.config import Config
+    from detection.data.images import read_image
+    from detection.engine.precision import with_precision
+    from detection.engine.predictor import Predictor
+
+    config = Config.from_yaml(os.path.join(REPO, "configs", "matterport_coco.yaml")).replace(
+        IMAGES_PER_GPU=1, DETECTION_MIN_CONFIDENCE=0.0)
+    predictor = Predictor.from_weights(with_precision(config, precision), os.path.join(directory, "weights.h5"),
+                                       log=None)
+    image = read_image(os.path.join(directory, "image.png"))
+    r = predictor.detect([image])[0]
+    print("DETECTIONS " + json.dumps({"rois": r["rois"].tolist(), "class_ids": r["class_ids"].tolist(),
+                                      "scores": r["scores"].tolist()}), flush=True)
+    paired.serve(lambda: predictor.detect([image]), warmup)
+
+
+def pair_agreement(theirs, ours, box_px=1.0, score=0.01):
+    """theirs, ours: {"rois", "class_ids", "scores"} of one image -> number of ``theirs``'
+    detections that an unused one of ours matches (same class, every box coordinate within
+    ``box_px``, score within ``score``)."""
+    import numpy as np
+
+    boxes, classes, scores = (np.asarray(ours[k], float) for k in ("rois", "class_ids", "scores"))
+    used = np.zeros(len(scores), bool)
+    for box, cls, s in zip(theirs["rois"], theirs["class_ids"], theirs["scores"]):
+        ok = ~used & (classes == cls) & (np.abs(scores - s) <= score)
+        ok &= np.abs(boxes.reshape(-1, 4) - np.asarray(box, float)).max(axis=1) <= box_px if len(used) else ok
+        if ok.any():
+            used[np.flatnonzero(ok)[0]] = True
+    return int(used.sum())
+
+
+def bench_matterport_pair(args, report):
+    if not args.matterport_python:
+        print("matterport_pair: needs --matterport-python PY (skipped)", flush=True)
+        return
+    import tempfile
+
+    import paired
+
+    print(f"matterport_pair: matterport's detect ({args.matterport_python}) against ours, float32 and bfloat16, "
+          f"one 1024 x 1024 image, ResNet-101 COCO layout, call by call ({args.runs} rounds after {args.warmup} "
+          f"warm-up calls each); load {' '.join(f'{v:.1f}' for v in os.getloadavg())}", flush=True)
+    with tempfile.TemporaryDirectory() as directory:
+        subprocess.run([sys.executable, os.path.abspath(__file__), "--child", "matterport_pair_files", "--case",
+                        directory], check=True, cwd=REPO, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+        warmup = ["--warmup", str(args.warmup)]
+        mrcnn = ["--mrcnn", args.matterport_src] if args.matterport_src else []
+        servers = {"matterport": paired.Server(
+            [args.matterport_python, os.path.join(BENCH, "matterport_serve.py"), *mrcnn, "--weights",
+             os.path.join(directory, "weights.h5"), "--config", os.path.join(directory, "matterport_config.json"),
+             "--image", os.path.join(directory, "image.png"), *warmup], cwd=REPO)}
+        detections = {"matterport": servers["matterport"].ready("DETECTIONS ")}
+        for precision in PAIR_PRECISIONS:  # built one after the other: each build takes both cores
+            servers[precision] = paired.Server([sys.executable, os.path.abspath(__file__), "--child", "serve",
+                                                "--case", f"matterport_pair_{precision}", "--pair-files", directory,
+                                                *warmup], cwd=REPO)
+            detections[precision] = servers[precision].ready("DETECTIONS ")
+        theirs = json.loads(detections["matterport"])
+        for precision in PAIR_PRECISIONS:
+            ours = json.loads(detections[precision])
+            print(f"  detections: matterport {len(theirs['scores'])}, ours in {precision} {len(ours['scores'])}; "
+                  f"of matterport's, ours has {pair_agreement(theirs, ours)} (class, box within 1 px, score within "
+                  f"0.01)", flush=True)
+        rounds = [{name: server.time() for name, server in servers.items()} for _ in range(args.runs)]
+        for server in servers.values():
+            server.close()
+    print(f"  load after: {' '.join(f'{v:.1f}' for v in os.getloadavg())}", flush=True)
+    report.add("matterport_pair_matterport_s", [r["matterport"] for r in rounds])
+    for precision in PAIR_PRECISIONS:
+        report.add(f"matterport_pair_{precision}_s", [r[precision] for r in rounds])
+        target = {"float32": 0.7, "bfloat16": 0.45}[precision]
+        report.add(f"matterport_pair_{precision}_ratio", [r[precision] / r["matterport"] for r in rounds], unit="x",
+                   note=f"  (ours / matterport's per round; target <= {target})")
+
+
 def bench_peer(args, report):
     """Runs bench/peer_model_garden.py in the peer's venv; prints ours / peer's per shared name."""
     python = _peer_python(args)
@@ -418,14 +570,23 @@ def main(argv=None):
     parser.add_argument("--peer-python", help="python of an existing peer venv")
     parser.add_argument("--paired", nargs="+", choices=PAIRED, default=list(PAIRED), metavar="NAME",
                         help=f"with --only paired: these figures only (default all: {' '.join(PAIRED)})")
+    parser.add_argument("--matterport-python", metavar="PY",
+                        help="python of a venv with matterport's TF 2 port (matterport_pair)")
+    parser.add_argument("--matterport-src", metavar="DIR",
+                        help="folder holding the port's mrcnn package, when PY cannot import it itself")
     parser.add_argument("--float16", action="store_true", help="also time mixed_float16 (slow on CPUs)")
     parser.add_argument("--json", metavar="OUT", help="write every figure and run to this JSON file")
-    parser.add_argument("--child", choices=[*CHILDREN, "serve"], help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=[*CHILDREN, "serve", "matterport_pair_files"], help=argparse.SUPPRESS)
     parser.add_argument("--case", help=argparse.SUPPRESS)
+    parser.add_argument("--pair-files", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     sys.path.insert(0, REPO)
     sys.path.insert(0, BENCH)
+    if args.child == "serve" and args.case.startswith("matterport_pair_"):
+        return _serve_matterport_pair(args.case.removeprefix("matterport_pair_"), args.pair_files, args.warmup)
+    if args.child == "matterport_pair_files":
+        return _pair_files(args.case)
     if args.child == "serve":
         import paired
 
@@ -444,6 +605,7 @@ def main(argv=None):
     report = Report()
     for name in args.only:
         globals()[f"bench_{name}"](args, report)
+    add_gflops(args, report)
     if args.peer and set(args.only) & {"train", "infer", "memory", "first_call"}:
         bench_peer(args, report)  # the peer's side of those figures
     if args.json:

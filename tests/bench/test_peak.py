@@ -20,8 +20,18 @@ def test_conv_flops_counts_two_per_multiply_add_of_a_same_conv():
     assert profile.total_float_ops == peak.conv_flops(16, 8)
 
 
-def test_gflop_per_call_drops_the_mask_head_when_the_figure_has_none():
-    flops = {"train_2x512": {"backbone": 100.0, "mask_head": 30.0, "total": 150.0}}
-    assert run.gflop_per_call(flops, "train_2x512", True, 2) == 300.0
-    assert run.gflop_per_call(flops, "train_2x512", False, 2) == 240.0
-    assert set(run.FLOP_FIGURES) >= {"infer_512_s", "infer_800x1333_s", "train_step_s"}
+def test_gflop_per_call_sums_the_parts_the_figure_runs():
+    flops = {"train_2x512": {"backbone": 100.0, "fpn": 10.0, "rpn": 5.0, "box_head": 5.0, "mask_head": 30.0,
+                             "total": 150.0}}
+    assert run.gflop_per_call(flops, "train_2x512", "all", 2) == 300.0
+    assert run.gflop_per_call(flops, "train_2x512", run.NO_MASK, 2) == 240.0
+    assert run.gflop_per_call(flops, "train_2x512", ("backbone",), 2) == 200.0
+
+
+def test_every_timed_train_and_infer_figure_gets_its_gflops():
+    timed = {*run.TRAIN_CASES, *run.INFER_CASES, *run.MATTERPORT_CASES, "train_step_mixed_bfloat16_s",
+             *(f"paired_{n}" for n in run.PAIRED), *(f"paired_peer_{n}" for n in run.PAIRED),
+             "matterport_pair_matterport_s", *(f"matterport_pair_{p}_s" for p in run.PAIR_PRECISIONS)}
+    assert timed <= set(run.FLOP_FIGURES)
+    assert run.FLOP_FIGURES["matterport_pair_bfloat16_s"][3] == "bfloat16"
+    assert run.FLOP_FIGURES["train_step_s"][1] == run.NO_MASK  # the benchmark's train model has no mask head
