@@ -34,6 +34,11 @@ from detection.modeling.normalization import BatchNorm
 
 # keras.layers.BatchNormalization's default epsilon, which matterport's BatchNorm layers keep.
 MATTERPORT_BN_EPSILON = 1e-3
+# The dtype of each head's last layer (RPN logits and deltas, class logits, box deltas, mask
+# logits) under any policy: under mixed_bfloat16 their input stays bfloat16 but they multiply
+# and write float32, so scores, deltas and mask thresholds never see a bfloat16 rounding of
+# their own (8 bits: a logit of 5 would move by up to 0.016). A few GFLOP of a ~700 GFLOP call.
+OUTPUT_DTYPE = "float32"
 
 
 class RPNHead:
@@ -49,8 +54,8 @@ class RPNHead:
     def __init__(self, anchors_per_location, channels, anchor_stride=1):
         self.conv = keras.layers.Conv2D(channels, 3, strides=anchor_stride, padding="same", activation="relu",
                                         name="rpn_conv_shared")
-        self.logits = keras.layers.Conv2D(anchors_per_location, 1, name="rpn_class_raw")
-        self.deltas = keras.layers.Conv2D(4 * anchors_per_location, 1, name="rpn_bbox_pred")
+        self.logits = keras.layers.Conv2D(anchors_per_location, 1, name="rpn_class_raw", dtype=OUTPUT_DTYPE)
+        self.deltas = keras.layers.Conv2D(4 * anchors_per_location, 1, name="rpn_bbox_pred", dtype=OUTPUT_DTYPE)
 
     def __call__(self, feature_maps):
         logits, deltas = [], []
@@ -90,8 +95,8 @@ class MatterportRPNHead:
     def __init__(self, anchors_per_location, channels=512, anchor_stride=1):
         self.conv = keras.layers.Conv2D(channels, 3, strides=anchor_stride, padding="same", activation="relu",
                                         name="rpn_conv_shared")
-        self.class_raw = keras.layers.Conv2D(2 * anchors_per_location, 1, name="rpn_class_raw")
-        self.deltas = keras.layers.Conv2D(4 * anchors_per_location, 1, name="rpn_bbox_pred")
+        self.class_raw = keras.layers.Conv2D(2 * anchors_per_location, 1, name="rpn_class_raw", dtype=OUTPUT_DTYPE)
+        self.deltas = keras.layers.Conv2D(4 * anchors_per_location, 1, name="rpn_bbox_pred", dtype=OUTPUT_DTYPE)
 
     def __call__(self, feature_maps):
         raw, deltas = [], []
@@ -154,8 +159,8 @@ class _ClassOutputs:
 
     def __init__(self, num_classes, logits_name, bbox_name):
         self.num_classes = num_classes
-        self.class_logits = keras.layers.Dense(num_classes, name=logits_name)
-        self.bbox = keras.layers.Dense(num_classes * 4, name=bbox_name)
+        self.class_logits = keras.layers.Dense(num_classes, name=logits_name, dtype=OUTPUT_DTYPE)
+        self.bbox = keras.layers.Dense(num_classes * 4, name=bbox_name, dtype=OUTPUT_DTYPE)
 
     def __call__(self, x, num_rois, prefix):
         logits = keras.layers.Activation("linear", dtype="float32", name=f"{prefix}_rcnn_class_logits_f32")(
@@ -236,7 +241,7 @@ class MaskHead:
         self.norms = ([BatchNorm(f"{prefix}bn{i}", train_bn, epsilon=MATTERPORT_BN_EPSILON) for i in range(1, 5)]
                       if self.BATCH_NORM else [None] * 4)
         self.deconv = keras.layers.Conv2DTranspose(channels, 2, strides=2, activation="relu", name=f"{prefix}deconv")
-        self.logits = keras.layers.Conv2D(num_classes, 1, name=self.LOGITS)
+        self.logits = keras.layers.Conv2D(num_classes, 1, name=self.LOGITS, dtype=OUTPUT_DTYPE)
 
     def __call__(self, rois, feature_maps, prefix):
         x = FoldRoIs(name=f"{prefix}_mask_fold")(self.align(rois, *feature_maps))

@@ -82,8 +82,17 @@ def test_bfloat16_runs_convolutions_in_bfloat16_and_boxes_in_float32(roi_align_m
     assert keras.config.dtype_policy().name == "float32"  # set for the build only
     model = detector.inference_model
     convs = [layer for layer in model.layers if isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense))]
-    assert len(convs) >= 10 and all(layer.compute_dtype == "bfloat16" for layer in convs)
+    # Every head's last layer multiplies in float32 (its bfloat16 input cast up): logits and
+    # deltas are never rounded to bfloat16; every other conv and dense layer runs bfloat16.
+    outputs_f32 = {"rpn_class_raw", "rpn_bbox_pred", "rcnn_class_logits", "rcnn_bbox_fc", "mask_logits"}
+    assert outputs_f32 <= {layer.name for layer in convs}
+    assert all(layer.compute_dtype == ("float32" if layer.name in outputs_f32 else "bfloat16") for layer in convs)
+    assert len(convs) - len(outputs_f32) >= 10
     assert all(w.dtype == "float32" for layer in convs for w in layer.weights)  # variables stay float32
+    # RoIAlign takes its RoIs as they are (float32), not cast to bfloat16 by Keras.
+    for layer in model.layers:
+        if type(layer).__name__ == "PyramidROIAlign":
+            assert layer.compute_dtype == "bfloat16" and not layer.autocast, layer.name
     for name in ("inference_proposals", "detections", "proposals_input"):
         assert model.get_layer(name).compute_dtype == "float32", name
     dtypes = _op_dtypes(concrete)
@@ -107,7 +116,8 @@ def test_float32_config_has_no_bfloat16_op():
 
 def test_bfloat16_detections_match_float32_on_the_trained_model(trained_shapes):
     """The same weights in both precisions: the same detections (class, box within 1 px of
-    64, score within 0.02) and masks at IoU >= 0.85 with the float32 ones."""
+    64, score within 0.02) and masks at IoU >= 0.95 with the float32 ones (0.85 while RoIAlign
+    sampled at bfloat16-rounded RoIs)."""
     config, weights, dataset = trained_shapes
     config = config.replace(DETECTION_MIN_CONFIDENCE=0.5)
     single = Predictor.from_weights(config, weights, log=None)
@@ -120,7 +130,7 @@ def test_bfloat16_detections_match_float32_on_the_trained_model(trained_shapes):
         np.testing.assert_allclose(got["boxes"], expected["boxes"], atol=1.0)
         np.testing.assert_allclose(got["scores"], expected["scores"], atol=0.02)
         for a, b in zip(got["masks"].astype(bool), expected["masks"].astype(bool)):
-            assert b.sum() > 50 and (a & b).sum() / (a | b).sum() >= 0.85
+            assert b.sum() > 50 and (a & b).sum() / (a | b).sum() >= 0.95
         assert got["boxes"].dtype == np.float32 and got["scores"].dtype == np.float32
         compared += len(got["boxes"])
     assert compared >= 2 * len(dataset.records)
