@@ -105,11 +105,11 @@ def profile(name, height, width, precision, runs, warmup, min_confidence=0.0, pa
             batches = getattr(predictor_module, "in_memory_batches", None) or predictor_module.make_inference_batches
             timers = {"pipeline": _GeneratorTimer(batches),
                       "model": _Timer(predictor.predict_batch),
-                      "paste": _Timer(predictor_module.paste_masks_matterport
-                                      if config.MASK_PASTE == "matterport" else predictor_module.paste_masks)}
-            saved = (batches, predictor_module.paste_masks, predictor_module.paste_masks_matterport)
+                      "paste": _Timer(predictor_module.MASK_PASTERS[config.MASK_PASTE])}
+            saved = (batches, dict(predictor_module.MASK_PASTERS))
             setattr(predictor_module, batches.__name__, timers["pipeline"])
-            predictor_module.paste_masks = predictor_module.paste_masks_matterport = timers["paste"]
+            # The Predictor looks its paster up in the MASK_PASTE registry.
+            predictor_module.MASK_PASTERS[config.MASK_PASTE] = timers["paste"]
             predictor.predict_batch = timers["model"]
             try:
                 start = time.perf_counter()
@@ -120,7 +120,7 @@ def profile(name, height, width, precision, runs, warmup, min_confidence=0.0, pa
                 detect = time.perf_counter() - start
             finally:
                 setattr(predictor_module, batches.__name__, saved[0])
-                predictor_module.paste_masks, predictor_module.paste_masks_matterport = saved[1:]
+                predictor_module.MASK_PASTERS.update(saved[1])
                 del predictor.predict_batch
             if index >= warmup:
                 parts = {k: t.seconds for k, t in timers.items()}
