@@ -34,3 +34,15 @@ def test_a_server_that_dies_before_ready_names_its_command():
     server = paired.Server([sys.executable, "-c", "import sys; sys.exit(3)"])
     with pytest.raises(RuntimeError, match=r"paired server ended \(exit 3\): .*sys.exit\(3\)"):
         server.ready()
+
+
+def test_ready_returns_the_last_line_it_was_asked_to_capture_before_ready():
+    # matterport_pair's servers print their first call's detections before READY.
+    printing = "print('DETECTIONS [1]', flush=True); print('DETECTIONS [2, 3]', flush=True)"
+    server = paired.Server([sys.executable, "-c", SERVER.replace("print('building...', flush=True)", printing)])
+    assert server.ready("DETECTIONS ") == "[2, 3]"
+    assert server.time() >= 0.0
+    server.close()
+    plain = paired.Server([sys.executable, "-c", SERVER])
+    assert plain.ready("DETECTIONS ") is None
+    plain.close()
