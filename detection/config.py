@@ -435,7 +435,7 @@ class Config:
         if name == "BATCH_SIZE":
             return values["IMAGES_PER_GPU"] * values["GPU_COUNT"]
         if name == "IMAGE_SHAPE":
-            if values["IMAGE_RESIZE_MODE"] == "square":
+            if values["IMAGE_RESIZE_MODE"] in choices.FIXED_SIZE_RESIZE_MODES:
                 return [values["IMAGE_MAX_DIM"], values["IMAGE_MAX_DIM"], 3]
             return [None, None, 3]
         if name == "IMAGE_META_SIZE":
