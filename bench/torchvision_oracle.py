@@ -17,6 +17,7 @@ Three commands:
   live     records into a temporary folder with --torch-python, also writing torchvision's own
            ``torch.save(model.state_dict())`` .pth files, and compares, loading those files:
              python bench/torchvision_oracle.py live --torch-python /work/tv-venv/bin/python
+           (record and live take --models NAME ...: only these; default all five)
 
 Matching (``match``): each oracle detection is paired with ours of its class with the largest
 box IoU; a detection whose score is within SCORE_TOLERANCE of the last kept score (the
@@ -157,7 +158,7 @@ def rle_mask(counts, hw):
 
 # -- the torchvision side --------------------------------------------------------------------
 
-def record(out, save_pth=False):
+def record(out, save_pth=False, models=tuple(MODELS)):
     import torch
     import torchvision
 
@@ -167,7 +168,7 @@ def record(out, save_pth=False):
     results = {"torch": torch.__version__, "torchvision": torchvision.__version__, "numpy": np.__version__,
                "num_classes": NUM_CLASSES, "min_size": MIN_SIZE, "max_size": MAX_SIZE, "detections": DETECTIONS,
                "seed": SEED, "models": {}}
-    for name in MODELS:
+    for name in models:
         model = getattr(torchvision.models.detection, name)(
             weights=None, weights_backbone=None, num_classes=NUM_CLASSES, min_size=MIN_SIZE, max_size=MAX_SIZE,
             box_detections_per_img=DETECTIONS)
@@ -372,19 +373,22 @@ def main(argv=None):
     p = sub.add_parser("record")
     p.add_argument("--out", required=True)
     p.add_argument("--save-pth", action="store_true", help="also write torch.save(model.state_dict()) per model")
+    p.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS))
     p = sub.add_parser("compare")
     p.add_argument("--oracle", default=str(REPO / "tests" / "fixtures" / "torchvision_oracle"))
     p.add_argument("--pth-dir", help="load the weights from the <model>.pth files here instead of generating them")
     p = sub.add_parser("live")
     p.add_argument("--torch-python", default="/work/tv-venv/bin/python")
+    p.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS))
     args = parser.parse_args(argv)
     if args.command == "record":
-        record(args.out, args.save_pth)
+        record(args.out, args.save_pth, args.models)
         return 0
     if args.command == "compare":
         return 0 if compare(args.oracle, args.pth_dir) else 1
     with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run([args.torch_python, __file__, "record", "--out", tmp, "--save-pth"], check=True)
+        subprocess.run([args.torch_python, __file__, "record", "--out", tmp, "--save-pth", "--models", *args.models],
+                       check=True)
         return 0 if compare(tmp, tmp) else 1
 
 
