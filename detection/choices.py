@@ -35,6 +35,9 @@ MASK_PASTES = ("bilinear", "matterport")
 RESIZE_METHODS = ("opencv", "matterport")
 # IMAGE_RESIZE_MODE: detection/data/resize.py (padded_shape)
 RESIZE_MODES = ("square", "pad64", "none")
+# The modes whose model input has one fixed size, IMAGE_MAX_DIM x IMAGE_MAX_DIM (config.IMAGE_SHAPE;
+# the others pad each image to its own size).
+FIXED_SIZE_RESIZE_MODES = ("square",)
 
 # DATASET_FORMAT: detection/data/datasets.py DATASET_FORMATS (and python:MODULE:CLASS, your own class)
 DATASET_FORMATS = ("shapes", "coco", "voc", "via", "labelme")

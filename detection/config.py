@@ -312,11 +312,15 @@ _key(S, "MINI_MASK_SHAPE", [56, 56], sequence(integer(1), length=2),
 
 S = "torchvision models"
 _key(S, "TORCHVISION_MODEL", None, text(["fasterrcnn_resnet50_fpn", "maskrcnn_resnet50_fpn",
-                                          "fasterrcnn_resnet50_fpn_v2", "maskrcnn_resnet50_fpn_v2"], optional=True),
+                                          "fasterrcnn_resnet50_fpn_v2", "maskrcnn_resnet50_fpn_v2",
+                                          "fasterrcnn_mobilenet_v3_large_fpn"], optional=True),
      "Run torchvision's model of this name with its conventions (detection/modeling/torchvision_rcnn.py) and its "
      ".pth weights; null: our detector. See docs/pretrained.md.")
 _key(S, "TORCHVISION_MIN_SIZE", 800, integer(1), "torchvision models: the shorter side is resized to this ...")
 _key(S, "TORCHVISION_MAX_SIZE", 1333, integer(1), "... unless the longer side would exceed this (then it is this).")
+_key(S, "TORCHVISION_RPN_SCORE_THRESHOLD", 0.0, number(0, 1),
+     "torchvision models: proposals whose objectness probability is below this are dropped before the RPN's NMS "
+     "(torchvision's rpn_score_thresh: 0 by default, 0.05 for fasterrcnn_mobilenet_v3_large_fpn).")
 
 S = "Dataset"
 _key(S, "DATASET_FORMAT", "shapes", dataset_format(),
@@ -435,7 +439,7 @@ class Config:
         if name == "BATCH_SIZE":
             return values["IMAGES_PER_GPU"] * values["GPU_COUNT"]
         if name == "IMAGE_SHAPE":
-            if values["IMAGE_RESIZE_MODE"] == "square":
+            if values["IMAGE_RESIZE_MODE"] in choices.FIXED_SIZE_RESIZE_MODES:
                 return [values["IMAGE_MAX_DIM"], values["IMAGE_MAX_DIM"], 3]
             return [None, None, 3]
         if name == "IMAGE_META_SIZE":

@@ -23,18 +23,22 @@ import tensorflow as tf
 BBOX_XFORM_CLIP = math.log(1000.0 / 16)
 
 
-def base_anchors(size, ratios):
-    """size: the anchor side for ratio 1; ratios: h / w -> [len(ratios), 4] float32 xyxy."""
+def base_anchors(sizes, ratios):
+    """sizes: the anchor side(s) for ratio 1 (one number, or several on one level as
+    MobileNetV3-FPN's); ratios: h / w -> [len(ratios) * len(sizes), 4] float32 xyxy, ratio-major
+    (torchvision's order: all sizes of the first ratio, then of the next)."""
     ratios = np.asarray(ratios, np.float32)
+    sizes = np.atleast_1d(np.asarray(sizes, np.float32))
     h_ratios = np.sqrt(ratios)
     w_ratios = np.float32(1) / h_ratios
-    ws = w_ratios * np.float32(size)
-    hs = h_ratios * np.float32(size)
+    ws = (w_ratios[:, None] * sizes[None, :]).reshape(-1)
+    hs = (h_ratios[:, None] * sizes[None, :]).reshape(-1)
     return np.round(np.stack([-ws, -hs, ws, hs], axis=1) / np.float32(2)).astype(np.float32)
 
 
-def grid_anchors(feature_hw, padded_hw, size, ratios):
-    """Anchors of one level: [h * w * len(ratios), 4] float32 xyxy, order (y, x, ratio).
+def grid_anchors(feature_hw, padded_hw, sizes, ratios):
+    """Anchors of one level: [h * w * A, 4] float32 xyxy, order (y, x, anchor), A = len(ratios)
+    x len(sizes), anchors in base_anchors' order.
 
     feature_hw: (h, w) of the level's map; padded_hw: (H, W) of the padded input image."""
     h, w = int(feature_hw[0]), int(feature_hw[1])
@@ -42,7 +46,7 @@ def grid_anchors(feature_hw, padded_hw, size, ratios):
     shift_y, shift_x = np.meshgrid(np.arange(h, dtype=np.float32) * stride_y,
                                    np.arange(w, dtype=np.float32) * stride_x, indexing="ij")
     shifts = np.stack([shift_x, shift_y, shift_x, shift_y], axis=-1).reshape(-1, 1, 4)
-    return (shifts + base_anchors(size, ratios)[None]).reshape(-1, 4)
+    return (shifts + base_anchors(sizes, ratios)[None]).reshape(-1, 4)
 
 
 def decode(deltas, boxes, weights):

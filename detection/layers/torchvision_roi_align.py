@@ -17,11 +17,11 @@ clamps too.
 import tensorflow as tf
 
 
-def box_levels(boxes):
-    """boxes [N, 4] xyxy input pixels -> [N] int32 level 2..5 (torchvision's LevelMapper)."""
+def box_levels(boxes, first=2, last=5):
+    """boxes [N, 4] xyxy input pixels -> [N] int32 level first..last (torchvision's LevelMapper)."""
     area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
     level = tf.floor(4.0 + tf.math.log(tf.sqrt(area) / 224.0) / tf.math.log(2.0) + 1e-6)
-    return tf.cast(tf.clip_by_value(level, 2.0, 5.0), tf.int32)
+    return tf.cast(tf.clip_by_value(level, float(first), float(last)), tf.int32)
 
 
 def roi_align_level(feature, boxes, scale, output_size, sampling_ratio=2):
@@ -44,14 +44,16 @@ def roi_align_level(feature, boxes, scale, output_size, sampling_ratio=2):
     return tf.reduce_mean(crops, axis=[2, 4])
 
 
-def multiscale_roi_align(features, boxes, output_size, sampling_ratio=2):
-    """features: the maps of levels 2..5 [h_k, w_k, C] (strides 4..32); boxes [N, 4] xyxy input
-    pixels -> [N, out, out, C] float32, each box pooled from its level."""
-    levels = box_levels(boxes)
+def multiscale_roi_align(features, boxes, output_size, sampling_ratio=2, levels=(2, 3, 4, 5)):
+    """features: maps [h_k, w_k, C] of the given levels (level k: stride 2^k; ResNet-50-FPN's
+    2..5); boxes [N, 4] xyxy input pixels -> [N, out, out, C] float32, each box pooled from
+    map ``level - levels[0]`` with its level clamped to levels[0]..levels[-1], as torchvision's
+    mapper (MobileNetV3-FPN's two maps are both level 5: every box reads the first)."""
+    box_level = box_levels(boxes, levels[0], levels[-1])
     channels = features[0].shape[-1]
     pooled = tf.zeros([tf.shape(boxes)[0], output_size, output_size, channels], tf.float32)
-    for k, feature in zip(range(2, 6), features):
-        index = tf.where(tf.equal(levels, k))[:, 0]
+    for position, (k, feature) in enumerate(zip(levels, features)):
+        index = tf.where(tf.equal(box_level - levels[0], position))[:, 0]
         if int(tf.size(index)) == 0:
             continue
         values = roi_align_level(feature, tf.gather(boxes, index), 1.0 / 2 ** k, output_size, sampling_ratio)

@@ -1,9 +1,10 @@
-"""torchvision's Faster / Mask R-CNN (ResNet-50-FPN, v1 and v2), built in Keras to run its weights.
+"""torchvision's Faster / Mask R-CNN (ResNet-50-FPN, v1 and v2; MobileNetV3-Large-FPN), built in
+Keras to run its weights.
 
 Entry point: ``TorchvisionRCNN(config)`` when ``config.TORCHVISION_MODEL`` is set
-(fasterrcnn_resnet50_fpn, maskrcnn_resnet50_fpn or their _v2); ``load_pth(path)`` loads a torchvision
-state_dict (detection/modeling/torchvision_weights.py) and ``detect(image)`` returns
-torchvision's detections of one image. Every layer is named after its torchvision module
+(fasterrcnn_resnet50_fpn, maskrcnn_resnet50_fpn or their _v2, fasterrcnn_mobilenet_v3_large_fpn);
+``load_pth(path)`` loads a torchvision state_dict (detection/modeling/torchvision_weights.py) and
+``detect(image)`` returns torchvision's detections of one image. Every layer is named after its torchvision module
 (``backbone.body.layer1.0.conv1`` -> ``backbone_body_layer1_0_conv1``).
 
     image [H, W, 3] uint8 RGB -> detection/modeling/torchvision_transform.py (normalise, resize, pad /32)
@@ -20,6 +21,11 @@ torchvision's detections of one image. Every layer is named after its torchvisio
          DETECTION_MAX_INSTANCES best
       -> (Mask R-CNN) RoIAlign 14 x 14 of the detections -> four 3x3 conv + ReLU, 2x2 transposed
          conv + ReLU, 1x1 conv -> sigmoid of the detected class
+      fasterrcnn_mobilenet_v3_large_fpn: the backbone and FPN of
+         detection/modeling/torchvision_mobilenet.py (maps "0", "1" at stride 32, "pool" at 64),
+         every anchor size (RPN_ANCHOR_SCALES) on each of the three maps (15 anchors per
+         location), proposals scoring below TORCHVISION_RPN_SCORE_THRESHOLD (its 0.05) dropped
+         before the NMS, RoIs all pooled from map "0" (MultiScaleRoIAlign's levels 5..5).
       v2 (the "improved" recipe's models): a BatchNorm after every FPN conv, two 3x3 convs in the
          RPN head, a box head of four 3x3 conv + BatchNorm + ReLU and one fc (1024), a BatchNorm
          after every mask head conv.
@@ -30,7 +36,7 @@ RPN_ANCHOR_SCALES, RPN_ANCHOR_RATIOS (width / height; torchvision's (0.5, 1, 2) 
 is [2, 1, 0.5] here, in its order), PRE_NMS_LIMIT (per level), POST_NMS_ROIS_INFERENCE,
 RPN_NMS_THRESHOLD, RPN_BBOX_STD_DEV and BBOX_STD_DEV (the inverse box coder weights),
 DETECTION_MIN_CONFIDENCE / _NMS_THRESHOLD / _MAX_INSTANCES, POOL_SIZE, MASK_POOL_SIZE, USE_MASK,
-MEAN_PIXEL / PIXEL_STD (0..255), TORCHVISION_MIN_SIZE / _MAX_SIZE.
+MEAN_PIXEL / PIXEL_STD (0..255), TORCHVISION_MIN_SIZE / _MAX_SIZE, TORCHVISION_RPN_SCORE_THRESHOLD.
 """
 
 import keras
@@ -39,11 +45,12 @@ import tensorflow as tf
 
 from detection.core import torchvision_boxes as tvb
 from detection.layers.torchvision_roi_align import multiscale_roi_align
+from detection.modeling import torchvision_mobilenet
 from detection.modeling.torchvision_masks import paste_masks
 from detection.modeling.torchvision_transform import transform_image
 
 TORCHVISION_MODELS = ("fasterrcnn_resnet50_fpn", "maskrcnn_resnet50_fpn",
-                      "fasterrcnn_resnet50_fpn_v2", "maskrcnn_resnet50_fpn_v2")
+                      "fasterrcnn_resnet50_fpn_v2", "maskrcnn_resnet50_fpn_v2", "fasterrcnn_mobilenet_v3_large_fpn")
 RESNET50_BLOCKS = (3, 4, 6, 3)
 BN_EPSILON = 1e-5  # torchvision's FrozenBatchNorm2d / BatchNorm2d
 RPN_MIN_SIZE = 1e-3
@@ -98,12 +105,10 @@ def _conv_norm(b, x, name, filters, kernel, padding, v2, relu=False):
     return keras.layers.ReLU()(x) if relu else x
 
 
-def build_features(b, num_anchors, v2=False):
-    """The dense part: image [1, H, W, 3] (normalised, H, W multiples of 32) -> a keras.Model
-    returning [P2..P6] ([1, H/4, W/4, 256] ... [1, H/64 rounded up, ., 256]), the RPN
-    logits of each level [1, h, w, A] and its deltas [1, h, w, 4A] ((dx, dy, dw, dh) per anchor).
-    v2: the FPN's convs carry a BatchNorm, the RPN head has two 3x3 convs."""
-    image = keras.Input(shape=(None, None, 3), name="image")
+def resnet50_fpn(b, image, v2=False):
+    """torchvision's ResNet-50-FPN: image [1, H, W, 3] Keras tensor (normalised, H, W multiples
+    of 32) -> [P2..P6] ([1, H/4, W/4, 256] ... [1, H/64 rounded up, ., 256]); v2: the FPN's
+    convs carry a BatchNorm."""
     x = b.conv(image, "backbone.body.conv1", 64, 7, 2, padding=3, bias=False)
     x = keras.layers.ReLU()(b.bn(x, "backbone.body.bn1"))
     # max pooling 3x3 / 2 with padding 1: after a ReLU, zero padding never wins a maximum
@@ -121,6 +126,17 @@ def build_features(b, num_anchors, v2=False):
         last = keras.layers.Add()([inner[i], keras.layers.UpSampling2D(2, interpolation="nearest")(last)])
         outputs.insert(0, _conv_norm(b, last, f"backbone.fpn.layer_blocks.{i}", 256, 3, 1, v2))
     outputs.append(keras.layers.MaxPooling2D(1, 2, name="fpn_p6")(outputs[-1]))  # LastLevelMaxPool
+    return outputs
+
+
+def build_features(b, num_anchors, v2=False, mobilenet=False):
+    """The dense part: image [1, H, W, 3] (normalised, H, W multiples of 32) -> a keras.Model
+    returning the FPN maps (resnet50_fpn's P2..P6, or with mobilenet the three maps of
+    detection/modeling/torchvision_mobilenet.py), the RPN logits of each level [1, h, w, A]
+    and its deltas [1, h, w, 4A] ((dx, dy, dw, dh) per anchor). v2: the FPN's convs carry a
+    BatchNorm, the RPN head has two 3x3 convs."""
+    image = keras.Input(shape=(None, None, 3), name="image")
+    outputs = torchvision_mobilenet.mobilenet_v3_large_fpn(b, image) if mobilenet else resnet50_fpn(b, image, v2)
     rpn_convs = [b.add(f"rpn.head.conv.{i}.0", keras.layers.Conv2D(256, 3, padding="same", activation="relu",
                                                                    name=f"rpn_head_conv_{i}_0"), "conv")
                  for i in range(2 if v2 else 1)]
@@ -196,10 +212,17 @@ class TorchvisionRCNN:
         c = config
         self.use_mask = c.TORCHVISION_MODEL.startswith("maskrcnn")
         v2 = c.TORCHVISION_MODEL.endswith("_v2")
+        mobilenet = "mobilenet" in c.TORCHVISION_MODEL
         # ours are width / height, torchvision's height / width, same order
         self.ratios_hw = [1.0 / float(r) for r in c.RPN_ANCHOR_RATIOS]
+        # anchor sizes of each FPN map: ResNet-50 one size per map; MobileNetV3 every size on each
+        # of its three maps (torchvision: ((32, 64, 128, 256, 512),) * 3), ratio-major
+        self.anchor_sizes = ([tuple(c.RPN_ANCHOR_SCALES)] * torchvision_mobilenet.NUM_LEVELS if mobilenet
+                             else [(s,) for s in c.RPN_ANCHOR_SCALES])
+        # level (log2 of the stride) of each map MultiScaleRoIAlign reads; its mapper clamps to the first..last
+        self.roi_levels = torchvision_mobilenet.ROI_LEVELS if mobilenet else (2, 3, 4, 5)
         b = _Builder()
-        self.features = build_features(b, len(self.ratios_hw), v2)
+        self.features = build_features(b, len(self.anchor_sizes[0]) * len(self.ratios_hw), v2, mobilenet)
         self.box_head = build_box_head(b, c.NUM_CLASSES, c.POOL_SIZE, v2=v2)
         self.mask_head = build_mask_head(b, c.NUM_CLASSES, c.MASK_POOL_SIZE, v2) if self.use_mask else None
         self.modules = b.modules  # {torch module name: (keras layer, kind)}
@@ -249,10 +272,11 @@ class TorchvisionRCNN:
         out = self.features(batch, training=False)
         features = [f[0] for f in out["features"]]
         proposals = self.proposals(out["rpn_logits"], out["rpn_deltas"], features, batch.shape[1:3], resized_hw)
-        boxes, scores, labels = self.detections(features[:4], proposals, resized_hw)
+        roi_features = features[:len(self.roi_levels)]
+        boxes, scores, labels = self.detections(roi_features, proposals, resized_hw)
         result = {}
         if self.use_mask:
-            result["masks"] = self.mask_probabilities(features[:4], boxes, labels)
+            result["masks"] = self.mask_probabilities(roi_features, boxes, labels)
         ratio_h = np.float32(original_hw[0]) / np.float32(resized_hw[0])
         ratio_w = np.float32(original_hw[1]) / np.float32(resized_hw[1])
         boxes = boxes.numpy() * np.array([ratio_w, ratio_h, ratio_w, ratio_h], np.float32)
@@ -267,7 +291,7 @@ class TorchvisionRCNN:
         c = self.config
         boxes, scores, levels = [], [], []
         for level, (logits, deltas, feature) in enumerate(zip(rpn_logits, rpn_deltas, features)):
-            anchors = tvb.grid_anchors(feature.shape[:2], padded_hw, c.RPN_ANCHOR_SCALES[level], self.ratios_hw)
+            anchors = tvb.grid_anchors(feature.shape[:2], padded_hw, self.anchor_sizes[level], self.ratios_hw)
             logits = tf.reshape(logits, [-1])
             k = min(c.PRE_NMS_LIMIT, int(logits.shape[0]))
             top_logits, top = tf.math.top_k(logits, k)
@@ -281,13 +305,15 @@ class TorchvisionRCNN:
         scores, levels = tf.concat(scores, 0), tf.concat(levels, 0)
         keep = tf.where(tvb.large_enough(boxes, RPN_MIN_SIZE))[:, 0]
         boxes, scores, levels = tf.gather(boxes, keep), tf.gather(scores, keep), tf.gather(levels, keep)
+        keep = tf.where(scores >= c.TORCHVISION_RPN_SCORE_THRESHOLD)[:, 0]  # torchvision's rpn_score_thresh
+        boxes, scores, levels = tf.gather(boxes, keep), tf.gather(scores, keep), tf.gather(levels, keep)
         keep = tvb.batched_nms(boxes, scores, levels, c.RPN_NMS_THRESHOLD)[:c.POST_NMS_ROIS_INFERENCE]
         return tf.gather(boxes, keep)
 
     def detections(self, features, proposals, resized_hw):
         """RoIHeads.postprocess_detections -> boxes [D, 4] xyxy resized pixels, scores [D], labels [D]."""
         c = self.config
-        pooled = multiscale_roi_align(features, proposals, c.POOL_SIZE, SAMPLING_RATIO)
+        pooled = multiscale_roi_align(features, proposals, c.POOL_SIZE, SAMPLING_RATIO, self.roi_levels)
         logits, deltas = self.box_head(pooled, training=False)
         std = c.BBOX_STD_DEV
         boxes = tvb.decode(deltas, proposals, (1 / std[1], 1 / std[0], 1 / std[3], 1 / std[2]))
@@ -307,7 +333,7 @@ class TorchvisionRCNN:
         if int(tf.shape(boxes)[0]) == 0:
             side = 2 * self.config.MASK_POOL_SIZE
             return np.zeros((0, side, side), np.float32)
-        pooled = multiscale_roi_align(features, boxes, self.config.MASK_POOL_SIZE, SAMPLING_RATIO)
+        pooled = multiscale_roi_align(features, boxes, self.config.MASK_POOL_SIZE, SAMPLING_RATIO, self.roi_levels)
         logits = self.mask_head(pooled, training=False)  # [D, 28, 28, K]
         selected = tf.gather(tf.transpose(logits, [0, 3, 1, 2]), labels, axis=1, batch_dims=1)
         return tf.sigmoid(selected).numpy()

@@ -6,6 +6,7 @@ the model is built, detection/modeling/torchvision_rcnn.py); arrays are converte
 
   Conv2d weight [out, in, kh, kw]            -> kernel [kh, kw, in, out]
   ConvTranspose2d weight [in, out, kh, kw]   -> kernel [kh, kw, out, in]
+  depthwise Conv2d weight [C, 1, kh, kw]     -> kernel [kh, kw, C, 1] (MobileNetV3, groups = C)
   Linear weight [out, in]                    -> kernel [in, out]; fc6's input is the RoI
                                                 feature flattened as (C, H, W) in torch, (H, W, C) here
   BatchNorm weight, bias, running_mean, running_var -> gamma, beta, moving_mean, moving_variance
@@ -28,7 +29,8 @@ CLASS_SPECIFIC_MODULES = ("roi_heads.box_predictor.cls_score", "roi_heads.box_pr
                           "roi_heads.mask_predictor.mask_fcn_logits")
 _CLASS_COUNT_KEY = "roi_heads.box_predictor.cls_score.bias"
 _PARAMETERS = {
-    "conv": ("weight", "bias"), "conv_transpose": ("weight", "bias"), "linear": ("weight", "bias"),
+    "conv": ("weight", "bias"), "conv_transpose": ("weight", "bias"), "depthwise": ("weight", "bias"),
+    "linear": ("weight", "bias"),
     "linear_chw": ("weight", "bias"), "bn": ("weight", "bias", "running_mean", "running_var"),
 }
 
@@ -42,6 +44,8 @@ def keras_arrays(kind, arrays, layer):
         kernel = weight.transpose(2, 3, 1, 0)
     elif kind == "conv_transpose":
         kernel = weight.transpose(2, 3, 1, 0)
+    elif kind == "depthwise":
+        kernel = weight.transpose(2, 3, 0, 1)
     elif kind == "linear_chw":
         side_h, side_w, channels = _chw_shape(weight)
         kernel = (weight.reshape(weight.shape[0], channels, side_h, side_w)
@@ -62,7 +66,7 @@ def expected_keys(model):
     keys = {}
     for module, (layer, kind) in model.modules.items():
         parameters = _PARAMETERS[kind]
-        if kind in ("conv", "conv_transpose") and not layer.use_bias:
+        if kind in ("conv", "conv_transpose", "depthwise") and not layer.use_bias:
             parameters = ("weight",)
         for p in parameters:
             keys[f"{module}.{p}"] = (module, p)
