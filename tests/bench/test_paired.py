@@ -46,3 +46,15 @@ def test_ready_returns_the_last_line_it_was_asked_to_capture_before_ready():
     plain = paired.Server([sys.executable, "-c", SERVER])
     assert plain.ready("DETECTIONS ") is None
     plain.close()
+
+
+def test_matterport_pair_agreement_needs_class_box_and_score_and_uses_each_of_ours_once():
+    import run
+
+    theirs = {"rois": [[0, 0, 10, 10], [0, 0, 10, 10], [5, 5, 20, 20], [1, 1, 9, 9]], "class_ids": [1, 1, 2, 3],
+              "scores": [0.9, 0.9, 0.5, 0.4]}
+    ours = {"rois": [[0.5, 0, 10, 10], [5, 5, 22, 20], [1, 1, 9, 9]], "class_ids": [1, 2, 3],
+            "scores": [0.905, 0.5, 0.3]}
+    # 1st: matched; 2nd: its twin is used; 3rd: box 2 px off; 4th: score 0.1 off.
+    assert run.pair_agreement(theirs, ours) == 1
+    assert run.pair_agreement(theirs, ours, box_px=2.0, score=0.2) == 3
