@@ -1,4 +1,5 @@
 """bench/peak.py's FLOP count and bench/run.py's GFLOP per call from bench/flops.py's parts."""
+import argparse
 import sys
 
 import tensorflow as tf
@@ -35,3 +36,27 @@ def test_every_timed_train_and_infer_figure_gets_its_gflops():
     assert timed <= set(run.FLOP_FIGURES)
     assert run.FLOP_FIGURES["matterport_pair_bfloat16_s"][3] == "bfloat16"
     assert run.FLOP_FIGURES["train_step_s"][1] == run.NO_MASK  # the benchmark's train model has no mask head
+
+
+def test_add_gflops_measures_the_peak_when_missing_and_reports_each_figure(monkeypatch, capsys):
+    scripts = []
+
+    def fake_script(name, argv, python=None):
+        scripts.append(name)
+        if name == "peak":
+            return {"float32": 100.0, "bfloat16": 50.0, "native_bfloat16": False}
+        parts = {"backbone": 300.0, "fpn": 100.0, "rpn": 200.0, "box_head": 30.0, "mask_head": 100.0, "total": 730.0}
+        return {"infer_1024_matterport_r101": parts}
+
+    monkeypatch.setattr(run, "_script", fake_script)
+    report = run.Report()
+    report.add("matterport_pair_float32_s", [10.0])
+    report.add("matterport_pair_bfloat16_s", [20.0])
+    report.add("first_train_step_s", [60.0])  # start-up: no FLOPs figure
+    run.add_gflops(argparse.Namespace(runs=1, warmup=0), report)
+    assert scripts == ["peak", "flops"]
+    assert report.figures["matterport_pair_float32_gflops"] == 73.0
+    assert report.figures["matterport_pair_bfloat16_gflops"] == 36.5
+    assert "first_train_step_gflops" not in report.figures
+    out = capsys.readouterr().out
+    assert "= 0.73 of the float32 peak" in out and "= 0.73 of the bfloat16 peak" in out
