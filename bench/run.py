@@ -1,6 +1,7 @@
 """The benchmark suite: every speed and memory figure of the project in one run.
 
     python bench/run.py [--only NAME ...] [--runs 5] [--warmup 2] [--peer] [--json OUT]
+                        [--matterport-python PY [--matterport-src DIR]]
     make bench                       # the same, all benchmarks, with the peer, JSON in bench/results.json
 
 Each benchmark runs in a fresh child process (so one model's memory and graphs never slow the
