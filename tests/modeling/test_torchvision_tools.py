@@ -19,7 +19,7 @@ FIXTURE = REPO / "tests" / "fixtures" / "torchvision_oracle"
 NAME = "fasterrcnn_resnet50_fpn"
 SETTINGS = ["--set", f"NUM_CLASSES={oracle.NUM_CLASSES}", "--set", "CLASS_NAMES=[a, b, c, d]",
             "--set", "CATEGORY_IDS=null",
-            "--set", f"TORCHVISION_MIN_SIZE={oracle.MIN_SIZE}", "--set", f"TORCHVISION_MAX_SIZE={oracle.MAX_SIZE}",
+            "--set", f"IMAGE_MIN_DIM={oracle.MIN_SIZE}", "--set", f"IMAGE_MAX_DIM={oracle.MAX_SIZE}",
             "--set", f"DETECTION_MAX_INSTANCES={oracle.DETECTIONS}"]
 CONFIG = str(REPO / "configs" / "torchvision_fasterrcnn_r50_fpn.yaml")
 
@@ -77,14 +77,3 @@ def test_bad_pth_one_line(files, tmp_path, capsys):
     error = capsys.readouterr().err.strip().splitlines()
     assert code == 2
     assert error[-1].startswith("error: ") and "runs_code.pth: refused to unpickle global posix.system" in error[-1]
-
-
-def test_our_detector_refuses_a_torchvision_config():
-    """train.py / export.py build our Detector: on a torchvision config they stop in one line
-    instead of training our model under torchvision's name."""
-    from detection.config import Config, ConfigError
-    from detection.modeling.detector import Detector
-
-    config = Config.from_yaml(CONFIG)
-    with pytest.raises(ConfigError, match="^TORCHVISION_MODEL fasterrcnn_resnet50_fpn: .*not with this tool yet"):
-        Detector(config, training=True)
