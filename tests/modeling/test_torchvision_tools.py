@@ -77,3 +77,21 @@ def test_bad_pth_one_line(files, tmp_path, capsys):
     error = capsys.readouterr().err.strip().splitlines()
     assert code == 2
     assert error[-1].startswith("error: ") and "runs_code.pth: refused to unpickle global posix.system" in error[-1]
+
+
+def test_export_a_torchvision_pth_gives_torchvisions_detections(files, tmp_path):
+    """tools/export.py on a torchvision config and .pth: the SavedModel (its own resize in the
+    graph, static shapes) gives torchvision's recorded detections, as the Predictor does."""
+    from detection.export import load_serving
+
+    folder, image_path, recorded = files
+    out = tmp_path / "export" / "1"
+    assert load_tool("export").main(["--config", CONFIG, "--weights", str(folder / "model.pth"), "--output", str(out),
+                                     "--set", "DETECTION_MIN_CONFIDENCE=0.05"] + SETTINGS) == 0
+    image = dict(oracle.oracle_images())[recorded["image"]]
+    served = load_serving(out)(image[None])
+    n = int(served["num_detections"][0])
+    ours = {"boxes": served["boxes"][0, :n], "class_ids": served["class_ids"][0, :n], "scores": served["scores"][0, :n]}
+    result = oracle.match(recorded, ours, oracle.DETECTIONS)
+    assert oracle.passes(result) and result["matched"] == oracle.DETECTIONS, result
+    assert result["box_diff"] < 0.01, result  # the float resize and float path: far inside the 1-px tolerance
