@@ -25,7 +25,8 @@ input pixels.
 Weights: ``save_weights`` / ``load_weights`` go through the inference model, whose layer
 structure is the same for every batch size and mode, so a file saved by training loads into
 an inference-only detector and back. Legacy Keras 2 ``.h5`` files (matterport's) load by
-layer name (detection/modeling/weights.py).
+layer name (detection/modeling/weights.py), torchvision ``.pth`` files onto the layers its
+registry entries name after torchvision's modules (detection/modeling/torchvision_weights.py).
 """
 
 import os
