@@ -48,6 +48,9 @@ RESIZE_MODES = ("square", "pad64", "none", "pad32")
 # The modes whose padded size does not come from IMAGE_MAX_DIM, which may then be any size
 # (torchvision's 1333); the others need a multiple of 64.
 FREE_MAX_DIM_RESIZE_MODES = ("pad32",)
+# The modes whose model input has one fixed size, IMAGE_MAX_DIM x IMAGE_MAX_DIM (config.IMAGE_SHAPE;
+# the others pad each image to its own size).
+FIXED_SIZE_RESIZE_MODES = ("square",)
 
 # DATASET_FORMAT: detection/data/datasets.py DATASET_FORMATS (and python:MODULE:CLASS, your own class)
 DATASET_FORMATS = ("shapes", "coco", "voc", "via", "labelme")

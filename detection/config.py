@@ -328,6 +328,17 @@ _key(S, "MAX_GT_INSTANCES", 100, integer(1),
 _key(S, "MINI_MASK_SHAPE", [56, 56], sequence(integer(1), length=2),
      "GT masks are stored cropped to their box and resized to this.")
 
+S = "torchvision models"
+_key(S, "TORCHVISION_MODEL", None, text(["fasterrcnn_mobilenet_v3_large_fpn"], optional=True),
+     "fasterrcnn_mobilenet_v3_large_fpn: run torchvision's MobileNetV3 model with its conventions through "
+     "detection/modeling/torchvision_rcnn.py (inference only); null: our Detector (torchvision's ResNet-50 models "
+     "are our Detector with configs/torchvision_*.yaml). See docs/pretrained.md.")
+_key(S, "TORCHVISION_MIN_SIZE", 800, integer(1), "TORCHVISION_MODEL: the shorter side is resized to this ...")
+_key(S, "TORCHVISION_MAX_SIZE", 1333, integer(1), "... unless the longer side would exceed this (then it is this).")
+_key(S, "TORCHVISION_RPN_SCORE_THRESHOLD", 0.0, number(0, 1),
+     "TORCHVISION_MODEL: proposals whose objectness probability is below this are dropped before the RPN's NMS "
+     "(torchvision's rpn_score_thresh: 0 by default, 0.05 for fasterrcnn_mobilenet_v3_large_fpn).")
+
 S = "Dataset"
 _key(S, "DATASET_FORMAT", "shapes", dataset_format(),
      "Dataset format: shapes (synthetic), coco (JSON), voc (XML), via (VGG Image Annotator JSON), labelme (JSON per "
@@ -445,7 +456,7 @@ class Config:
         if name == "BATCH_SIZE":
             return values["IMAGES_PER_GPU"] * values["GPU_COUNT"]
         if name == "IMAGE_SHAPE":
-            if values["IMAGE_RESIZE_MODE"] == "square":
+            if values["IMAGE_RESIZE_MODE"] in choices.FIXED_SIZE_RESIZE_MODES:
                 return [values["IMAGE_MAX_DIM"], values["IMAGE_MAX_DIM"], 3]
             return [None, None, 3]
         if name == "IMAGE_META_SIZE":
@@ -543,10 +554,6 @@ def _copy(value):
 REMOVED_KEYS = {
     "IMAGE_PADDING": "the image's place in the padding follows IMAGE_RESIZE_METHOD (top-left for opencv, "
                      "centred for matterport); remove the key",
-    "TORCHVISION_MODEL": "torchvision's models are our Detector with torchvision's conventions: start from "
-                         "configs/torchvision_*.yaml (docs/pretrained.md)",
-    "TORCHVISION_MIN_SIZE": "IMAGE_MIN_DIM (with IMAGE_RESIZE_METHOD torchvision)",
-    "TORCHVISION_MAX_SIZE": "IMAGE_MAX_DIM (with IMAGE_RESIZE_METHOD torchvision)",
 }
 
 

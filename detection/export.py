@@ -113,8 +113,7 @@ def preprocess_image(image, config):
     scale, rh, rw, ph, pw, oy, ox = tf_resize_geometry(height, width, config)
     resized = tf.cast(resize_method(config.IMAGE_RESIZE_METHOD).tf_resize(image, rh, rw), tf.float32)
     padded = tf.pad(resized, [[oy, ph - rh - oy], [ox, pw - rw - ox], [0, 0]])
-    if config.IMAGE_RESIZE_MODE == "square":
-        padded = tf.ensure_shape(padded, [config.IMAGE_MAX_DIM, config.IMAGE_MAX_DIM, 3])
+    padded = tf.ensure_shape(padded, config.IMAGE_SHAPE)  # static in a fixed-size mode
     meta = compose_image_meta_tensor(0, (height, width, 3), (ph, pw, 3), (oy, ox, oy + rh, ox + rw), scale)
     return padded[None], tf.ensure_shape(meta, [IMAGE_META_SIZE])[None]
 

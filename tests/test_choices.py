@@ -58,6 +58,12 @@ def test_derived_choices_name_registered_entries():
     assert choices.MATTERPORT_NAMED_HEADS in choices.RPN_HEADS
     assert set(choices.NORMALIZED_PADDING_RESIZE_METHODS) <= set(choices.RESIZE_METHODS)
     assert set(choices.FREE_MAX_DIM_RESIZE_MODES) <= set(choices.RESIZE_MODES)
+    # A fixed-size mode pads every image to IMAGE_MAX_DIM square; the others to a size of their own.
+    from detection.data.resize import PYTHON_OPS, RESIZE_MODES
+
+    for name, mode in RESIZE_MODES.items():
+        sizes = {mode.padded_shape(resized, 128, PYTHON_OPS) for resized in ((100, 60), (50, 128))}
+        assert (sizes == {(128, 128)}) == (name in choices.FIXED_SIZE_RESIZE_MODES), name
 
 
 def test_an_unknown_name_is_one_line_naming_the_key():
@@ -82,7 +88,7 @@ _CONVENTION_NAMES = sorted({n for names in (choices.ROI_ALIGN_MODES, choices.BOX
 _NAMES = "|".join(_CONVENTION_NAMES)
 _BRANCH = re.compile(
     r"(==|!=)\s*['\"](%s)['\"]|['\"](%s)['\"]\s*(==|!=|in\b)" % (_NAMES, _NAMES)
-    + r"|(RESIZE_METHOD|ROI_ALIGN_MODE|MASK_PASTE|CLASSES_PER_ROI|BOX_FRAME|_HEAD|BACKBONE|\.frame|\.method"
+    + r"|(RESIZE_METHOD|RESIZE_MODE|ROI_ALIGN_MODE|MASK_PASTE|CLASSES_PER_ROI|BOX_FRAME|_HEAD|BACKBONE|\.frame|\.method"
     r"|classes_per_roi)\s*(==|!=|in\s*\()")
 
 
@@ -103,6 +109,7 @@ def test_the_branch_check_sees_the_old_branches():
     assert branches_on_convention_names('aligned_masks=c.ROI_ALIGN_MODE != "matterport", use_mask=c.USE_MASK,')
     assert branches_on_convention_names('    if classes_per_roi == "all":')
     assert branches_on_convention_names('        if self.frame == "pixels":')
+    assert branches_on_convention_names('    if config.IMAGE_RESIZE_MODE == "square":')
     assert not branches_on_convention_names('    if mode == "always" and has_gpu:')
 
 

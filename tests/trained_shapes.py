@@ -18,6 +18,8 @@ About 55 s (imports and tracing included) on 2 CPU cores; up to 3 minutes when t
 """
 
 import contextlib
+import fcntl
+import os
 import pathlib
 
 import pytest
@@ -91,5 +93,31 @@ def _op_determinism():
 
 @pytest.fixture(scope="session")
 def trained_shapes(tmp_path_factory):
-    """(config, weights_path, dataset) of the tiny overfitted shapes model (see module docstring)."""
-    return train_tiny_shapes(tmp_path_factory.mktemp("trained_shapes"))
+    """(config, weights_path, dataset) of the tiny overfitted shapes model (see module docstring).
+
+    Trained once per run: under pytest-xdist the workers share one folder beside their own
+    temporary folders, and the first to take its lock trains while the others wait, then load."""
+    folder = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        folder = folder.parent  # the run's folder, shared by every worker
+    folder = folder / "trained_shapes"
+    folder.mkdir(exist_ok=True)
+    with open(folder / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if not (folder / "done").exists():
+                result = train_tiny_shapes(folder)
+                (folder / "done").touch()
+                return result
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    return _trained_tiny_shapes(folder)
+
+
+def _trained_tiny_shapes(folder):
+    """What train_tiny_shapes(folder) returned, from the files it wrote there."""
+    from detection.config import Config
+    from detection.data.datasets import load_dataset
+
+    config = Config.from_yaml(folder / "config.yaml")
+    return config, folder / "tiny_shapes.weights.h5", load_dataset(config, "train")

@@ -121,7 +121,7 @@ def evaluate_model(args):
         predictor, dataset, metric=args.metric or "coco",
         annotations=config.VAL_ANNOTATIONS if config.DATASET_FORMAT == "coco" else None,
         limit=args.limit, iou_types=iou_types_of(args.iou_type),
-        backend=args.backend, use_07_metric=args.voc07)
+        backend=args.backend, use_07_metric=args.voc07, model_category_ids=config.CATEGORY_IDS)
     if dict(dataset.report.counts) != counts_at_load:  # found while reading the images
         dataset.report.summary()
     if args.output:

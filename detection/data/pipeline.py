@@ -276,14 +276,13 @@ def _pixel_dtype(config):
 
 
 def _image_shape(config):
-    """Static shape of one example's image: [D, D, 3] in square mode, [None, None, 3] otherwise."""
-    side = config.IMAGE_MAX_DIM if config.IMAGE_RESIZE_MODE == "square" else None
-    return [side, side, 3]
+    """Static shape of one example's image: [D, D, 3] in a fixed-size mode (square), [None, None, 3] otherwise."""
+    return list(config.IMAGE_SHAPE)
 
 
 def _batch(examples, config, batch_size, drop_remainder):
     """Batches (padding image sizes for pad64 / none) and converts image and masks to float32."""
-    if config.IMAGE_RESIZE_MODE == "square":
+    if config.IMAGE_SHAPE[0] is not None:  # every image has the fixed size
         batches = examples.batch(batch_size, drop_remainder=drop_remainder)
     else:
         batches = examples.padded_batch(batch_size, drop_remainder=drop_remainder)

@@ -9,6 +9,8 @@ and crowd regions); any other dataset against GT built from its records (coco_gt
 Only the images predicted on are evaluated (``limit`` takes the first N records).
 """
 
+import numpy as np
+
 from detection.evaluation.coco import DEFAULT_BACKEND, evaluate_coco
 from detection.evaluation.coco_gt import coco_gt_from_records
 from detection.evaluation.results import detections_to_coco_results
@@ -18,7 +20,8 @@ METRICS = ("coco", "voc")
 
 
 def evaluate_predictor(predictor, dataset, metric="coco", annotations=None, limit=None, iou_types=None,
-                       backend=DEFAULT_BACKEND, use_07_metric=False, progress=True, log=print):
+                       backend=DEFAULT_BACKEND, use_07_metric=False, progress=True, log=print,
+                       model_category_ids=None):
     """Runs ``predictor`` over ``dataset``'s records and evaluates its detections.
 
     predictor: has ``predict_records(records, progress=..., report=...)`` yielding per
@@ -31,6 +34,12 @@ def evaluate_predictor(predictor, dataset, metric="coco", annotations=None, limi
         carry masks and there is mask GT) or "voc" (VOC AP at IoU 0.5, 11-point if ``use_07_metric``).
     annotations: the COCO GT file (or dict) of a COCO dataset; None builds GT from records.
     limit: evaluate the first ``limit`` records only (None: all).
+    model_category_ids: the dataset category id of each of the model's classes (its config's
+        CATEGORY_IDS) when they differ from the dataset's own: a pretrained model's classes,
+        e.g. torchvision's 90 COCO ids on a COCO dataset of 80 categories. Class k is then
+        scored as the dataset's class of id ``model_category_ids[k - 1]``, and its detections
+        dropped when the dataset has no such category (torchvision's "N/A" ids). None: the
+        model's classes are the dataset's (a model trained on it).
     Returns (metrics, coco_results): {"bbox": ..., "segm": ...} or {"voc": ...} as
     evaluate_coco / evaluate_voc return them, and every detection as COCO result records
     (dataset category ids, xywh boxes, RLE masks), ready to write as a results file.
@@ -39,7 +48,10 @@ def evaluate_predictor(predictor, dataset, metric="coco", annotations=None, limi
         raise ValueError(f"unknown metric {metric!r}; expected one of {', '.join(METRICS)}")
     records = list(dataset.records[:limit] if limit else dataset.records)
     coco_results, boxes_only, has_masks = [], [], False
+    to_dataset = _class_map(model_category_ids, dataset.category_ids)
     for detection in predictor.predict_records(records, progress=progress, report=getattr(dataset, "report", None)):
+        if to_dataset is not None:
+            detection = _mapped(detection, to_dataset)
         coco_results.extend(detections_to_coco_results(detection, dataset.category_ids))
         has_masks = has_masks or detection.get("masks") is not None
         # VOC needs boxes only; masks of a whole dataset would not fit in memory.
@@ -61,3 +73,24 @@ def evaluate_predictor(predictor, dataset, metric="coco", annotations=None, limi
     metrics = evaluate_coco(gt, coco_results, iou_types=iou_types, backend=backend,
                             image_ids=[r.image_id for r in records], log=log)
     return metrics, coco_results
+
+
+def _class_map(model_category_ids, dataset_category_ids):
+    """[K_model + 1] int array: the dataset class (1..K, 0: none) of each model class; None when
+    the model's classes are the dataset's."""
+    if model_category_ids is None or [int(c) for c in model_category_ids] == [int(c) for c in dataset_category_ids]:
+        return None
+    dataset_class = {int(c): k for k, c in enumerate(dataset_category_ids, start=1)}
+    return np.array([0] + [dataset_class.get(int(c), 0) for c in model_category_ids], np.int64)
+
+
+def _mapped(detection, to_dataset):
+    """One image's detections with model classes replaced by dataset classes, those the
+    dataset lacks dropped."""
+    classes = to_dataset[np.asarray(detection["class_ids"], np.int64)]
+    keep = classes > 0
+    mapped = dict(detection, class_ids=classes[keep].astype(np.int32))
+    for key in ("boxes", "scores", "masks"):
+        if detection.get(key) is not None:
+            mapped[key] = np.asarray(detection[key])[keep]
+    return mapped

@@ -35,6 +35,7 @@ import keras
 import tensorflow as tf
 
 from detection import choices
+from detection.config import ConfigError
 from detection.core.anchors import AnchorSpec
 from detection.core.frames import from_frame, to_frame
 from detection.layers.detections import DetectionLayer
@@ -118,6 +119,10 @@ class Detector:
 
     def __init__(self, config, batch_size=None, training=True, backbone_weights=None, min_confidence=None,
                  padding_free=True):
+        if config.TORCHVISION_MODEL:
+            raise ConfigError(f"TORCHVISION_MODEL {config.TORCHVISION_MODEL}: this model runs for inference by "
+                              "detection/modeling/torchvision_rcnn.py (tools/infer.py, eval_coco.py, "
+                              "convert_weights.py), not with this tool yet (docs/pretrained.md)")
         self.config = config
         self.padding_free = bool(padding_free)
         self.batch_size = batch_size or config.IMAGES_PER_GPU

@@ -69,6 +69,32 @@ def test_perfect_predictor_scores_one_with_both_metrics():
     assert voc["voc"]["per_class"] == pytest.approx({"cat": 1.0, "dog": -1.0})
 
 
+class PretrainedPredictor(ReplayPredictor):
+    """A model with its own three classes, dataset ids [9, 7, 4] (a pretrained model's list, as
+    torchvision's 90 COCO ids): GT cat (id 4) comes out as class 3, dog (id 9) as class 1, and
+    each image also has a box of class 2 (id 7), a category the dataset does not have."""
+
+    def predict_records(self, records, progress=False, report=None):
+        for d in super().predict_records(records, progress, report):
+            yield dict(d, boxes=np.concatenate([d["boxes"], [[1, 1, 9, 9]]]).astype(np.float32),
+                       class_ids=np.append(np.array([0, 3, 1])[d["class_ids"]], 2).astype(np.int32),
+                       scores=np.append(d["scores"], np.float32(0.95)))
+
+
+def test_a_pretrained_models_classes_are_mapped_by_their_dataset_ids():
+    coco, results = evaluate_predictor(PretrainedPredictor(), DATASET, metric="coco", progress=False, log=None,
+                                       model_category_ids=[9, 7, 4])
+    assert coco["bbox"]["per_category"] == pytest.approx({"cat": 1.0, "dog": -1.0}, abs=1e-12)
+    assert sorted(r["category_id"] for r in results) == [4, 4, 9]  # class 2 (id 7) dropped
+    # the model's own classes taken as the dataset's: class 3 is outside the dataset's two
+    with pytest.raises(ValueError, match="class id 3 is outside 1..2"):
+        evaluate_predictor(PretrainedPredictor(), DATASET, metric="coco", progress=False, log=None)
+    # ids equal to the dataset's: nothing changes
+    _, same = evaluate_predictor(ReplayPredictor(), DATASET, metric="coco", progress=False, log=None,
+                                 model_category_ids=[4, 9])
+    assert sorted(r["category_id"] for r in same) == [4, 4, 9]
+
+
 def test_a_missed_box_lowers_ap_and_limit_evaluates_only_the_first_images():
     predictor = ReplayPredictor(drop={11: 1})  # image 11's cat is missed: cat recall 1/2
     voc, _ = evaluate_predictor(predictor, DATASET, metric="voc", progress=False, log=None)
