@@ -215,7 +215,10 @@ S = "Backbone and FPN"
 _key(S, "BACKBONE", "resnet50", text(BACKBONES),
      "Backbone network (detection/modeling/backbones.py): keras.applications' resnet50, resnet101, mobilenetv2; "
      "resnet_tiny, a small ResNet for CPU work and tests; matterport_resnet50 / _resnet101, matterport's, with its "
-     "layer names.")
+     "layer names; torchvision_resnet50, torchvision's (its layer names, frozen BatchNorm, for its .pth weights).")
+_key(S, "FPN", "standard", text(choices.FPNS),
+     "Feature pyramid (detection/modeling/fpn.py): standard (fpn_* layers); torchvision (its layer names, for its "
+     ".pth weights); torchvision_v2 (a BatchNorm after each conv, as its _v2 models).")
 _key(S, "BACKBONE_WEIGHTS", "none", text(),
      "Backbone weights a fresh training run starts from: imagenet, none, or a path to a weights file of the backbone. "
      "Never used when weights are loaded (inference, --weights, --resume).")
@@ -235,9 +238,13 @@ _key(S, "RPN_ANCHOR_STRIDE", 1, integer(1),
      "Anchors at every RPN_ANCHOR_STRIDE-th feature map cell (the RPN conv runs with this stride).")
 _key(S, "ANCHOR_OFFSET", 0.5, number(0, 1),
      "Anchor centres at (cell + ANCHOR_OFFSET) x stride: 0.5 the cell centre, 0 its corner (matterport).")
+_key(S, "ANCHOR_GENERATOR", "standard", text(choices.ANCHOR_GENERATORS),
+     "standard: anchors as RPN_ANCHOR_SCALES, RPN_ANCHOR_RATIOS and ANCHOR_OFFSET say; torchvision: its "
+     "AnchorGenerator (base anchors rounded to whole pixels, centres at i x (padded side // level side)).")
 _key(S, "RPN_HEAD", "standard", text(choices.RPN_HEADS),
      "standard: 3x3 conv of TOP_DOWN_PYRAMID_SIZE channels, one sigmoid logit per anchor; matterport: 512 channels, "
-     "two softmax logits (its layer names).")
+     "two softmax logits (its layer names); torchvision / torchvision_v2: torchvision's (one or two 3x3 convs, "
+     "its layer names).")
 _key(S, "RPN_POSITIVE_IOU", 0.7, number(0, 1), "An anchor whose IoU with a GT box is at least this is positive.")
 _key(S, "RPN_NEGATIVE_IOU", 0.3, number(0, 1), "An anchor whose best IoU with every GT box is below this is negative.")
 _key(S, "RPN_MATCH_LOW_QUALITY", True, boolean(),
@@ -250,6 +257,9 @@ _key(S, "RPN_NMS_THRESHOLD", 0.7, number(0, 1), "IoU threshold of the NMS over p
 _key(S, "PRE_NMS_LIMIT", 6000, integer(1), "Highest-scoring anchors kept per image before NMS.")
 _key(S, "POST_NMS_ROIS_TRAINING", 2000, integer(1), "Proposals kept per image after NMS in training.")
 _key(S, "POST_NMS_ROIS_INFERENCE", 1000, integer(1), "Proposals kept per image after NMS in inference.")
+_key(S, "PROPOSAL_SELECTION", "standard", text(choices.PROPOSAL_SELECTIONS),
+     "standard: the PRE_NMS_LIMIT best anchors of the image, one NMS; torchvision: the PRE_NMS_LIMIT best of EACH "
+     "level, boxes under 1e-3 px dropped, NMS within each level, then the best.")
 
 S = "Second stage (RCNN heads)"
 _key(S, "TRAIN_ROIS_PER_IMAGE", 200, integer(1), "RoIs sampled per image for the box and mask heads.")
@@ -262,16 +272,17 @@ _key(S, "POOL_SIZE", 7, integer(1), "Side of the RoIAlign output for the box hea
 _key(S, "ROI_ALIGN_MODE", "crop_and_resize", text(choices.ROI_ALIGN_MODES),
      "RoIAlign: crop_and_resize (aligned, 2x2 samples per bin; fast on CPU/GPU without XLA), gather (the same numbers "
      "with static shapes, compiles with XLA / jit_compile), matterport (its level rule with round() and one corner-"
-     "aligned sample per bin).")
+     "aligned sample per bin), torchvision (MultiScaleRoIAlign: sampling ratio 2, not aligned, its level mapper).")
 _key(S, "BOX_FRAME", "pixels", text(choices.BOX_FRAMES),
      "Frame of the box math inside the model: pixels (pixel edges) or normalized (matterport's (y2 - 1) / (H - 1) "
-     "coordinates: its weights need it; proposals clipped to the whole input, outputs rounded to whole pixels).")
+     "coordinates: its weights need it; proposals clipped to the whole input, outputs rounded to whole pixels), "
+     "torchvision (pixels, back to the original image per axis: original side / resized side).")
 _key(S, "BOX_HEAD", "fc", text(choices.BOX_HEADS),
      "fc: two fully connected layers (rcnn_fc1/2); matterport: its conv + BatchNorm head (mrcnn_class_conv1/2, "
-     "mrcnn_class_bn1/2).")
+     "mrcnn_class_bn1/2); torchvision: TwoMLPHead (fc6, fc7); torchvision_v2: four 3x3 conv + BatchNorm, one fc.")
 _key(S, "MASK_HEAD", "fcn", text(choices.MASK_HEADS),
      "fcn: four 3x3 convs (mask_conv1..4); matterport: the same with a BatchNorm after each (mrcnn_mask_conv1..4, "
-     "mrcnn_mask_bn1..4).")
+     "mrcnn_mask_bn1..4); torchvision / torchvision_v2: torchvision's (v2: with BatchNorm), its layer names.")
 _key(S, "MASK_POOL_SIZE", 14, integer(1), "Side of the RoIAlign output for the mask head.")
 _key(S, "MASK_SHAPE", [28, 28], sequence(integer(1), length=2), "Side of the predicted masks (twice MASK_POOL_SIZE).")
 _key(S, "FPN_CLASSIF_FC_LAYERS_SIZE", 1024, integer(1), "Width of the two fully connected layers of the box head.")
@@ -282,6 +293,8 @@ _key(S, "DETECTION_MAX_INSTANCES", 100, integer(1), "Most detections returned pe
 _key(S, "DETECTION_MIN_CONFIDENCE", 0.7, number(0, 1),
      "Detections scoring below this are dropped (inference and pictures; evaluation uses EVAL_MIN_CONFIDENCE).")
 _key(S, "DETECTION_NMS_THRESHOLD", 0.3, number(0, 1), "IoU threshold of the per-class NMS over detections.")
+_key(S, "DETECTION_MIN_SIZE", 0.0, number(0),
+     "Detections with a side under this many input pixels are dropped before the NMS (torchvision: 0.01).")
 _key(S, "DETECTION_CLASSES_PER_ROI", "all", text(choices.CLASSES_PER_ROI),
      "all: every class of a RoI scoring at least the threshold may become a detection (Detectron2); top: only the "
      "RoI's most probable class, background included (matterport).")
@@ -290,17 +303,22 @@ _key(S, "EVAL_MIN_CONFIDENCE", 0.05, number(0, 1),
      " up to DETECTION_MAX_INSTANCES per image.")
 _key(S, "MASK_PASTE", "bilinear", text(choices.MASK_PASTES),
      "How a 28x28 mask is pasted into its box: bilinear (OpenCV, edges replicated) or matterport (its resize with zero"
-     " borders at the box rounded to whole pixels), thresholded at 0.5.")
+     " borders at the box rounded to whole pixels) or torchvision (paste_masks_in_image: one pixel of border, box "
+     "widened by 30 / 28), thresholded at 0.5.")
 
 S = "Images"
 _key(S, "IMAGE_RESIZE_MODE", "square", text(choices.RESIZE_MODES),
-     "square: resize and pad to IMAGE_MAX_DIM^2; pad64: resize, pad to a multiple of 64; none: as is.")
+     "square: resize and pad to IMAGE_MAX_DIM^2; pad64: resize, pad to a multiple of 64; pad32: resize, pad to a "
+     "multiple of 32 (torchvision); none: as is.")
 _key(S, "IMAGE_MIN_DIM", 800, integer(1), "The shorter side is scaled up to at least this.")
-_key(S, "IMAGE_MAX_DIM", 1024, integer(64), "The longer side is scaled down to at most this; a multiple of 64.")
+_key(S, "IMAGE_MAX_DIM", 1024, integer(64),
+     "The longer side is scaled down to at most this; a multiple of 64 (any size in pad32 mode).")
 _key(S, "IMAGE_MIN_SCALE", 0.0, number(0), "Smallest allowed scale-up factor (0: no limit).")
 _key(S, "IMAGE_RESIZE_METHOD", "opencv", text(choices.RESIZE_METHODS),
      "opencv: bilinear cv2.resize (large JPEGs decoded at 1/2..1/8 first); matterport: scikit-image's bilinear with "
-     "zero borders, truncated to uint8, as matterport's resize_image.")
+     "zero borders, truncated to uint8, as matterport's resize_image; torchvision: its GeneralizedRCNNTransform (the "
+     "shorter side to IMAGE_MIN_DIM, up or down, the longer at most IMAGE_MAX_DIM, sizes floored, torch's bilinear in "
+     "float, padding zero after normalisation).")
 _key(S, "MEAN_PIXEL", None, sequence(number(), length=3, optional=True),
      "Per-channel RGB mean subtracted from the image; null: the backbone's own input convention (see docs/config.md).")
 _key(S, "PIXEL_STD", None, sequence(number(1e-6), length=3, optional=True),
@@ -311,15 +329,14 @@ _key(S, "MINI_MASK_SHAPE", [56, 56], sequence(integer(1), length=2),
      "GT masks are stored cropped to their box and resized to this.")
 
 S = "torchvision models"
-_key(S, "TORCHVISION_MODEL", None, text(["fasterrcnn_resnet50_fpn", "maskrcnn_resnet50_fpn",
-                                          "fasterrcnn_resnet50_fpn_v2", "maskrcnn_resnet50_fpn_v2",
-                                          "fasterrcnn_mobilenet_v3_large_fpn"], optional=True),
-     "Run torchvision's model of this name with its conventions (detection/modeling/torchvision_rcnn.py) and its "
-     ".pth weights; null: our detector. See docs/pretrained.md.")
-_key(S, "TORCHVISION_MIN_SIZE", 800, integer(1), "torchvision models: the shorter side is resized to this ...")
+_key(S, "TORCHVISION_MODEL", None, text(["fasterrcnn_mobilenet_v3_large_fpn"], optional=True),
+     "fasterrcnn_mobilenet_v3_large_fpn: run torchvision's MobileNetV3 model with its conventions through "
+     "detection/modeling/torchvision_rcnn.py (inference only); null: our Detector (torchvision's ResNet-50 models "
+     "are our Detector with configs/torchvision_*.yaml). See docs/pretrained.md.")
+_key(S, "TORCHVISION_MIN_SIZE", 800, integer(1), "TORCHVISION_MODEL: the shorter side is resized to this ...")
 _key(S, "TORCHVISION_MAX_SIZE", 1333, integer(1), "... unless the longer side would exceed this (then it is this).")
 _key(S, "TORCHVISION_RPN_SCORE_THRESHOLD", 0.0, number(0, 1),
-     "torchvision models: proposals whose objectness probability is below this are dropped before the RPN's NMS "
+     "TORCHVISION_MODEL: proposals whose objectness probability is below this are dropped before the RPN's NMS "
      "(torchvision's rpn_score_thresh: 0 by default, 0.05 for fasterrcnn_mobilenet_v3_large_fpn).")
 
 S = "Dataset"
@@ -482,7 +499,7 @@ class Config:
     def _check_consistency(self, source):
         v = self._values
         problems = []
-        if v["IMAGE_MAX_DIM"] % 64 != 0:
+        if v["IMAGE_MAX_DIM"] % 64 != 0 and v["IMAGE_RESIZE_MODE"] not in choices.FREE_MAX_DIM_RESIZE_MODES:
             problems.append(("IMAGE_MAX_DIM", v["IMAGE_MAX_DIM"], "a multiple of 64 (the stride of P6)"))
         if v["IMAGE_MIN_DIM"] > v["IMAGE_MAX_DIM"]:
             problems.append(("IMAGE_MIN_DIM", v["IMAGE_MIN_DIM"], f"at most IMAGE_MAX_DIM ({v['IMAGE_MAX_DIM']})"))

@@ -99,8 +99,7 @@ def tf_resize_geometry(height, width, config):
     method = resize_method(config.IMAGE_RESIZE_METHOD)
     h, w = tf.cast(height, tf.float64), tf.cast(width, tf.float64)
     scale = method.scale(h, w, mode, config.IMAGE_MIN_DIM, config.IMAGE_MAX_DIM, config.IMAGE_MIN_SCALE, TF_OPS)
-    resized_h = tf.maximum(1, tf.cast(tf.round(h * scale), tf.int32))
-    resized_w = tf.maximum(1, tf.cast(tf.round(w * scale), tf.int32))
+    resized_h, resized_w = method.resized_shape(h, w, scale, TF_OPS)
     padded_h, padded_w = resize_mode(mode).padded_shape((resized_h, resized_w), config.IMAGE_MAX_DIM, TF_OPS)
     offset_y, offset_x = (tf.cast(v, tf.int32) for v in method.offset((padded_h, padded_w), (resized_h, resized_w)))
     return scale, resized_h, resized_w, padded_h, padded_w, offset_y, offset_x

@@ -12,14 +12,17 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
 def _registries():
-    from detection.core import frames
+    from detection.core import anchors, frames
     from detection.data import datasets, resize
     from detection.engine import predictor
-    from detection.layers import detections, roi_align
-    from detection.modeling import backbones, heads
+    from detection.layers import detections, proposals, roi_align
+    from detection.modeling import backbones, fpn, heads
 
     return [
         ("BACKBONE", choices.BACKBONES, backbones.backbones()),
+        ("FPN", choices.FPNS, fpn.FPNS),
+        ("ANCHOR_GENERATOR", choices.ANCHOR_GENERATORS, anchors.ANCHOR_GENERATORS),
+        ("PROPOSAL_SELECTION", choices.PROPOSAL_SELECTIONS, proposals.PROPOSAL_SELECTIONS),
         ("RPN_HEAD", choices.RPN_HEADS, heads.RPN_HEADS),
         ("BOX_HEAD", choices.BOX_HEADS, heads.BOX_HEADS),
         ("MASK_HEAD", choices.MASK_HEADS, heads.MASK_HEADS),
@@ -53,6 +56,8 @@ def test_derived_choices_name_registered_entries():
     assert {n for n, b in registry.items() if not b.imagenet} == set(choices.NO_PRETRAINED_BACKBONES)
     assert set(choices.MATTERPORT_NAMED_BACKBONES) | set(choices.MATTERPORT_NAMED_BACKBONES.values()) <= set(registry)
     assert choices.MATTERPORT_NAMED_HEADS in choices.RPN_HEADS
+    assert set(choices.NORMALIZED_PADDING_RESIZE_METHODS) <= set(choices.RESIZE_METHODS)
+    assert set(choices.FREE_MAX_DIM_RESIZE_MODES) <= set(choices.RESIZE_MODES)
     # A fixed-size mode pads every image to IMAGE_MAX_DIM square; the others to a size of their own.
     from detection.data.resize import PYTHON_OPS, RESIZE_MODES
 
@@ -64,7 +69,8 @@ def test_derived_choices_name_registered_entries():
 def test_an_unknown_name_is_one_line_naming_the_key():
     from detection.data.resize import resize_geometry
 
-    with pytest.raises(ValueError, match=r"^unknown IMAGE_RESIZE_METHOD 'pil'; expected one of opencv, matterport$"):
+    with pytest.raises(ValueError,
+                       match=r"^unknown IMAGE_RESIZE_METHOD 'pil'; expected one of opencv, matterport, torchvision$"):
         resize_geometry(10, 10, "square", 8, 64, method="pil")
 
 

@@ -32,10 +32,11 @@ class FakeConfig:
         self.IMAGE_RESIZE_METHOD = method
 
 
-@pytest.mark.parametrize("method", ["opencv", "matterport"])
+@pytest.mark.parametrize("method", ["opencv", "matterport", "torchvision"])
 @pytest.mark.parametrize("mode,min_dim,max_dim,min_scale", [
     ("square", 800, 1024, 0.0), ("square", 64, 64, 0.0), ("square", 100, 128, 0.0),
-    ("pad64", 600, 1000, 0.0), ("pad64", 0, 512, 2.0), ("none", 800, 1024, 0.0)])
+    ("pad64", 600, 1000, 0.0), ("pad64", 0, 512, 2.0), ("none", 800, 1024, 0.0), ("pad32", 800, 1333, 0.0),
+    ("pad32", 256, 416, 0.0)])
 def test_tf_resize_geometry_equals_resize_geometry(mode, min_dim, max_dim, min_scale, method):
     rng = np.random.default_rng(min_dim + max_dim)
     sizes = [tuple(s) for s in rng.integers(1, 3000, (150, 2))]

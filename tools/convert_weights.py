@@ -38,16 +38,17 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     from detection.modeling.detector import Detector
+    from detection.modeling.torchvision_weights import is_pth
     from detection.modeling.weights import is_legacy_h5
 
     try:
         config = cli.config_from_args(args)
-        if config.TORCHVISION_MODEL:  # a torchvision .pth (docs/pretrained.md)
+        if config.TORCHVISION_MODEL:  # the separate TorchvisionRCNN (MobileNetV3; docs/pretrained.md)
             from detection.modeling.torchvision_rcnn import TorchvisionRCNN
 
             detector = TorchvisionRCNN(config)
             detector.load_pth(args.weights)
-        elif not is_legacy_h5(args.weights):
+        elif not is_pth(args.weights) and not is_legacy_h5(args.weights):
             print(f"error: {args.weights} is already a .weights.h5 file (nothing to convert)", file=sys.stderr)
             return 2
         else:

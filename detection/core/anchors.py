@@ -12,6 +12,14 @@ Conventions:
     are ``(y * W + x) * A + a``, which is the order of an RPN head's output reshaped from
     [H, W, A * k] to [H * W * A, k].
 
+Each ANCHOR_GENERATOR is an AnchorGenerator in ANCHOR_GENERATORS (the NumPy and the in-graph
+rule): ``standard`` as above; ``torchvision`` its AnchorGenerator (torchvision.models.detection):
+base anchors ``round([-w, -h, w, h] / 2)`` in float32 (torch.round, halves to even), centred at
+``(i * stride_y, j * stride_x)`` (offset 0) with the integer stride ``padded side // level side``
+per axis, which for P6 of an input whose side / 32 is odd is not 64 (a 352-wide input: P6 6 wide,
+stride 58). Example: scale 32, ratios (w / h) 2, 1, 0.5 -> base anchors (y1, x1, y2, x2)
+[-11, -23, 11, 23], [-16, -16, 16, 16], [-23, -11, 23, 11].
+
 This module needs NumPy only; the in-graph variant for dynamic input shapes imports
 TensorFlow when it is called.
 """
@@ -71,13 +79,77 @@ def generate_pyramid_anchors(scales, ratios, image_shape, strides, anchor_stride
     return np.concatenate(per_level, axis=0), levels
 
 
+def torchvision_base_anchors(scale, ratios):
+    """torchvision's base anchors of one level: scale, ratios (width / height, ours) ->
+    [R, 4] float32 [y1, x1, y2, x2], rounded as its generate_anchors (float32 arithmetic)."""
+    ratios_hw = np.float32(1.0) / np.asarray(ratios, np.float32)  # torchvision's ratios are h / w
+    h_ratios = np.sqrt(ratios_hw)
+    w_ratios = np.float32(1) / h_ratios
+    ws = w_ratios * np.float32(scale)
+    hs = h_ratios * np.float32(scale)
+    return np.round(np.stack([-hs, -ws, hs, ws], axis=1) / np.float32(2)).astype(np.float32)
+
+
+def _torchvision_level_numpy(scale, ratios, padded_hw, feature_hw):
+    h, w = int(feature_hw[0]), int(feature_hw[1])
+    stride_y, stride_x = int(padded_hw[0]) // h, int(padded_hw[1]) // w
+    ys, xs = np.meshgrid(np.arange(h, dtype=np.float32) * stride_y, np.arange(w, dtype=np.float32) * stride_x,
+                         indexing="ij")
+    shifts = np.stack([ys, xs, ys, xs], axis=-1).reshape(-1, 1, 4)
+    return (shifts + torchvision_base_anchors(scale, ratios)[None]).reshape(-1, 4)
+
+
+def _torchvision_numpy(spec, image_shape):
+    shapes = feature_shapes(image_shape, spec.strides)
+    return np.concatenate([_torchvision_level_numpy(scale, spec.ratios, image_shape[:2], shape)
+                           for scale, shape in zip(spec.scales, shapes)], axis=0).astype(np.float32)
+
+
+def _torchvision_tf(spec, image_shape):
+    import tensorflow as tf
+
+    levels = []
+    padded_h, padded_w = tf.cast(image_shape[0], tf.int32), tf.cast(image_shape[1], tf.int32)
+    for scale, stride in zip(spec.scales, spec.strides):
+        height = (padded_h + stride - 1) // stride
+        width = (padded_w + stride - 1) // stride
+        ys = tf.cast(tf.range(height) * (padded_h // height), tf.float32)
+        xs = tf.cast(tf.range(width) * (padded_w // width), tf.float32)
+        cy, cx = tf.meshgrid(ys, xs, indexing="ij")
+        shifts = tf.reshape(tf.stack([cy, cx, cy, cx], axis=-1), [-1, 1, 4])
+        levels.append(tf.reshape(shifts + tf.constant(torchvision_base_anchors(scale, spec.ratios))[None], [-1, 4]))
+    return tf.concat(levels, axis=0)
+
+
+def _standard_numpy(spec, image_shape):
+    return generate_pyramid_anchors(spec.scales, spec.ratios, image_shape, spec.strides, spec.anchor_stride,
+                                    spec.offset)[0]
+
+
+@dataclasses.dataclass(frozen=True)
+class AnchorGenerator:
+    """One ANCHOR_GENERATOR: numpy(spec, (H, W) ints) and tf(spec, (H, W) scalar tensors) -> the
+    anchors [N, 4] float32 of an input of that size, in (level, y, x, ratio) order."""
+
+    numpy: object
+    tf: object
+
+
+# The ANCHOR_GENERATOR registry (names: detection/choices.py ANCHOR_GENERATORS).
+ANCHOR_GENERATORS = {
+    "standard": AnchorGenerator(_standard_numpy, lambda spec, shape: _pyramid_anchors_tf(spec, shape)),
+    "torchvision": AnchorGenerator(_torchvision_numpy, _torchvision_tf),
+}
+
+
 @dataclasses.dataclass(frozen=True)
 class AnchorSpec:
     """The anchor set of a model: one scale and stride per level, ratios shared by all levels.
 
     scales: [L] side in input pixels of each level's ratio-1 anchor; ratios: [R] width / height;
     strides: [L] input pixels per feature cell; anchor_stride: anchors at every k-th cell;
-    offset: anchor centres at (cell + offset) * stride (0.5 centred, 0 matterport's corners).
+    offset: anchor centres at (cell + offset) * stride (0.5 centred, 0 matterport's corners);
+    generator: the ANCHOR_GENERATOR that lays them out (module docstring).
     Hashable and comparable (tuples), so it can key caches and be compared in searches.
     """
 
@@ -86,24 +158,26 @@ class AnchorSpec:
     strides: tuple
     anchor_stride: int = 1
     offset: float = 0.5
+    generator: str = "standard"
 
     @classmethod
     def from_config(cls, config):
         """The spec of a Config's RPN_ANCHOR_SCALES, RPN_ANCHOR_RATIOS, BACKBONE_STRIDES,
-        RPN_ANCHOR_STRIDE and ANCHOR_OFFSET."""
+        RPN_ANCHOR_STRIDE, ANCHOR_OFFSET and ANCHOR_GENERATOR."""
         return cls(tuple(float(s) for s in config.RPN_ANCHOR_SCALES), tuple(float(r) for r in config.RPN_ANCHOR_RATIOS),
                    tuple(int(s) for s in config.BACKBONE_STRIDES), int(config.RPN_ANCHOR_STRIDE),
-                   float(config.ANCHOR_OFFSET))
+                   float(config.ANCHOR_OFFSET), config.ANCHOR_GENERATOR)
 
     @classmethod
     def from_dict(cls, values):
         """The inverse of ``to_dict`` (for layers' get_config / from_config)."""
         return cls(tuple(values["scales"]), tuple(values["ratios"]), tuple(values["strides"]),
-                   int(values.get("anchor_stride", 1)), float(values.get("offset", 0.5)))
+                   int(values.get("anchor_stride", 1)), float(values.get("offset", 0.5)),
+                   values.get("generator", "standard"))
 
     def to_dict(self):
         return {"scales": list(self.scales), "ratios": list(self.ratios), "strides": list(self.strides),
-                "anchor_stride": self.anchor_stride, "offset": self.offset}
+                "anchor_stride": self.anchor_stride, "offset": self.offset, "generator": self.generator}
 
     def replace(self, **changes):
         """A copy with some fields changed; sequences become tuples (hashable, comparable)."""
@@ -138,10 +212,12 @@ class AnchorSpec:
         Static sides (python ints) -> a numpy array built once at trace time; dynamic sides
         (scalar tensors) -> built in the graph with the same layout as ``generate_pyramid_anchors``.
         """
+        from detection.choices import lookup
+
+        generator = lookup(ANCHOR_GENERATORS, self.generator, "ANCHOR_GENERATOR")
         if isinstance(image_shape[0], (int, np.integer)) and isinstance(image_shape[1], (int, np.integer)):
-            return generate_pyramid_anchors(self.scales, self.ratios, image_shape, self.strides,
-                                            self.anchor_stride, self.offset)[0]
-        return _pyramid_anchors_tf(self, image_shape)
+            return generator.numpy(self, image_shape)
+        return generator.tf(self, image_shape)
 
 
 def _pyramid_anchors_tf(spec, image_shape):

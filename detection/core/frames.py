@@ -11,6 +11,11 @@ decode, IoU, NMS, clipping) runs in one of two frames:
               which changes the decoded sizes, the IoUs and therefore the NMS; matterport's
               weights were trained with this arithmetic and reproduce its outputs only in it.
 
+  torchvision pixels inside the model, but back to the original image per axis, as
+              torchvision's transform.postprocess: ``(box - window origin) * original side /
+              resized side`` (its resize floors each side, so the two axes' ratios differ
+              slightly from the one scale, by up to 1 / resized side).
+
 Each frame is a BoxFrame in BOX_FRAMES, which owns every rule that differs between them: the
 conversion from and to input pixels, the window proposals are clipped to, and how a box goes
 back to original-image pixels. Callers ask the object (``box_frame(name)``), never the name.
@@ -46,6 +51,14 @@ def _identity(boxes, image_hw):
 def _pixels_to_original(boxes, fields):
     """``(box - window origin) / scale``."""
     return (boxes - _window_shift(fields["window"])) / fields["scale"][:, None, None]
+
+
+def _pixels_to_original_per_axis(boxes, fields):
+    """``(box - window origin) * (original side / window side)`` per axis, in float32 as torch."""
+    window = fields["window"]
+    ratio_h = fields["original_shape"][:, 0] / (window[:, 2] - window[:, 0])
+    ratio_w = fields["original_shape"][:, 1] / (window[:, 3] - window[:, 1])
+    return (boxes - _window_shift(window)) * tf.stack([ratio_h, ratio_w, ratio_h, ratio_w], axis=-1)[:, None, :]
 
 
 def _pixel_windows(fields, batch):
@@ -97,6 +110,7 @@ BOX_FRAMES = {
     "pixels": BoxFrame("pixels", _identity, _identity, _pixels_to_original, _pixel_windows),
     "normalized": BoxFrame("normalized", _to_normalized, _from_normalized, _normalized_to_original,
                            _whole_input_windows),
+    "torchvision": BoxFrame("torchvision", _identity, _identity, _pixels_to_original_per_axis, _pixel_windows),
 }
 FRAMES = tuple(BOX_FRAMES)
 

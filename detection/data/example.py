@@ -50,7 +50,8 @@ def load_example(record, config, report, augmenter=None, seed=0, with_gt=True):
     record: a Record; config: the Config; report: ValidationReport to count problems into;
     augmenter: an Augmenter (training) or None; seed: the augmentation seed of this read.
     Returns a dict:
-      image: [H, W, 3] uint8 RGB, resized and zero-padded (H, W: geometry.padded_shape).
+      image: [H, W, 3] RGB, resized and zero-padded (H, W: geometry.padded_shape), uint8 (float32 for
+        a resize method that keeps interpolated values: ResizeMethod.pixel_dtype).
       image_meta: [12] float32 (detection/core/image_meta.py).
       with_gt only:
       gt_class_ids: [M] int32, 0 padding, crowd boxes negative; M = MAX_GT_INSTANCES.
@@ -83,7 +84,8 @@ def load_example(record, config, report, augmenter=None, seed=0, with_gt=True):
             geometry = dataclasses.replace(refit, scale=scale)
 
     example = {
-        "image": pad_to(image, geometry.padded_shape, geometry.offset),
+        "image": pad_to(image, geometry.padded_shape, geometry.offset).astype(geometry.resize_method.pixel_dtype,
+                                                                               copy=False),
         "image_meta": image_meta(record.image_id, (record.height, record.width), geometry),
     }
     if with_gt:

@@ -217,6 +217,27 @@ def resize_bilinear_zero_border(array, out_hw):
     return np.clip(out, *_clip_range(array, out))
 
 
+def resize_bilinear_torch(array, out_hw):
+    """torch's ``interpolate(mode="bilinear", align_corners=False)`` (no antialias), what
+    torchvision's transform resizes with: each axis sampled at ``(i + 0.5) * in / out - 0.5``
+    (in float32, clamped at 0), between its two neighbours (the last one repeated at the edge).
+
+    array: [h, w] or [h, w, C], any real dtype; out_hw: (H, W). Returns [H, W(, C)] float32
+    (not rounded: torchvision interpolates the float image).
+    """
+    out = np.asarray(array, np.float32)
+    for axis, size in enumerate(out_hw):
+        n = out.shape[axis]
+        scale = np.float32(n) / np.float32(size)
+        position = np.maximum((np.arange(size, dtype=np.float32) + np.float32(0.5)) * scale - np.float32(0.5),
+                              np.float32(0))
+        low = np.minimum(np.floor(position).astype(np.int64), n - 1)
+        high = np.minimum(low + 1, n - 1)
+        frac = (position - low.astype(np.float32)).reshape([-1 if a == axis else 1 for a in range(out.ndim)])
+        out = (np.float32(1) - frac) * np.take(out, low, axis=axis) + frac * np.take(out, high, axis=axis)
+    return out.astype(np.float32)
+
+
 def _clip_range(array, out):
     """scikit-image's clip=True range for a resize of ``array`` with cval 0 into ``out``."""
     low, high = array.min(), array.max()

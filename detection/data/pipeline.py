@@ -39,7 +39,7 @@ import tensorflow as tf
 from detection.core.image_meta import IMAGE_META_SIZE, with_input_shape
 from detection.data.augment import Augmenter
 from detection.data.example import gt_mask_shape, load_example
-from detection.data.resize import geometry_from_config
+from detection.data.resize import geometry_from_config, resize_method
 from detection.data.validation import ValidationReport
 
 INPUT_KEYS = ("image", "image_meta", "gt_class_ids", "gt_boxes", "gt_masks")
@@ -242,7 +242,8 @@ def _placeholder(config, with_gt):
     square mode (any other size stops the pipeline), [1, 1, 3] where the size is free."""
     m = config.MAX_GT_INSTANCES
     image_shape = [d or 1 for d in _image_shape(config)]
-    example = {"image": np.zeros(image_shape, np.uint8), "image_meta": np.zeros(IMAGE_META_SIZE, np.float32)}
+    example = {"image": np.zeros(image_shape, _pixel_dtype(config)),
+               "image_meta": np.zeros(IMAGE_META_SIZE, np.float32)}
     if with_gt:
         example.update(gt_class_ids=np.zeros(m, np.int32), gt_boxes=np.zeros((m, 4), np.float32),
                        gt_masks=np.zeros((m,) + gt_mask_shape(config), np.uint8))
@@ -255,7 +256,8 @@ def _numpy_map(fn, args, config, with_gt):
     Returns (ok: bool scalar, example: dict of tensors).
     """
     m = config.MAX_GT_INSTANCES
-    specs = {"image": (tf.uint8, _image_shape(config)), "image_meta": (tf.float32, [IMAGE_META_SIZE])}
+    specs = {"image": (tf.as_dtype(_pixel_dtype(config)), _image_shape(config)),
+             "image_meta": (tf.float32, [IMAGE_META_SIZE])}
     if with_gt:
         specs.update(gt_class_ids=(tf.int32, [m]), gt_boxes=(tf.float32, [m, 4]),
                      gt_masks=(tf.uint8, [m, *gt_mask_shape(config)]))
@@ -265,6 +267,12 @@ def _numpy_map(fn, args, config, with_gt):
     ok = tf.ensure_shape(outputs[0], [])
     example = {name: tf.ensure_shape(t, shape) for (name, (_, shape)), t in zip(specs.items(), outputs[1:])}
     return ok, example
+
+
+def _pixel_dtype(config):
+    """The dtype of a resized image: uint8, or float32 for a resize method that keeps the
+    interpolated values (ResizeMethod.pixel_dtype)."""
+    return resize_method(config.IMAGE_RESIZE_METHOD).pixel_dtype
 
 
 def _image_shape(config):

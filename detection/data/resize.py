@@ -15,6 +15,11 @@ ResizeMethod in RESIZE_METHODS, which owns all of it (callers ask the object, ne
   matterport  matterport's resize_image: the image centred in the padding (offset
               ``((H - h) // 2, (W - w) // 2)``); the long-side limit only in square mode,
               tested as ``round(max(h, w) * scale) > IMAGE_MAX_DIM``.
+  torchvision its GeneralizedRCNNTransform: scale ``min(IMAGE_MIN_DIM / short side,
+              IMAGE_MAX_DIM / long side)`` (up or down), each side floored
+              (``floor(side * scale)``), torch's bilinear interpolation kept in float (no
+              uint8 rounding), the image at the top-left, and the padding zero AFTER
+              normalisation (the Detector zeroes the normalised input outside the window).
 
 Example: a 480 x 640 image, square mode, IMAGE_MIN_DIM 800, IMAGE_MAX_DIM 1024: scale 1.6,
 resized 768 x 1024, padded 1024 x 1024; window (0, 0, 768, 1024) with opencv,
@@ -40,7 +45,8 @@ def _where(condition, if_true, if_false):
 
 # The four operations the rules use, on Python numbers (float64, round halves to even).
 PYTHON_OPS = types.SimpleNamespace(maximum=max, minimum=min, round=round, where=_where, number=float, int=int,
-                                   round_up=lambda x, multiple: int(math.ceil(x / multiple) * multiple))
+                                   round_up=lambda x, multiple: int(math.ceil(x / multiple) * multiple),
+                                   round_int=lambda x: int(round(x)), floor_int=lambda x: int(math.floor(x)))
 
 
 def _opencv_resize(image, hw):
@@ -53,6 +59,18 @@ def _opencv_tf_resize(image, height, width):
     from detection.data.tf_resize import tf_resize_image
 
     return tf_resize_image(image, height, width)
+
+
+def _torch_bilinear_resize(image, hw):
+    from detection.data.images import resize_bilinear_torch
+
+    return resize_bilinear_torch(image, hw)
+
+
+def _torch_bilinear_tf_resize(image, height, width):
+    import tensorflow as tf
+
+    return tf.image.resize(tf.cast(image, tf.float32), tf.stack([height, width]), method="bilinear", antialias=False)
 
 
 def _zero_border_resize(image, hw):
@@ -80,7 +98,11 @@ class ResizeMethod:
         (only right when the interpolation gives the same pixels from either, as OpenCV's
         bilinear nearly does; a method that reproduces another library's pixels cannot);
     resize(image [h, w(, C)], (rh, rw)) -> [rh, rw(, C)] of the same dtype, NumPy;
-    tf_resize(image [h, w, 3] uint8, rh, rw) -> [rh, rw, 3] uint8, the same pixels in TensorFlow.
+    tf_resize(image [h, w, 3] uint8, rh, rw) -> [rh, rw, 3] uint8, the same pixels in TensorFlow;
+    pixel_dtype: what the resized image is ("uint8", or "float32" for a method that keeps the
+        interpolated values). Whether the padding is zero after normalisation (the Detector then
+        zeroes the normalised input outside the window) is choices.NORMALIZED_PADDING_RESIZE_METHODS
+        (the model does not import data/).
 
     A convention with another scale rule (one that also scales down to reach IMAGE_MIN_DIM,
     say) subclasses this and overrides ``scale``, written with ``ops`` only so that the
@@ -94,6 +116,11 @@ class ResizeMethod:
     reduced_decode: bool
     resize: Callable
     tf_resize: Callable
+    pixel_dtype: str = "uint8"
+
+    def resized_shape(self, height, width, scale, ops=PYTHON_OPS):
+        """(h, w) of the scaled image: each side times ``scale``, rounded, at least 1."""
+        return ops.maximum(1, ops.round_int(height * scale)), ops.maximum(1, ops.round_int(width * scale))
 
     def scale(self, height, width, mode, min_dim, max_dim, min_scale, ops=PYTHON_OPS):
         """Input pixels per original pixel for an original ``height`` x ``width`` image."""
@@ -115,6 +142,21 @@ class ResizeMethod:
         return 0, 0
 
 
+@dataclasses.dataclass(frozen=True)
+class TorchvisionResize(ResizeMethod):
+    """torchvision's resize (module docstring): its own scale and size rules."""
+
+    def scale(self, height, width, mode, min_dim, max_dim, min_scale, ops=PYTHON_OPS):
+        if not resize_mode(mode).scales:
+            return ops.number(1.0)
+        # In Python floats, as torchvision's _resize_image_and_masks (outside tracing).
+        return ops.minimum(min_dim / ops.minimum(height, width), max_dim / ops.maximum(height, width))
+
+    def resized_shape(self, height, width, scale, ops=PYTHON_OPS):
+        """floor(side * scale), as torch's interpolate with recompute_scale_factor."""
+        return ops.maximum(1, ops.floor_int(height * scale)), ops.maximum(1, ops.floor_int(width * scale))
+
+
 # The IMAGE_RESIZE_METHOD registry (names: detection/choices.py RESIZE_METHODS).
 RESIZE_METHODS = {
     # OpenCV's bilinear; the image at the top-left; the long-side limit in every scaling mode.
@@ -124,6 +166,10 @@ RESIZE_METHODS = {
     # the limit on the rounded side in square mode only.
     "matterport": ResizeMethod("matterport", limit_modes=("square",), round_limit=True, centred=True,
                                reduced_decode=False, resize=_zero_border_resize, tf_resize=_zero_border_tf_resize),
+    # torchvision's GeneralizedRCNNTransform (module docstring).
+    "torchvision": TorchvisionResize("torchvision", limit_modes=("pad32",), round_limit=False, centred=False,
+                                     reduced_decode=False, resize=_torch_bilinear_resize,
+                                     tf_resize=_torch_bilinear_tf_resize, pixel_dtype="float32"),
 }
 
 
@@ -147,6 +193,8 @@ RESIZE_MODES = {
     "square": ResizeMode(True, lambda resized, max_dim, ops: (ops.int(max_dim), ops.int(max_dim))),
     "pad64": ResizeMode(True, lambda resized, max_dim, ops: (ops.round_up(resized[0], 64),
                                                             ops.round_up(resized[1], 64))),
+    "pad32": ResizeMode(True, lambda resized, max_dim, ops: (ops.round_up(resized[0], 32),
+                                                            ops.round_up(resized[1], 32))),
     "none": ResizeMode(False, lambda resized, max_dim, ops: (ops.round_up(resized[0], 64),
                                                             ops.round_up(resized[1], 64))),
 }
@@ -189,7 +237,7 @@ def resize_geometry(height, width, mode, min_dim, max_dim, min_scale=0.0, method
     """The geometry for an original image of ``height`` x ``width`` pixels (see module docstring)."""
     rule = resize_method(method)
     scale = rule.scale(height, width, mode, min_dim, max_dim, min_scale)
-    resized = (max(1, int(round(height * scale))), max(1, int(round(width * scale))))
+    resized = rule.resized_shape(height, width, scale)
     padded = resize_mode(mode).padded_shape(resized, max_dim, PYTHON_OPS)
     return ResizeGeometry(scale, resized, padded, rule.offset(padded, resized), method)
 

@@ -12,7 +12,8 @@ import tensorflow as tf
 TF_OPS = types.SimpleNamespace(
     maximum=tf.maximum, minimum=tf.minimum, round=tf.round, where=tf.where,
     number=lambda v: tf.constant(v, tf.float64), int=lambda v: tf.constant(v, tf.int32),
-    round_up=lambda x, multiple: (x + multiple - 1) // multiple * multiple)
+    round_up=lambda x, multiple: (x + multiple - 1) // multiple * multiple,
+    round_int=lambda x: tf.cast(tf.round(x), tf.int32), floor_int=lambda x: tf.cast(tf.floor(x), tf.int32))
 
 
 def tf_resize_image(image, resized_h, resized_w):

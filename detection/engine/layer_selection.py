@@ -40,7 +40,7 @@ def _alternatives(patterns):
 
 def _heads():
     """The FPN's and every registered head's layer-name patterns (heads.HeadFamily.layers)."""
-    return _alternatives(fpn.LAYER_PATTERNS + heads.head_layer_patterns())
+    return _alternatives(fpn.layer_patterns() + heads.head_layer_patterns())
 
 
 def _stages(*stages):

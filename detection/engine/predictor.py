@@ -53,6 +53,7 @@ from detection.data.validation import ValidationReport
 from detection.engine.precision import dtype_policy, inference_precision, policy_name
 from detection.modeling.detector import Detector, model_min_confidence
 from detection.modeling.folding import fold_batch_norms
+from detection.modeling.torchvision_masks import paste_masks as paste_masks_in_image
 
 
 def inference_detector(config, **kwargs):
@@ -109,7 +110,7 @@ class Predictor:
         legacy Keras 2 ``.h5`` such as matterport's, loaded by layer name; ``exclude`` and
         ``log`` as Detector.load_weights), BatchNormalizations folded (``fold_batch_norm``)."""
         config = inference_config(config)
-        if config.TORCHVISION_MODEL:  # torchvision's model and conventions, its .pth weights
+        if config.TORCHVISION_MODEL:  # the separate TorchvisionRCNN (MobileNetV3), its .pth weights
             from detection.engine.torchvision_predictor import TorchvisionPredictor
 
             return TorchvisionPredictor.from_weights(config, weights_path, score_threshold=score_threshold, log=log)
@@ -324,6 +325,15 @@ def paste_masks_matterport(masks, boxes, height, width, threshold=0.5):
     return out
 
 
+def paste_masks_torchvision(masks, boxes, height, width, threshold=0.5):
+    """torchvision's paste_masks_in_image (detection/modeling/torchvision_masks.py: a one-pixel
+    border, the box widened by (M + 2) / M, its corners truncated to integers), thresholded at
+    ``threshold``. Same arguments and result as paste_masks."""
+    probabilities = paste_masks_in_image(masks, np.asarray(boxes, np.float32).reshape(-1, 4)[:, [1, 0, 3, 2]],
+                                         height, width)
+    return (probabilities >= threshold).astype(np.uint8)
+
+
 # The MASK_PASTE registry: name (detection/choices.py MASK_PASTES) -> paster(masks, boxes,
 # height, width, threshold) -> [N, height, width] uint8.
-MASK_PASTERS = {"bilinear": paste_masks, "matterport": paste_masks_matterport}
+MASK_PASTERS = {"bilinear": paste_masks, "matterport": paste_masks_matterport, "torchvision": paste_masks_torchvision}

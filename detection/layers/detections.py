@@ -61,11 +61,13 @@ class DetectionLayer(keras.layers.Layer):
 
     max_instances, min_confidence, nms_threshold, bbox_std: config DETECTION_MAX_INSTANCES,
     DETECTION_MIN_CONFIDENCE, DETECTION_NMS_THRESHOLD, BBOX_STD_DEV; classes_per_roi: see the
-    module docstring (config DETECTION_CLASSES_PER_ROI); frame: the box frame.
+    module docstring (config DETECTION_CLASSES_PER_ROI); frame: the box frame; min_size: candidates
+    whose decoded, clipped box has a side under this many input pixels are dropped (config
+    DETECTION_MIN_SIZE; torchvision's remove_small_boxes at 0.01).
     """
 
     def __init__(self, max_instances=100, min_confidence=0.05, nms_threshold=0.3, bbox_std=box_ops.DEFAULT_STD,
-                 classes_per_roi="all", frame="pixels", **kwargs):
+                 classes_per_roi="all", frame="pixels", min_size=0.0, **kwargs):
         kwargs.setdefault("dtype", "float32")  # targets, NMS and losses stay float32 under mixed precision
         super().__init__(**kwargs)
         choices.lookup(CLASS_SELECTIONS, classes_per_roi, "DETECTION_CLASSES_PER_ROI")  # fail at build, not call
@@ -75,6 +77,7 @@ class DetectionLayer(keras.layers.Layer):
         self.bbox_std = [float(s) for s in bbox_std]
         self.classes_per_roi = classes_per_roi
         self.frame = frame
+        self.min_size = float(min_size)
 
     def call(self, rois, class_probs, bbox_deltas, image_meta):
         rois = tf.cast(rois, tf.float32)
@@ -89,6 +92,11 @@ class DetectionLayer(keras.layers.Layer):
         scores = candidate_scores(probs, self.classes_per_roi)
         # Padding RoIs must not produce detections.
         scores = tf.where(box_ops.is_zero_area(rois)[..., None], -1.0, scores)
+        if self.min_size > 0:
+            pixels = from_frame(boxes, hw, self.frame)
+            small = ((pixels[..., 2] - pixels[..., 0] < self.min_size)
+                     | (pixels[..., 3] - pixels[..., 1] < self.min_size))
+            scores = tf.where(small, -1.0, scores)
         # combined_non_max_suppression keeps scores above its threshold; 0 keeps every
         # candidate (-1 marks non-candidates), which is matterport's "no filter" at 0.
         boxes, scores, classes, valid = tf.image.combined_non_max_suppression(
@@ -112,4 +120,4 @@ class DetectionLayer(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "max_instances": self.max_instances, "min_confidence": self.min_confidence,
                 "nms_threshold": self.nms_threshold, "bbox_std": self.bbox_std,
-                "classes_per_roi": self.classes_per_roi, "frame": self.frame}
+                "classes_per_roi": self.classes_per_roi, "frame": self.frame, "min_size": self.min_size}

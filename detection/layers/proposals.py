@@ -4,6 +4,13 @@ Per image (``batch_slice``): the ``pre_nms_limit`` highest-scoring anchors, deco
 ``bbox_std``, clipped, NMS at ``nms_threshold``, padded with zero rows to ``count``. No
 gradient flows through proposals (NMS has none; the RPN trains through its own losses).
 
+How the proposals are chosen is the PROPOSAL_SELECTION, an entry of PROPOSAL_SELECTIONS:
+  standard     the ``pre_nms_limit`` best anchors of the image, decoded, clipped, one NMS.
+  torchvision  torchvision's RegionProposalNetwork.filter_proposals: the ``pre_nms_limit`` best
+               of EACH level, decoded, clipped, boxes with a side under 1e-3 px dropped, NMS
+               within each level (torchvision's batched_nms: boxes of another level never
+               suppress each other), then the ``count`` best over all levels.
+
 Clipping: to the image window (where the resized image sits in the padded input) in the
 pixel frame; to the whole input, [0, 0, 1, 1], in the normalized frame, as matterport does.
 """
@@ -11,6 +18,7 @@ pixel frame; to the whole input, [0, 0, 1, 1], in the normalized frame, as matte
 import keras
 import tensorflow as tf
 
+from detection.choices import lookup
 from detection.core import boxes as box_ops
 from detection.core.anchors import AnchorSpec
 from detection.core.batching import batch_slice
@@ -19,9 +27,11 @@ from detection.core.image_meta import parse_image_meta
 from detection.layers.rpn_target import image_hw
 
 
-def proposals_for_image(scores, deltas, anchors, window, pre_nms_limit, count, nms_threshold, std):
+def proposals_for_image(scores, deltas, anchors, window, pre_nms_limit, count, nms_threshold, std,
+                        level_counts=None):
     """scores: [A] objectness logits or probabilities; deltas: [A, 4]; anchors: [A, 4];
-    window: [4] (y1, x1, y2, x2) to clip to; all boxes in one frame.
+    window: [4] (y1, x1, y2, x2) to clip to; all boxes in one frame; level_counts: the anchors
+    of each level (read by the torchvision selection only).
     Returns proposals [count, 4] in descending score order, zero-padded (the heads take boxes
     only; scores would be a dead output)."""
     k = tf.minimum(pre_nms_limit, tf.shape(scores)[0])
@@ -34,6 +44,42 @@ def proposals_for_image(scores, deltas, anchors, window, pre_nms_limit, count, n
     return tf.pad(boxes, [[0, pad], [0, 0]])
 
 
+TORCHVISION_MIN_SIZE = 1e-3  # RegionProposalNetwork.min_size
+
+
+def torchvision_proposals_for_image(scores, deltas, anchors, window, pre_nms_limit, count, nms_threshold, std,
+                                    level_counts):
+    """proposals_for_image's arguments and result, by torchvision's rule (module docstring)."""
+    boxes, top_scores, levels = [], [], []
+    for level, (level_scores, level_deltas, level_anchors) in enumerate(zip(
+            tf.split(scores, level_counts), tf.split(deltas, level_counts), tf.split(anchors, level_counts))):
+        k = tf.minimum(pre_nms_limit, tf.shape(level_scores)[0])
+        best, top = tf.math.top_k(level_scores, k=k, sorted=True)
+        boxes.append(box_ops.decode(tf.gather(level_deltas, top), tf.gather(level_anchors, top), std))
+        top_scores.append(best)
+        levels.append(tf.fill([k], level))
+    boxes = box_ops.clip(tf.concat(boxes, 0), window)
+    top_scores, levels = tf.concat(top_scores, 0), tf.concat(levels, 0)
+    big = tf.where((boxes[:, 2] - boxes[:, 0] >= TORCHVISION_MIN_SIZE)
+                   & (boxes[:, 3] - boxes[:, 1] >= TORCHVISION_MIN_SIZE))[:, 0]
+    boxes, top_scores, levels = tf.gather(boxes, big), tf.gather(top_scores, big), tf.gather(levels, big)
+    keep = batched_nms(boxes, top_scores, levels, count, nms_threshold)
+    boxes = tf.gather(boxes, keep)
+    return tf.pad(boxes, [[0, count - tf.shape(keep)[0]], [0, 0]])
+
+
+def batched_nms(boxes, scores, groups, count, iou_threshold):
+    """NMS within each group (torchvision.ops.batched_nms, by its coordinate offset: each group's
+    boxes moved past the previous group's) -> [<= count] int32 indices, by decreasing score.
+    boxes [N, 4], scores [N], groups [N] int32 >= 0."""
+    offsets = tf.cast(groups, tf.float32) * (tf.reduce_max(tf.concat([tf.reshape(boxes, [-1]), [0.0]], 0)) + 1.0)
+    return tf.image.non_max_suppression(boxes + offsets[:, None], scores, count, iou_threshold=iou_threshold)
+
+
+# The PROPOSAL_SELECTION registry (names: detection/choices.py PROPOSAL_SELECTIONS).
+PROPOSAL_SELECTIONS = {"standard": proposals_for_image, "torchvision": torchvision_proposals_for_image}
+
+
 @keras.saving.register_keras_serializable(package="detection")
 class ProposalLayer(keras.layers.Layer):
     """Inputs: rpn_probs [B, A] float32 foreground probabilities, rpn_deltas [B, A, 4],
@@ -42,11 +88,12 @@ class ProposalLayer(keras.layers.Layer):
 
     anchors: an AnchorSpec (or its dict); count: proposals kept per image (config
     POST_NMS_ROIS_TRAINING / _INFERENCE); pre_nms_limit, nms_threshold, bbox_std: config
-    PRE_NMS_LIMIT, RPN_NMS_THRESHOLD, RPN_BBOX_STD_DEV; frame: the box frame.
+    PRE_NMS_LIMIT, RPN_NMS_THRESHOLD, RPN_BBOX_STD_DEV; frame: the box frame; selection:
+    the PROPOSAL_SELECTION (module docstring).
     """
 
     def __init__(self, anchors, count, pre_nms_limit=6000, nms_threshold=0.7, bbox_std=box_ops.DEFAULT_STD,
-                 frame="pixels", **kwargs):
+                 frame="pixels", selection="standard", **kwargs):
         kwargs.setdefault("dtype", "float32")  # targets, NMS and losses stay float32 under mixed precision
         super().__init__(**kwargs)
         self.anchors = anchors if isinstance(anchors, AnchorSpec) else AnchorSpec.from_dict(anchors)
@@ -55,6 +102,8 @@ class ProposalLayer(keras.layers.Layer):
         self.nms_threshold = float(nms_threshold)
         self.bbox_std = [float(s) for s in bbox_std]
         self.frame = frame
+        self.selection = selection
+        lookup(PROPOSAL_SELECTIONS, selection, "PROPOSAL_SELECTION")  # fail at build, not call
 
     def call(self, rpn_probs, rpn_deltas, image, image_meta):
         hw = image_hw(image)
@@ -64,10 +113,14 @@ class ProposalLayer(keras.layers.Layer):
         windows = box_frame(self.frame).proposal_windows(parse_image_meta(tf.cast(image_meta, tf.float32)),
                                                         tf.shape(rpn_probs)[0])
 
+        select = lookup(PROPOSAL_SELECTIONS, self.selection, "PROPOSAL_SELECTION")
+        per_location = self.anchors.anchors_per_location
+        level_counts = tf.stack([((hw[0] + s - 1) // s) * ((hw[1] + s - 1) // s) * per_location
+                                 for s in self.anchors.strides])
+
         def per_image(scores, deltas, window):
-            proposals = proposals_for_image(scores, deltas, anchors, window, self.pre_nms_limit, self.count,
-                                               self.nms_threshold, self.bbox_std)
-            return proposals
+            return select(scores, deltas, anchors, window, self.pre_nms_limit, self.count, self.nms_threshold,
+                          self.bbox_std, level_counts)
 
         return batch_slice([rpn_probs, rpn_deltas, windows], per_image, rpn_probs.shape[0])
 
@@ -77,4 +130,4 @@ class ProposalLayer(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "anchors": self.anchors.to_dict(), "count": self.count,
                 "pre_nms_limit": self.pre_nms_limit, "nms_threshold": self.nms_threshold,
-                "bbox_std": self.bbox_std, "frame": self.frame}
+                "bbox_std": self.bbox_std, "frame": self.frame, "selection": self.selection}

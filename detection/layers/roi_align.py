@@ -29,6 +29,15 @@ inside or just outside, the gather path (with and without XLA alike) counts it a
   gathered as in ``gather`` so that a sample on the map's edge always counts as inside (see
   pool_by_matterport_gather).
 
+- ``torchvision``: torchvision's MultiScaleRoIAlign (sampling_ratio 2, aligned=False), for its
+  weights. Level (LevelMapper): ``clip(floor(4 + log2(sqrt(area) / 224) + 1e-6), 2, 5)``. On a
+  level of stride s the box becomes ``y1 / s .. y2 / s`` (no half-pixel shift), its sides at
+  least 1 feature pixel; each bin averages 2 x 2 bilinear samples at ``start + (i + 0.5) * bin / 2``.
+  A sample below the map's last row or right of its last column by up to one pixel reads that
+  row or column (torchvision clamps it), further out 0. The samples form a uniform grid, which
+  crop_and_resize samples; the clamp is the map given one more row and column, copies of its
+  last ones. Boxes clipped to the image never sample above row or column 0.
+
 Each mode is a RoIAlignMode in ROI_ALIGN_MODES, which owns its level rule, its sampling, the
 frame it samples in, what the mask targets are cropped with and its determinism; callers ask
 the object (``roi_align_mode(name)``), never the name. RoIs arrive in the model's box frame
@@ -114,6 +123,45 @@ def pool_by_crop_and_resize(rois, feature_maps, strides, pool_size):
     # Back to (image, roi) order: position p holds the crop of flat RoI p.
     crops = tf.gather(crops, tf.math.invert_permutation(tf.concat(positions, axis=0)))
     return _unflatten(tf.nn.avg_pool2d(crops, 2, 2, "VALID"), rois, pool_size, feature_maps)
+
+
+def torchvision_levels(rois):
+    """rois: [..., 4] input pixels -> [...] int32 level index 0..3 (P2..P5), torchvision's
+    LevelMapper (eps 1e-6 inside the floor). A zero-area (padding) box gets P2."""
+    size = tf.sqrt(tf.maximum(box_ops.area(rois), 1e-12))
+    level = tf.floor(4.0 + tf.math.log(size / 224.0) / tf.math.log(2.0) + 1e-6)
+    level = tf.where(tf.math.is_finite(level), level, 2.0)
+    return tf.cast(tf.clip_by_value(level, 2.0, 5.0), tf.int32) - 2
+
+
+def pool_by_torchvision(rois, feature_maps, strides, pool_size, sampling_ratio=2):
+    """torchvision's MultiScaleRoIAlign (module docstring) with crop_and_resize, one call per level.
+
+    rois: [B, R, 4] float32 input pixels, finite. feature_maps: P2..P5 [B, h_k, w_k, C].
+    Returns [B, R, pool_size, pool_size, C] float32."""
+    num_rois = tf.shape(rois)[1]
+    levels = torchvision_levels(rois)
+    samples = pool_size * sampling_ratio
+    crops, positions = [], []
+    for k, (features, stride) in enumerate(zip(feature_maps, strides)):
+        features = tf.cast(features, tf.float32)
+        # one more row and column, copies of the last: torchvision's clamp within one pixel
+        features = tf.concat([features, features[:, -1:]], axis=1)
+        features = tf.concat([features, features[:, :, -1:]], axis=2)
+        h = tf.cast(tf.shape(features)[1] - 1, tf.float32)
+        w = tf.cast(tf.shape(features)[2] - 1, tf.float32)
+        where = tf.cast(tf.where(tf.equal(levels, k)), tf.int32)  # [n, 2] (image, roi)
+        y1, x1, y2, x2 = tf.unstack(tf.gather_nd(rois, where) / float(stride), 4, axis=-1)
+        step_h = tf.maximum(y2 - y1, 1.0) / samples
+        step_w = tf.maximum(x2 - x1, 1.0) / samples
+        first_y, first_x = y1 + 0.5 * step_h, x1 + 0.5 * step_w
+        last_y, last_x = first_y + (samples - 1) * step_h, first_x + (samples - 1) * step_w
+        boxes = tf.stack([first_y / h, first_x / w, last_y / h, last_x / w], axis=-1)  # the map has h + 1 rows
+        crops.append(tf.image.crop_and_resize(features, boxes, where[:, 0], [samples, samples], method="bilinear"))
+        positions.append(where[:, 0] * num_rois + where[:, 1])
+    crops = tf.gather(tf.concat(crops, axis=0), tf.math.invert_permutation(tf.concat(positions, axis=0)))
+    pooled = tf.nn.avg_pool2d(crops, sampling_ratio, sampling_ratio, "VALID")
+    return _unflatten(pooled, rois, pool_size, feature_maps)
 
 
 def matterport_levels(rois, image_hw):
@@ -282,6 +330,8 @@ ROI_ALIGN_MODES = {
                            aligned_masks=True, deterministic_gpu_gradient=True),
     "matterport": RoIAlignMode("matterport", "normalized", _matterport_pooler,
                                aligned_masks=False, deterministic_gpu_gradient=True),
+    "torchvision": RoIAlignMode("torchvision", "pixels", _pixel_pooler(pool_by_torchvision),
+                                aligned_masks=True, deterministic_gpu_gradient=False),
 }
 MODES = tuple(ROI_ALIGN_MODES)
 

@@ -9,6 +9,8 @@ pretrained weights see the pixels they were trained on:
   resnet_tiny            keras.applications' ResNet style    RGB, mean subtracted (no weights exist)
   matterport_resnet50,   matterport (conv1, res2a_branch2a,  RGB, MEAN_PIXEL subtracted, no scaling
   matterport_resnet101   bn2a_branch2a, ...)
+  torchvision_resnet50   torchvision's modules               RGB in [0, 1], ImageNet mean and std
+                         (backbone.body.layer1.0.conv1)      (here in 0..255 units)
 
 MEAN_PIXEL / PIXEL_STD (RGB order) override a convention's mean and divisor when set; the
 channel order is always the backbone's. Layer names carry the stage (conv3_*, res3*, bn3*),
@@ -20,7 +22,7 @@ from typing import Callable
 
 import keras
 
-from detection.modeling import matterport_resnet, normalization
+from detection.modeling import matterport_resnet, normalization, torchvision_resnet
 from detection.modeling.weights import WeightsError
 
 # keras.applications layer whose output is each stage's feature map.
@@ -52,19 +54,24 @@ CAFFE = InputConvention("BGR", (123.68, 116.779, 103.939), (1.0, 1.0, 1.0))
 TF_SCALE = InputConvention("RGB", (127.5, 127.5, 127.5), (127.5, 127.5, 127.5))
 # RGB minus the ImageNet mean, no scaling: matterport's mold_image with its MEAN_PIXEL default.
 MEAN_SUBTRACTED = InputConvention("RGB", (123.7, 116.8, 103.9), (1.0, 1.0, 1.0))
+# torchvision: RGB / 255, minus (0.485, 0.456, 0.406), over (0.229, 0.224, 0.225); times 255 here.
+IMAGENET_RGB = InputConvention("RGB", (123.675, 116.28, 103.53), (58.395, 57.12, 57.375))
 
 
 # Layer names by stage: keras.applications' ResNets (conv3_block1_1_conv), and the backbones
 # named like them (resnet_tiny, mobilenetv2 once renamed); matterport's (res3a_branch2a, bn3a_branch2a).
 KERAS_STAGE_LAYERS = (r"conv{stage}_.*",)
 MATTERPORT_STAGE_LAYERS = (r"res{stage}.*", r"bn{stage}.*")
+# torchvision's ResNet: stage k is its module layer{k - 1}.
+TORCHVISION_STAGE_LAYERS = (r"backbone\.body\.layer{layer}\..*",)
 
 
 @dataclasses.dataclass(frozen=True)
 class Backbone:
     """build(image [B, H, W, 3] normalised, train_bn, weights) -> [C2, C3, C4, C5];
     input: its InputConvention; imagenet: whether ``weights="imagenet"`` is available;
-    stage_layers: patterns of its layer names per stage, ``{stage}`` standing for 2..5, what
+    stage_layers: patterns of its layer names per stage, ``{stage}`` standing for 2..5 (``{layer}``
+    for stage - 1, torchvision's numbering), what
     TRAIN_LAYERS 3+, 4+, 5+ select (detection/engine/layer_selection.py)."""
 
     build: Callable
@@ -74,7 +81,7 @@ class Backbone:
 
     def stage_patterns(self, stage):
         """The regular expressions (re.fullmatch) of the layers of ``stage`` (2..5)."""
-        return tuple(p.format(stage=stage) for p in self.stage_layers)
+        return tuple(p.format(stage=stage, layer=stage - 1) for p in self.stage_layers)
 
 
 def _keras_application(name, stage_outputs, rename=None):
@@ -162,6 +169,12 @@ def _matterport(depth):
     return build
 
 
+def _torchvision_resnet50(image, train_bn, weights=None):
+    if weights not in (None, "none"):
+        raise ValueError("torchvision_resnet50: load torchvision's weights with --weights FILE.pth instead")
+    return torchvision_resnet.resnet50(image)
+
+
 def backbones(tiny_width=32):
     """The registry: name (detection/choices.py BACKBONES) -> Backbone (resnet_tiny's width
     comes from TINY_BACKBONE_WIDTH)."""
@@ -174,6 +187,7 @@ def backbones(tiny_width=32):
         "resnet_tiny": Backbone(_resnet_tiny(tiny_width), MEAN_SUBTRACTED, False),
         "matterport_resnet50": Backbone(_matterport(50), MEAN_SUBTRACTED, False, MATTERPORT_STAGE_LAYERS),
         "matterport_resnet101": Backbone(_matterport(101), MEAN_SUBTRACTED, False, MATTERPORT_STAGE_LAYERS),
+        "torchvision_resnet50": Backbone(_torchvision_resnet50, IMAGENET_RGB, False, TORCHVISION_STAGE_LAYERS),
     }
 
 

@@ -25,7 +25,8 @@ input pixels.
 Weights: ``save_weights`` / ``load_weights`` go through the inference model, whose layer
 structure is the same for every batch size and mode, so a file saved by training loads into
 an inference-only detector and back. Legacy Keras 2 ``.h5`` files (matterport's) load by
-layer name (detection/modeling/weights.py).
+layer name (detection/modeling/weights.py), torchvision ``.pth`` files onto the layers its
+registry entries name after torchvision's modules (detection/modeling/torchvision_weights.py).
 """
 
 import os
@@ -33,6 +34,7 @@ import os
 import keras
 import tensorflow as tf
 
+from detection import choices
 from detection.config import ConfigError
 from detection.core.anchors import AnchorSpec
 from detection.core.frames import from_frame, to_frame
@@ -43,10 +45,11 @@ from detection.layers.rcnn_target import DetectionTargetLayer
 from detection.layers.roi_align import roi_align_mode
 from detection.layers.rpn_target import RPNTargetLayer, image_hw
 from detection.modeling.backbones import build_backbone, input_convention
-from detection.modeling.fpn import build_fpn
+from detection.modeling.fpn import FPNS
 from detection.modeling.heads import BOX_HEADS, MASK_HEADS, RPN_HEADS
 from detection.modeling.losses import WeightedLoss
-from detection.modeling.normalization import NormalizeImage
+from detection.modeling.normalization import NormalizeImage, ZeroOutsideWindow
+from detection.modeling.torchvision_weights import is_pth, load_state_dict_file
 from detection.modeling.weights import WeightsError, is_legacy_h5, load_weights_by_name
 
 
@@ -117,9 +120,9 @@ class Detector:
     def __init__(self, config, batch_size=None, training=True, backbone_weights=None, min_confidence=None,
                  padding_free=True):
         if config.TORCHVISION_MODEL:
-            raise ConfigError(f"TORCHVISION_MODEL {config.TORCHVISION_MODEL}: torchvision's models run for inference "
-                               "(tools/infer.py, eval_coco.py, convert_weights.py), not with this tool yet "
-                               "(docs/pretrained.md)")
+            raise ConfigError(f"TORCHVISION_MODEL {config.TORCHVISION_MODEL}: this model runs for inference by "
+                              "detection/modeling/torchvision_rcnn.py (tools/infer.py, eval_coco.py, "
+                              "convert_weights.py), not with this tool yet (docs/pretrained.md)")
         self.config = config
         self.padding_free = bool(padding_free)
         self.batch_size = batch_size or config.IMAGES_PER_GPU
@@ -136,8 +139,11 @@ class Detector:
         convention = input_convention(c)
         normalized = NormalizeImage(convention.mean, convention.std, to_bgr=convention.to_bgr,
                                     name="normalize_image")(image)
+        if c.IMAGE_RESIZE_METHOD in choices.NORMALIZED_PADDING_RESIZE_METHODS:
+            normalized = ZeroOutsideWindow(name="zero_padding")(normalized, self.inputs["image_meta"])
         c2, c3, c4, c5 = build_backbone(normalized, c, backbone_weights)
-        self.feature_maps = build_fpn(c2, c3, c4, c5, c.TOP_DOWN_PYRAMID_SIZE)
+        fpn = choices.lookup(FPNS, c.FPN, "FPN")
+        self.feature_maps = fpn.build(c2, c3, c4, c5, c.TOP_DOWN_PYRAMID_SIZE, c.TRAIN_BN)
         rcnn_maps = self.feature_maps[:4]  # P6 feeds only the RPN
         self.rpn_head = RPN_HEADS[c.RPN_HEAD](c)
         self.rpn_logits, self.rpn_probs, self.rpn_deltas = self.rpn_head(self.feature_maps)
@@ -152,7 +158,8 @@ class Detector:
     def _proposals(self, count, name):
         c = self.config
         return ProposalLayer(self.anchors, count, pre_nms_limit=c.PRE_NMS_LIMIT, nms_threshold=c.RPN_NMS_THRESHOLD,
-                             bbox_std=c.RPN_BBOX_STD_DEV, frame=c.BOX_FRAME, name=name)(
+                             bbox_std=c.RPN_BBOX_STD_DEV, frame=c.BOX_FRAME, selection=c.PROPOSAL_SELECTION,
+                             name=name)(
             self.rpn_probs, self.rpn_deltas, self.inputs["image"], self.inputs["image_meta"])
 
     def _build_inference(self, rcnn_maps):
@@ -164,7 +171,8 @@ class Detector:
         _, probs, deltas = self.box_head(rois, rcnn_maps, prefix="inference")
         boxes_frame, boxes_input, boxes, class_ids, scores, num = DetectionLayer(
             c.DETECTION_MAX_INSTANCES, self.min_confidence, c.DETECTION_NMS_THRESHOLD, c.BBOX_STD_DEV,
-            classes_per_roi=c.DETECTION_CLASSES_PER_ROI, frame=c.BOX_FRAME, name="detections")(
+            classes_per_roi=c.DETECTION_CLASSES_PER_ROI, frame=c.BOX_FRAME, min_size=c.DETECTION_MIN_SIZE,
+            name="detections")(
             rois, probs, deltas, image_meta)
         proposals_input = BoxFrameConversion(c.BOX_FRAME, to_frame=False, name="proposals_input")(proposals, image)
         outputs = {"boxes": boxes, "boxes_input": boxes_input, "class_ids": class_ids, "scores": scores,
@@ -232,14 +240,24 @@ class Detector:
         os.replace(temporary, path)
 
     def load_weights(self, path, exclude=(), log=print):
-        """Loads a weights file; returns the LoadReport of a legacy file (None for ours).
+        """Loads a weights file; returns the LoadReport of a legacy or torchvision file (None for ours).
 
-        path: a ``.weights.h5`` of ``save_weights`` (loaded by structure), or a legacy Keras 2
-        ``.h5`` such as matterport's (loaded by layer name, see detection/modeling/weights.py;
-        what was loaded is passed to ``log``). exclude: layer names or regular expressions
-        not to load from a legacy file (matterport's ``exclude=``).
+        path: a ``.weights.h5`` of ``save_weights`` (loaded by structure), a legacy Keras 2
+        ``.h5`` such as matterport's (loaded by layer name, see detection/modeling/weights.py),
+        or a torchvision ``.pth`` (a state_dict or a checkpoint holding one, mapped by name onto
+        the torchvision-named layers: detection/modeling/torchvision_weights.py); what was
+        loaded is passed to ``log``. exclude: layer names or regular expressions not to load
+        from a legacy file (matterport's ``exclude=``).
         """
         path = str(path)
+        if is_pth(path):
+            if exclude:
+                raise WeightsError(f"{path}: --exclude applies to legacy Keras 2 .h5 files; a .pth loads whole "
+                                   "(its class-specific layers are left out by themselves when NUM_CLASSES differs)")
+            report = load_state_dict_file(self.inference_model, path, self.config.NUM_CLASSES)
+            if log:
+                log(report.summary())
+            return report
         if is_legacy_h5(path):
             report = load_weights_by_name(self.inference_model, path, exclude, self.config.NUM_CLASSES)
             if log:

@@ -1,9 +1,27 @@
-"""Feature Pyramid Network: C2..C5 -> P2..P6, all with TOP_DOWN_PYRAMID_SIZE channels."""
+"""Feature Pyramid Network: C2..C5 -> P2..P6, all with TOP_DOWN_PYRAMID_SIZE channels.
+
+The FPN registry FPNS (config FPN; names in detection/choices.py FPNS):
+  standard        ours (fpn_c5p5, fpn_p2, ...), below.
+  torchvision     torchvision's FeaturePyramidNetwork with LastLevelMaxPool, named after its
+                  modules (backbone.fpn.inner_blocks.3.0, backbone.fpn.layer_blocks.0.0, ...):
+                  the same graph as ours (1x1 laterals, nearest 2x top-down, 3x3 outputs, P6 by
+                  max-pool 1 stride 2), so its weights load by name.
+  torchvision_v2  the same with a BatchNorm (epsilon 1e-5, ``.1``) after every conv, whose
+                  convs have no bias (its _v2 models).
+Each entry declares its layer-name patterns, trained with the heads (detection/engine/layer_selection.py).
+"""
+
+import dataclasses
+from typing import Callable
 
 import keras
 
+from detection.modeling.normalization import BatchNorm
+
 # Its layer names (fpn_c5p5, fpn_p2, ...), trained with the heads (detection/engine/layer_selection.py).
 LAYER_PATTERNS = (r"fpn_.*",)
+TORCHVISION_LAYER_PATTERNS = (r"backbone\.fpn\..*",)
+TORCHVISION_BN_EPSILON = 1e-5
 
 
 def build_fpn(c2, c3, c4, c5, size):
@@ -29,3 +47,45 @@ def build_fpn(c2, c3, c4, c5, size):
     p5 = keras.layers.Conv2D(size, 3, padding="same", name="fpn_p5")(p5)
     p6 = keras.layers.MaxPooling2D(1, strides=2, name="fpn_p6")(p5)
     return [p2, p3, p4, p5, p6]
+
+
+def build_torchvision_fpn(c2, c3, c4, c5, size, batch_norm=False, train_bn=False):
+    """torchvision's FeaturePyramidNetwork + LastLevelMaxPool (module docstring): the same
+    arguments and result as build_fpn; batch_norm: v2 (a BatchNorm after each conv, convs without bias)."""
+
+    def conv_norm(x, name, kernel):
+        x = keras.layers.Conv2D(size, kernel, padding="same", use_bias=not batch_norm, name=f"{name}.0")(x)
+        return BatchNorm(f"{name}.1", train_bn, epsilon=TORCHVISION_BN_EPSILON)(x) if batch_norm else x
+
+    inner = [conv_norm(c, f"backbone.fpn.inner_blocks.{i}", 1) for i, c in enumerate((c2, c3, c4, c5))]
+    last = inner[3]
+    outputs = [conv_norm(last, "backbone.fpn.layer_blocks.3", 3)]
+    for i in (2, 1, 0):
+        last = keras.layers.Add()([inner[i], keras.layers.UpSampling2D(2, interpolation="nearest")(last)])
+        outputs.insert(0, conv_norm(last, f"backbone.fpn.layer_blocks.{i}", 3))
+    outputs.append(keras.layers.MaxPooling2D(1, strides=2, name="backbone.fpn.extra_blocks.pool")(outputs[-1]))
+    return outputs
+
+
+@dataclasses.dataclass(frozen=True)
+class FPN:
+    """One FPN entry: build(c2, c3, c4, c5, size, train_bn) -> [P2..P6]; layers: the regular
+    expressions (re.fullmatch) of its layer names."""
+
+    build: Callable
+    layers: tuple
+
+
+# The FPN registry (names: detection/choices.py FPNS).
+FPNS = {
+    "standard": FPN(lambda c2, c3, c4, c5, size, train_bn: build_fpn(c2, c3, c4, c5, size), LAYER_PATTERNS),
+    "torchvision": FPN(lambda c2, c3, c4, c5, size, train_bn: build_torchvision_fpn(c2, c3, c4, c5, size),
+                       TORCHVISION_LAYER_PATTERNS),
+    "torchvision_v2": FPN(lambda c2, c3, c4, c5, size, train_bn: build_torchvision_fpn(
+        c2, c3, c4, c5, size, batch_norm=True, train_bn=train_bn), TORCHVISION_LAYER_PATTERNS),
+}
+
+
+def layer_patterns():
+    """The layer-name patterns of every registered FPN, each once."""
+    return tuple(dict.fromkeys(p for entry in FPNS.values() for p in entry.layers))

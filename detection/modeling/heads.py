@@ -13,6 +13,17 @@ BOX_HEADS, MASK_HEADS at the end of this file, whose entries also declare their 
               (``mrcnn_class_conv1``) and a 1x1 conv (``mrcnn_class_conv2``), each followed by
               BatchNorm (``mrcnn_class_bn1/2``); the mask head's convs each followed by
               BatchNorm (``mrcnn_mask_bn1..4``), ending in ``mrcnn_mask``.
+  torchvision torchvision's heads named after its modules, so its weights load by name
+              (detection/modeling/torchvision_weights.py): RPNHead (``rpn.head.conv.0.0``, one
+              sigmoid logit per anchor ``rpn.head.cls_logits``, ``rpn.head.bbox_pred``);
+              TwoMLPHead (``roi_heads.box_head.fc6``, ``fc7``) and FastRCNNPredictor
+              (``roi_heads.box_predictor.cls_score``, ``bbox_pred``); MaskRCNNHeads
+              (``roi_heads.mask_head.0.0`` .. ``3.0``) and MaskRCNNPredictor
+              (``roi_heads.mask_predictor.conv5_mask``, ``mask_fcn_logits``).
+              torchvision_v2: two 3x3 convs in the RPN head; FastRCNNConvFCHead (four 3x3 conv
+              + BatchNorm + ReLU, ``roi_heads.box_head.0.0/0.1`` .. ``3``, one fc
+              ``roi_heads.box_head.5``); a BatchNorm (``.1``) after each mask head conv. Its
+              BatchNorms have epsilon 1e-5 and train only with TRAIN_BN.
 
 The heads are built once and called on both the training and the inference graph, so the
 two models share their weights. Every head returns float32 outputs: RPN logits [B, N] (the
@@ -39,6 +50,8 @@ MATTERPORT_BN_EPSILON = 1e-3
 # and write float32, so scores, deltas and mask thresholds never see a bfloat16 rounding of
 # their own (8 bits: a logit of 5 would move by up to 0.016). A few GFLOP of a ~700 GFLOP call.
 OUTPUT_DTYPE = "float32"
+# torchvision's BatchNorm2d.
+TORCHVISION_BN_EPSILON = 1e-5
 
 
 class RPNHead:
@@ -54,19 +67,35 @@ class RPNHead:
     def __init__(self, anchors_per_location, channels, anchor_stride=1):
         self.conv = keras.layers.Conv2D(channels, 3, strides=anchor_stride, padding="same", activation="relu",
                                         name="rpn_conv_shared")
+        self.convs = [self.conv]
         self.logits = keras.layers.Conv2D(anchors_per_location, 1, name="rpn_class_raw", dtype=OUTPUT_DTYPE)
         self.deltas = keras.layers.Conv2D(4 * anchors_per_location, 1, name="rpn_bbox_pred", dtype=OUTPUT_DTYPE)
 
     def __call__(self, feature_maps):
         logits, deltas = [], []
         for level, p in enumerate(feature_maps):
-            shared = self.conv(p)
+            shared = p
+            for conv in self.convs:
+                shared = conv(shared)
             logits.append(keras.layers.Reshape((-1,), name=f"rpn_logits_flat_p{level + 2}")(self.logits(shared)))
             deltas.append(keras.layers.Reshape((-1, 4), name=f"rpn_deltas_flat_p{level + 2}")(self.deltas(shared)))
         logits = keras.layers.Concatenate(axis=1, name="rpn_class_logits", dtype="float32")(logits)
         deltas = keras.layers.Concatenate(axis=1, name="rpn_bbox", dtype="float32")(deltas)
         probs = keras.layers.Activation("sigmoid", name="rpn_probs", dtype="float32")(logits)
         return logits, probs, deltas
+
+
+class TorchvisionRPNHead(RPNHead):
+    """torchvision's RPNHead: ``depth`` 3x3 convs + ReLU (rpn.head.conv.{i}.0; v1 one, v2 two),
+    rpn.head.cls_logits (one logit per anchor) and rpn.head.bbox_pred. Same outputs as RPNHead;
+    the deltas come out in our (dy, dx, dh, dw) order (the weight mapping reorders torchvision's
+    (dx, dy, dw, dh) channels)."""
+
+    def __init__(self, anchors_per_location, channels, depth=1):
+        self.convs = [keras.layers.Conv2D(channels, 3, padding="same", activation="relu", name=f"rpn.head.conv.{i}.0")
+                      for i in range(depth)]
+        self.logits = keras.layers.Conv2D(anchors_per_location, 1, name="rpn.head.cls_logits", dtype=OUTPUT_DTYPE)
+        self.deltas = keras.layers.Conv2D(4 * anchors_per_location, 1, name="rpn.head.bbox_pred", dtype=OUTPUT_DTYPE)
 
 
 @keras.saving.register_keras_serializable(package="detection")
@@ -157,10 +186,15 @@ def _unfold(x, rois, name):
 class _ClassOutputs:
     """The class logits and class-specific deltas layers every box head ends with."""
 
-    def __init__(self, num_classes, logits_name, bbox_name):
+    def __init__(self, num_classes, logits_name, bbox_name, initializers=None):
+        """initializers: (class logits kernel, deltas kernel) initialisers (biases zero), or None
+        for Keras' defaults."""
         self.num_classes = num_classes
-        self.class_logits = keras.layers.Dense(num_classes, name=logits_name, dtype=OUTPUT_DTYPE)
-        self.bbox = keras.layers.Dense(num_classes * 4, name=bbox_name, dtype=OUTPUT_DTYPE)
+        logits_init, bbox_init = initializers or ("glorot_uniform", "glorot_uniform")
+        self.class_logits = keras.layers.Dense(num_classes, kernel_initializer=logits_init, name=logits_name,
+                                               dtype=OUTPUT_DTYPE)
+        self.bbox = keras.layers.Dense(num_classes * 4, kernel_initializer=bbox_init, name=bbox_name,
+                                       dtype=OUTPUT_DTYPE)
 
     def __call__(self, x, num_rois, prefix):
         logits = keras.layers.Activation("linear", dtype="float32", name=f"{prefix}_rcnn_class_logits_f32")(
@@ -179,11 +213,15 @@ class BoxHead:
     align: the PyramidROIAlign the head pools with.
     """
 
+    NAMES = ("rcnn_fc1", "rcnn_fc2", "rcnn_class_logits", "rcnn_bbox_fc")
+    CLASS_INITIALIZERS = None  # Keras' defaults
+
     def __init__(self, num_classes, fc_size, align):
         self.align = align
-        self.fc1 = keras.layers.Dense(fc_size, activation="relu", name="rcnn_fc1")
-        self.fc2 = keras.layers.Dense(fc_size, activation="relu", name="rcnn_fc2")
-        self.outputs = _ClassOutputs(num_classes, "rcnn_class_logits", "rcnn_bbox_fc")
+        fc1, fc2, logits, bbox = self.NAMES
+        self.fc1 = keras.layers.Dense(fc_size, activation="relu", name=fc1)
+        self.fc2 = keras.layers.Dense(fc_size, activation="relu", name=fc2)
+        self.outputs = _ClassOutputs(num_classes, logits, bbox, self.CLASS_INITIALIZERS)
 
     def __call__(self, rois, feature_maps, prefix):
         num_rois = rois.shape[1]
@@ -192,6 +230,51 @@ class BoxHead:
         target = (num_rois, -1) if num_rois is not None else (-1, int(np.prod(pooled.shape[2:])))
         flat = keras.layers.Reshape(target, name=f"{prefix}_rcnn_flatten")(pooled)
         return self.outputs(self.fc2(self.fc1(flat)), num_rois, prefix)
+
+
+class TorchvisionBoxHead(BoxHead):
+    """torchvision's TwoMLPHead and FastRCNNPredictor: BoxHead under its module names. fc6 reads
+    the pooled RoI flattened as (H, W, C) here, (C, H, W) in torch: the weight mapping reorders
+    its rows."""
+
+    NAMES = ("roi_heads.box_head.fc6", "roi_heads.box_head.fc7", "roi_heads.box_predictor.cls_score",
+             "roi_heads.box_predictor.bbox_pred")
+    CLASS_INITIALIZERS = property(lambda self: torchvision_class_initializers())
+
+
+def torchvision_class_initializers():
+    """The class-specific layers' initialisers when fine-tuning from a torchvision file with
+    another class count: normal(0.01) for the class logits, normal(0.001) for the deltas (biases
+    zero), Detectron's choice. A prototype of this fine-tuning saw rcnn_class_loss rise over the
+    first steps from a default initialisation and fall from these
+    (tests/modeling/test_torchvision_finetune.py checks that the losses fall)."""
+    return keras.initializers.RandomNormal(stddev=0.01), keras.initializers.RandomNormal(stddev=0.001)
+
+
+class TorchvisionConvBoxHead:
+    """torchvision's FastRCNNConvFCHead (its _v2 models): four 3x3 convs without bias, each with a
+    BatchNorm (epsilon 1e-5) and ReLU (roi_heads.box_head.{i}.0 / .1), flattened (H, W, C here,
+    (C, H, W) in torch: the weight mapping reorders), one fc + ReLU (roi_heads.box_head.5), then
+    FastRCNNPredictor. Same call and outputs as BoxHead."""
+
+    def __init__(self, num_classes, fc_size, channels, align, train_bn=False):
+        self.align = align
+        self.convs = [keras.layers.Conv2D(channels, 3, padding="same", use_bias=False, name=f"roi_heads.box_head.{i}.0")
+                      for i in range(4)]
+        self.norms = [BatchNorm(f"roi_heads.box_head.{i}.1", train_bn, epsilon=TORCHVISION_BN_EPSILON)
+                      for i in range(4)]
+        self.fc = keras.layers.Dense(fc_size, activation="relu", name="roi_heads.box_head.5")
+        self.outputs = _ClassOutputs(num_classes, *_TV_BOX_CLASS_SPECIFIC, torchvision_class_initializers())
+
+    def __call__(self, rois, feature_maps, prefix):
+        num_rois = rois.shape[1]
+        x = FoldRoIs(name=f"{prefix}_rcnn_fold")(self.align(rois, *feature_maps))
+        for i, (conv, norm) in enumerate(zip(self.convs, self.norms)):
+            x = keras.layers.Activation("relu", name=f"{prefix}_rcnn_relu{i}")(norm(conv(x)))
+        x = _unfold(x, rois, f"{prefix}_rcnn_unfold")
+        target = (num_rois, -1) if num_rois is not None else (-1, int(np.prod(x.shape[2:])))
+        flat = keras.layers.Reshape(target, name=f"{prefix}_rcnn_flatten")(x)
+        return self.outputs(self.fc(flat), num_rois, prefix)
 
 
 class MatterportBoxHead:
@@ -230,17 +313,29 @@ class MaskHead:
     PREFIX = "mask_"  # of the convs and the deconv
     LOGITS = "mask_logits"
     BATCH_NORM = False  # a BatchNorm (then the ReLU) after each conv
+    BN_EPSILON = MATTERPORT_BN_EPSILON
+    CONV_BIAS = True  # the convs have a bias also when a BatchNorm follows
+
+    def conv_name(self, i):
+        """The name of conv ``i`` (1..4); bn_name the BatchNorm after it; deconv_name the 2x deconv."""
+        return f"{self.PREFIX}conv{i}"
+
+    def bn_name(self, i):
+        return f"{self.PREFIX}bn{i}"
+
+    def deconv_name(self):
+        return f"{self.PREFIX}deconv"
 
     def __init__(self, num_classes, channels, align, train_bn=False):
         self.align = align
-        prefix = self.PREFIX
         # With a BatchNorm the ReLU comes after it (a separate layer, so BN folding finds
         # the conv's output feeding the BN only); without, inside the conv.
         self.convs = [keras.layers.Conv2D(channels, 3, padding="same", activation=None if self.BATCH_NORM else "relu",
-                                          name=f"{prefix}conv{i}") for i in range(1, 5)]
-        self.norms = ([BatchNorm(f"{prefix}bn{i}", train_bn, epsilon=MATTERPORT_BN_EPSILON) for i in range(1, 5)]
+                                          use_bias=self.CONV_BIAS or not self.BATCH_NORM, name=self.conv_name(i))
+                      for i in range(1, 5)]
+        self.norms = ([BatchNorm(self.bn_name(i), train_bn, epsilon=self.BN_EPSILON) for i in range(1, 5)]
                       if self.BATCH_NORM else [None] * 4)
-        self.deconv = keras.layers.Conv2DTranspose(channels, 2, strides=2, activation="relu", name=f"{prefix}deconv")
+        self.deconv = keras.layers.Conv2DTranspose(channels, 2, strides=2, activation="relu", name=self.deconv_name())
         self.logits = keras.layers.Conv2D(num_classes, 1, name=self.LOGITS, dtype=OUTPUT_DTYPE)
 
     def __call__(self, rois, feature_maps, prefix):
@@ -261,6 +356,29 @@ class MatterportMaskHead(MaskHead):
     PREFIX = "mrcnn_mask_"
     LOGITS = "mrcnn_mask"
     BATCH_NORM = True
+
+
+class TorchvisionMaskHead(MaskHead):
+    """torchvision's MaskRCNNHeads and MaskRCNNPredictor under its module names (module docstring)."""
+
+    LOGITS = "roi_heads.mask_predictor.mask_fcn_logits"
+    BN_EPSILON = TORCHVISION_BN_EPSILON
+
+    def conv_name(self, i):
+        return f"roi_heads.mask_head.{i - 1}.0"
+
+    def bn_name(self, i):
+        return f"roi_heads.mask_head.{i - 1}.1"
+
+    def deconv_name(self):
+        return "roi_heads.mask_predictor.conv5_mask"
+
+
+class TorchvisionMaskHeadV2(TorchvisionMaskHead):
+    """v2: a BatchNorm after each conv, whose convs have no bias."""
+
+    BATCH_NORM = True
+    CONV_BIAS = False
 
 
 def _roi_align(config, pool_size, name):
@@ -314,6 +432,31 @@ MASK_HEADS = {
                                                           train_bn=c.TRAIN_BN),
                              layers=(r"mrcnn_.*",), class_specific=(MatterportMaskHead.LOGITS,)),
 }
+# torchvision's heads (module docstring): their layer names and class-specific layers.
+_TV_RPN = (r"rpn\..*",)
+_TV_BOX = (r"roi_heads\.box_.*",)
+_TV_BOX_CLASS_SPECIFIC = ("roi_heads.box_predictor.cls_score", "roi_heads.box_predictor.bbox_pred")
+_TV_MASK = (r"roi_heads\.mask_.*",)
+RPN_HEADS["torchvision"] = HeadFamily(
+    lambda c: TorchvisionRPNHead(len(c.RPN_ANCHOR_RATIOS), c.TOP_DOWN_PYRAMID_SIZE, depth=1), layers=_TV_RPN)
+RPN_HEADS["torchvision_v2"] = HeadFamily(
+    lambda c: TorchvisionRPNHead(len(c.RPN_ANCHOR_RATIOS), c.TOP_DOWN_PYRAMID_SIZE, depth=2), layers=_TV_RPN)
+BOX_HEADS["torchvision"] = HeadFamily(
+    lambda c: TorchvisionBoxHead(c.NUM_CLASSES, c.FPN_CLASSIF_FC_LAYERS_SIZE,
+                                 _roi_align(c, c.POOL_SIZE, "rcnn_roi_align")),
+    layers=_TV_BOX, class_specific=_TV_BOX_CLASS_SPECIFIC, class_count="roi_heads.box_predictor.cls_score")
+BOX_HEADS["torchvision_v2"] = HeadFamily(
+    lambda c: TorchvisionConvBoxHead(c.NUM_CLASSES, c.FPN_CLASSIF_FC_LAYERS_SIZE, c.TOP_DOWN_PYRAMID_SIZE,
+                                     _roi_align(c, c.POOL_SIZE, "rcnn_roi_align"), c.TRAIN_BN),
+    layers=_TV_BOX, class_specific=_TV_BOX_CLASS_SPECIFIC, class_count="roi_heads.box_predictor.cls_score")
+MASK_HEADS["torchvision"] = HeadFamily(
+    lambda c: TorchvisionMaskHead(c.NUM_CLASSES, c.TOP_DOWN_PYRAMID_SIZE,
+                                  _roi_align(c, c.MASK_POOL_SIZE, "mask_roi_align")),
+    layers=_TV_MASK, class_specific=(TorchvisionMaskHead.LOGITS,))
+MASK_HEADS["torchvision_v2"] = HeadFamily(
+    lambda c: TorchvisionMaskHeadV2(c.NUM_CLASSES, c.TOP_DOWN_PYRAMID_SIZE,
+                                    _roi_align(c, c.MASK_POOL_SIZE, "mask_roi_align"), train_bn=c.TRAIN_BN),
+    layers=_TV_MASK, class_specific=(TorchvisionMaskHead.LOGITS,))
 HEAD_REGISTRIES = (RPN_HEADS, BOX_HEADS, MASK_HEADS)
 
 

@@ -1,7 +1,10 @@
 """Input normalisation and BatchNorm helpers."""
 
 import keras
+import tensorflow as tf
 from keras import ops
+
+from detection.core.image_meta import parse_image_meta
 
 # keras.applications' ResNets use this epsilon (Keras' own default is 1e-3).
 RESNET_BN_EPSILON = 1.001e-5
@@ -50,3 +53,22 @@ class NormalizeImage(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "mean": self.mean, "std": self.std, "to_bgr": self.to_bgr}
+
+
+@keras.saving.register_keras_serializable(package="detection")
+class ZeroOutsideWindow(keras.layers.Layer):
+    """image [B, H, W, C] (normalised), image_meta [B, 12] -> the image with zeros outside each
+    image's window: padding that is zero after normalisation, as torchvision pads its
+    normalised batch (choices.NORMALIZED_PADDING_RESIZE_METHODS)."""
+
+    def call(self, image, image_meta):
+        window = tf.cast(parse_image_meta(tf.cast(image_meta, tf.float32))["window"], tf.float32)
+        shape = tf.shape(image)
+        ys = tf.cast(tf.range(shape[1]), tf.float32)[None, :, None]
+        xs = tf.cast(tf.range(shape[2]), tf.float32)[None, None, :]
+        inside = ((ys >= window[:, 0, None, None]) & (ys < window[:, 2, None, None])
+                  & (xs >= window[:, 1, None, None]) & (xs < window[:, 3, None, None]))
+        return tf.where(inside[..., None], image, tf.zeros_like(image))
+
+    def compute_output_spec(self, image, image_meta):
+        return keras.KerasTensor(image.shape, image.dtype)

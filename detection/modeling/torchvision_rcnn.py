@@ -3,7 +3,7 @@ Keras to run its weights.
 
 Entry point: ``TorchvisionRCNN(config)`` when ``config.TORCHVISION_MODEL`` is set
 (fasterrcnn_resnet50_fpn, maskrcnn_resnet50_fpn or their _v2, fasterrcnn_mobilenet_v3_large_fpn);
-``load_pth(path)`` loads a torchvision state_dict (detection/modeling/torchvision_weights.py) and
+``load_pth(path)`` loads a torchvision state_dict (detection/modeling/torchvision_rcnn_weights.py) and
 ``detect(image)`` returns torchvision's detections of one image. Every layer is named after its torchvision module
 (``backbone.body.layer1.0.conv1`` -> ``backbone_body_layer1_0_conv1``).
 
@@ -249,7 +249,7 @@ class TorchvisionRCNN:
 
     def load_pth(self, path, log=print):
         """Loads a torchvision state_dict (.pth or checkpoint); returns its LoadReport."""
-        from detection.modeling.torchvision_weights import load_state_dict_file
+        from detection.modeling.torchvision_rcnn_weights import load_state_dict_file
 
         report = load_state_dict_file(self, path)
         if log:

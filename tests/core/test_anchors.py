@@ -55,3 +55,23 @@ def test_graph_anchors_equal_numpy_anchors():
     static = spec.anchors((192, 128))
     dynamic = spec.anchors((tf.constant(192), tf.constant(128)))
     np.testing.assert_allclose(dynamic.numpy(), static, atol=1e-4)
+
+
+def test_torchvision_generator_rounds_base_anchors_and_uses_the_integer_stride():
+    """torchvision's AnchorGenerator: size 32, its ratios h / w (0.5, 1, 2) = ours w / h (2, 1, 0.5)
+    give base anchors xyxy [-23, -11, 23, 11], [-16, -16, 16, 16], [-11, -23, 11, 23]; centres at
+    i x (padded side // level side): a 256 x 352 input has a 4 x 6 P6, strides 64 and 58."""
+    from detection.core.anchors import AnchorSpec, torchvision_base_anchors
+
+    np.testing.assert_array_equal(torchvision_base_anchors(32, (2.0, 1.0, 0.5)),
+                                  [[-11, -23, 11, 23], [-16, -16, 16, 16], [-23, -11, 23, 11]])
+    spec = AnchorSpec((32, 64, 128, 256, 512), (2.0, 1.0, 0.5), (4, 8, 16, 32, 64), 1, 0.5, "torchvision")
+    anchors = spec.anchors((256, 352))
+    assert len(anchors) == spec.anchor_count((256, 352)) == 3 * (64 * 88 + 32 * 44 + 16 * 22 + 8 * 11 + 4 * 6)
+    p6 = anchors[-3 * 24:].reshape(4, 6, 3, 4)
+    base = torchvision_base_anchors(512, (2.0, 1.0, 0.5))
+    np.testing.assert_array_equal(p6[1, 2], base + [64, 2 * 58, 64, 2 * 58])
+    import tensorflow as tf
+
+    graph = spec.anchors((tf.constant(256), tf.constant(352)))
+    np.testing.assert_array_equal(graph.numpy(), anchors)

@@ -15,7 +15,7 @@ from detection.core import torchvision_boxes as tvb
 from detection.layers.torchvision_roi_align import multiscale_roi_align
 from detection.modeling.torchvision_mobilenet import make_divisible
 from detection.modeling.torchvision_rcnn import TorchvisionRCNN
-from detection.modeling.torchvision_weights import expected_keys, load_state_dict
+from detection.modeling.torchvision_rcnn_weights import expected_keys, load_state_dict
 from detection.modeling.weights import WeightsError
 from tests.conftest import REPO
 

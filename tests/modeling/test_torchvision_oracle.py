@@ -1,4 +1,5 @@
-"""Our TorchvisionRCNN reproduces torchvision's recorded detections (tests/fixtures/torchvision_oracle).
+"""Our Detector with torchvision's conventions (configs/torchvision_*.yaml), run through the
+Predictor, reproduces torchvision's recorded detections (tests/fixtures/torchvision_oracle).
 
 The weights are rebuilt here with NumPy from the recorded manifest (bench/torchvision_oracle.py,
 oracle_state_dict), so nothing is skipped and torch is not needed: boxes within 1 px, same

@@ -19,7 +19,7 @@ FIXTURE = REPO / "tests" / "fixtures" / "torchvision_oracle"
 NAME = "fasterrcnn_resnet50_fpn"
 SETTINGS = ["--set", f"NUM_CLASSES={oracle.NUM_CLASSES}", "--set", "CLASS_NAMES=[a, b, c, d]",
             "--set", "CATEGORY_IDS=null",
-            "--set", f"TORCHVISION_MIN_SIZE={oracle.MIN_SIZE}", "--set", f"TORCHVISION_MAX_SIZE={oracle.MAX_SIZE}",
+            "--set", f"IMAGE_MIN_DIM={oracle.MIN_SIZE}", "--set", f"IMAGE_MAX_DIM={oracle.MAX_SIZE}",
             "--set", f"DETECTION_MAX_INSTANCES={oracle.DETECTIONS}"]
 CONFIG = str(REPO / "configs" / "torchvision_fasterrcnn_r50_fpn.yaml")
 
@@ -79,12 +79,19 @@ def test_bad_pth_one_line(files, tmp_path, capsys):
     assert error[-1].startswith("error: ") and "runs_code.pth: refused to unpickle global posix.system" in error[-1]
 
 
-def test_our_detector_refuses_a_torchvision_config():
-    """train.py / export.py build our Detector: on a torchvision config they stop in one line
-    instead of training our model under torchvision's name."""
-    from detection.config import Config, ConfigError
-    from detection.modeling.detector import Detector
+def test_export_a_torchvision_pth_gives_torchvisions_detections(files, tmp_path):
+    """tools/export.py on a torchvision config and .pth: the SavedModel (its own resize in the
+    graph, static shapes) gives torchvision's recorded detections, as the Predictor does."""
+    from detection.export import load_serving
 
-    config = Config.from_yaml(CONFIG)
-    with pytest.raises(ConfigError, match="^TORCHVISION_MODEL fasterrcnn_resnet50_fpn: .*not with this tool yet"):
-        Detector(config, training=True)
+    folder, image_path, recorded = files
+    out = tmp_path / "export" / "1"
+    assert load_tool("export").main(["--config", CONFIG, "--weights", str(folder / "model.pth"), "--output", str(out),
+                                     "--set", "DETECTION_MIN_CONFIDENCE=0.05"] + SETTINGS) == 0
+    image = dict(oracle.oracle_images())[recorded["image"]]
+    served = load_serving(out)(image[None])
+    n = int(served["num_detections"][0])
+    ours = {"boxes": served["boxes"][0, :n], "class_ids": served["class_ids"][0, :n], "scores": served["scores"][0, :n]}
+    result = oracle.match(recorded, ours, oracle.DETECTIONS)
+    assert oracle.passes(result) and result["matched"] == oracle.DETECTIONS, result
+    assert result["box_diff"] < 0.01, result  # the float resize and float path: far inside the 1-px tolerance
