@@ -32,7 +32,9 @@ TINY = {
     "USE_MASK": True, "TRAIN_BN": False, "IMAGES_PER_GPU": 1, "LEARNING_RATE": 0.01, "LR_WARMUP_STEPS": 0,
     # Exhaustive sampling: 1023 anchors at 64 px; every proposal and GT box a RoI.
     "RPN_TRAIN_ANCHORS_PER_IMAGE": 1100, "TRAIN_ROIS_PER_IMAGE": 64, "ROI_POSITIVE_RATIO": 1.0,
-    "HEARTBEAT_TIMEOUT": 5, "CLUSTER_TIMEOUT": 120,
+    # A long heartbeat timeout: on a loaded machine (make test runs two test processes, each
+    # starting two workers here) a worker's heartbeat can be late by more than the default 10 s.
+    "HEARTBEAT_TIMEOUT": 60, "CLUSTER_TIMEOUT": 120,
 }
 
 
@@ -144,7 +146,7 @@ def log_epochs(path):
 
 def test_a_lost_worker_stops_the_other_and_both_resume(tmp_path):
     config_path = write_config(tmp_path / "tiny.yaml", EPOCHS=3, STEPS_PER_EPOCH=10, VALIDATION_STEPS=0,
-                               EVAL_AP_IMAGES=0)
+                               EVAL_AP_IMAGES=0, HEARTBEAT_TIMEOUT=10)
     run = tmp_path / "run"
 
     def argv(index):
@@ -161,7 +163,7 @@ def test_a_lost_worker_stops_the_other_and_both_resume(tmp_path):
         time.sleep(0.2)  # epoch 2 has begun; its 10 steps take longer than this on any CPU
         procs[1].send_signal(signal.SIGKILL)
         killed_at = time.time()
-        out, err = procs[0].communicate(timeout=60)  # HEARTBEAT_TIMEOUT 5 s: it must not hang
+        out, err = procs[0].communicate(timeout=60)  # HEARTBEAT_TIMEOUT 10 s: it must not hang
         stopped_after = time.time() - killed_at
     finally:
         for proc in procs:
