@@ -30,18 +30,16 @@ import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-import cv2  # noqa: E402
-import keras  # noqa: E402
-import models  # noqa: E402
-import numpy as np  # noqa: E402
+import cv2
+import keras
+import models
+import numpy as np
 
-import detection.engine.predictor as predictor_module  # noqa: E402
-from detection.data.images import read_image  # noqa: E402
-from detection.engine.precision import bfloat16_warning, with_precision  # noqa: E402
-from detection.engine.predictor import Predictor, inference_detector  # noqa: E402
+import detection.engine.predictor as predictor_module
+from detection.data.images import read_image
+from detection.engine.precision import bfloat16_warning, with_precision
+from detection.engine.predictor import Predictor, inference_detector
 
 
 def model_config(name, height, width):

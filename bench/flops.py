@@ -18,17 +18,14 @@ of the input, gradient of the weights).
 import argparse
 import json
 import os
-import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-import keras  # noqa: E402
-import models  # noqa: E402
-import numpy as np  # noqa: E402
+import keras
+import models
+import numpy as np
 
-from detection.modeling.detector import Detector  # noqa: E402
+from detection.modeling.detector import Detector
 
 # Part -> layer-name prefixes: ours (keras.applications' conv*, rcnn_*, mask_*) and matterport's
 # (conv1, res*, mrcnn_class_* / mrcnn_bbox_*, mrcnn_mask*).

@@ -22,12 +22,10 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REPO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-sys.path.insert(0, REPO)
 
 from detection.config import Config  # noqa: E402
 from detection.data.datasets import load_dataset  # noqa: E402

@@ -15,17 +15,14 @@ import argparse
 import json
 import os
 import statistics
-import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-from timing import time_calls  # noqa: E402
+import numpy as np
+import tensorflow as tf
+from timing import time_calls
 
-from detection.engine.precision import cpu_flags, has_native_bfloat16  # noqa: E402
+from detection.engine.precision import cpu_flags, has_native_bfloat16
 
 
 def conv_flops(size, channels):

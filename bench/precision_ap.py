@@ -16,12 +16,9 @@ import argparse
 import json
 import os
 import pathlib
-import sys
 import types
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 

@@ -21,15 +21,12 @@ import collections
 import glob
 import json
 import os
-import sys
 import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-import models  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import models
+import tensorflow as tf
 
 # Op types that are the arithmetic floor: convolutions and matmuls with their gradients.
 DENSE_OP_MARKERS = ("Conv2D", "MatMul", "Conv2DBackprop", "Einsum")

@@ -25,17 +25,15 @@ import argparse
 import os
 import platform
 import statistics
-import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-import timing  # noqa: E402  (bench/timing.py)
+import numpy as np
+import tensorflow as tf
+import timing
 
-from detection.evaluation.json_io import write_json  # noqa: E402
-from detection.layers.roi_align import PyramidROIAlign, roi_levels  # noqa: E402
+from detection.evaluation.json_io import write_json
+from detection.layers.roi_align import PyramidROIAlign, roi_levels
 
 STRIDES = (4, 8, 16, 32)
 CONFIGURATIONS = [("crop_and_resize", False), ("gather", False), ("gather", True)]

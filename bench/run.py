@@ -588,8 +588,6 @@ def main(argv=None):
     parser.add_argument("--pair-files", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
-    sys.path.insert(0, REPO)
-    sys.path.insert(0, BENCH)
     if args.child == "serve" and args.case.startswith("matterport_pair_"):
         return _serve_matterport_pair(args.case.removeprefix("matterport_pair_"), args.pair_files, args.warmup)
     if args.child == "matterport_pair_files":

@@ -15,16 +15,14 @@ import argparse
 import json
 import os
 import pathlib
-import sys
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
-from wallclock_training import evaluate_detector, train_for_budget  # noqa: E402
+import keras
+from wallclock_training import evaluate_detector, train_for_budget
 
-from detection.config import Config  # noqa: E402
-from detection.data.datasets import load_dataset  # noqa: E402
+from detection.config import Config
+from detection.data.datasets import load_dataset
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 

@@ -13,16 +13,13 @@ import argparse
 import json
 import os
 import resource
-import sys
 import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-
-from detection.analysis.anchor_match import AnchorSpec  # noqa: E402
-from detection.analysis.anchor_stats import ImageBoxes, gt_table, match_table, summarize  # noqa: E402
-from detection.config import Config  # noqa: E402
+from detection.analysis.anchor_match import AnchorSpec
+from detection.analysis.anchor_stats import ImageBoxes, gt_table, match_table, summarize
+from detection.config import Config
 
 
 def synthetic_images(num_boxes, per_image, side=1024, seed=0):

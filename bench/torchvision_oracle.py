@@ -287,7 +287,6 @@ def calibrate(model):
 def our_model(name, oracle_dir, pth=None):
     """A Predictor (our Detector with the torchvision config of ``name``) with the oracle's
     settings and weights (generated, or a .pth), wrapped as OurModel."""
-    sys.path.insert(0, str(REPO))
     from detection.config import Config
     from detection.engine.predictor import Predictor
     from detection.modeling.torchvision_weights import load_state_dict

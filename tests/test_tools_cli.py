@@ -18,6 +18,17 @@ def test_no_tool_edits_sys_path(tool):
     assert "sys.path" not in tool.read_text()
 
 
+# The benchmark scripts find the package installed and each other in their own folder (Python
+# puts a script's folder first on sys.path). Two edit it for a reason: data_scale.py loads
+# another checkout's code to compare with, matterport_serve.py runs in matterport's own venv.
+BENCH_PATH_EDITS = {"data_scale.py", "matterport_serve.py"}
+
+
+def test_no_benchmark_edits_sys_path_but_the_two_that_load_other_code():
+    editing = {p.name for p in (REPO / "bench").glob("*.py") if "sys.path.insert" in p.read_text()}
+    assert editing == BENCH_PATH_EDITS
+
+
 @pytest.mark.parametrize("tool", TOOLS, ids=lambda p: p.name)
 def test_a_tool_run_without_the_package_says_so_in_one_line(tool, tmp_path):
     # -S skips site-packages' .pth files, and so the editable install: the third-party

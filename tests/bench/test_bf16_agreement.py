@@ -1,13 +1,8 @@
 """bench/bf16_agreement.py's matching: class, box within the pixels, score within the margin,
 each bfloat16 detection used once."""
-import sys
 
+import bf16_agreement
 import numpy as np
-
-from tests.conftest import REPO
-
-sys.path.insert(0, str(REPO / "bench"))
-import bf16_agreement  # noqa: E402
 
 
 def dets(boxes, classes, scores):

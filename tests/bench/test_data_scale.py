@@ -1,19 +1,14 @@
 """bench/data_scale.py's synthetic COCO file: the loader reads it without a problem, with the
 boxes it says it wrote, and its crowd RLEs lie inside their boxes."""
 import json
-import sys
 
+import data_scale
 import numpy as np
 
-from tests.conftest import REPO, shared_dataset
-
-sys.path.insert(0, str(REPO / "bench"))
-
-import data_scale  # noqa: E402
-
-from detection.config import Config  # noqa: E402
-from detection.data.coco import load_coco  # noqa: E402
-from detection.data.masks import decode_segmentation  # noqa: E402
+from detection.config import Config
+from detection.data.coco import load_coco
+from detection.data.masks import decode_segmentation
+from tests.conftest import shared_dataset
 
 
 def test_the_synthetic_file_loads_clean_with_its_boxes_and_masks(tmp_path, monkeypatch):

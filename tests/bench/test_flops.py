@@ -1,13 +1,8 @@
 """bench/flops.py counts 2 x multiply-adds per weighted call, only of the model it is given."""
-import sys
 
+import flops
 import keras
 import pytest
-
-from tests.conftest import REPO
-
-sys.path.insert(0, str(REPO / "bench"))
-import flops  # noqa: E402
 
 
 def test_call_flops_of_each_layer_kind():

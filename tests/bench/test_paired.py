@@ -1,13 +1,10 @@
 """bench/paired.py: the paired-timing protocol, server and coordinator sides."""
 import sys
 
+import paired
 import pytest
 
 from tests.conftest import REPO
-
-sys.path.insert(0, str(REPO / "bench"))
-
-import paired  # noqa: E402
 
 # A server through paired.serve whose calls take about 0, 0.2 and 0.4 s and print a log line.
 SERVER = ("import sys, time\n"

@@ -1,14 +1,9 @@
 """bench/peak.py's FLOP count and bench/run.py's GFLOP per call from bench/flops.py's parts."""
 import argparse
-import sys
 
+import peak
+import run
 import tensorflow as tf
-
-from tests.conftest import REPO
-
-sys.path.insert(0, str(REPO / "bench"))
-import peak  # noqa: E402
-import run  # noqa: E402
 
 
 def test_conv_flops_counts_two_per_multiply_add_of_a_same_conv():

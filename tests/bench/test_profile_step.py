@@ -1,10 +1,7 @@
 """bench/profile_step.py's trace arithmetic: interval union and layer names from op names."""
-import sys
 
-from tests.conftest import REPO
 
-sys.path.insert(0, str(REPO / "bench"))
-import profile_step  # noqa: E402
+import profile_step
 
 
 def test_covered_is_the_length_of_the_union():

@@ -3,16 +3,12 @@ its data-root rewriting and per-dataset overrides, a dataset of the user's own, 
 configs or data in one line."""
 import json
 import math
-import sys
 import xml.etree.ElementTree as ET
 
+import real_ap
+
+from detection.config import Config
 from tests.conftest import REPO, shared_dataset
-
-sys.path.insert(0, str(REPO / "bench"))
-
-import real_ap  # noqa: E402
-
-from detection.config import Config  # noqa: E402
 
 # A model small enough that 3 steps and 4 test images take seconds; the values a real run
 # uses stay in configs/raccoon.yaml.

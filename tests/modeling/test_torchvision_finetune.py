@@ -5,16 +5,13 @@ from torchvision's initialisation, and the run's weights give detections."""
 
 import csv
 import json
-import sys
 
 import numpy as np
+import torchvision_oracle as oracle
 
 from tests.conftest import REPO
 from tests.modeling.pth_writer import write_pth
 from tests.tools import load_tool
-
-sys.path.insert(0, str(REPO / "bench"))
-import torchvision_oracle as oracle  # noqa: E402
 
 FIXTURE = REPO / "tests" / "fixtures" / "torchvision_oracle"
 LOSSES = ("rpn_class_loss", "rpn_bbox_loss", "rcnn_class_loss", "rcnn_bbox_loss", "mask_loss")

@@ -4,11 +4,11 @@ its anchors and RoI levels, and the file torchvision's own torch.save(model.stat
 The detections themselves are checked against torchvision in test_torchvision_oracle.py."""
 
 import json
-import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
+import torchvision_oracle as oracle
 
 from detection.config import Config
 from detection.core import torchvision_boxes as tvb
@@ -18,9 +18,6 @@ from detection.modeling.torchvision_rcnn import TorchvisionRCNN
 from detection.modeling.torchvision_rcnn_weights import expected_keys, load_state_dict
 from detection.modeling.weights import WeightsError
 from tests.conftest import REPO
-
-sys.path.insert(0, str(REPO / "bench"))
-import torchvision_oracle as oracle  # noqa: E402
 
 NAME = "fasterrcnn_mobilenet_v3_large_fpn"
 FIXTURE = REPO / "tests" / "fixtures" / "torchvision_oracle"

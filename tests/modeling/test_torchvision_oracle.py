@@ -7,15 +7,12 @@ classes, scores within 0.01, mask IoU > 0.95, for every recorded detection.
 """
 
 import json
-import sys
 
 import numpy as np
 import pytest
+import torchvision_oracle as oracle
 
 from tests.conftest import REPO
-
-sys.path.insert(0, str(REPO / "bench"))
-import torchvision_oracle as oracle  # noqa: E402
 
 FIXTURE = REPO / "tests" / "fixtures" / "torchvision_oracle"
 RECORDED = json.loads((FIXTURE / "detections.json").read_text())

@@ -2,18 +2,15 @@
 torchvision's recorded detections; convert_weights.py writes a .weights.h5 that gives the same."""
 
 import json
-import sys
 
 import cv2
 import numpy as np
 import pytest
+import torchvision_oracle as oracle
 
 from tests.conftest import REPO
 from tests.modeling.pth_writer import write_pth
 from tests.tools import load_tool
-
-sys.path.insert(0, str(REPO / "bench"))
-import torchvision_oracle as oracle  # noqa: E402
 
 FIXTURE = REPO / "tests" / "fixtures" / "torchvision_oracle"
 NAME = "fasterrcnn_resnet50_fpn"
