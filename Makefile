@@ -23,11 +23,12 @@ demo: $(STAMP)
 	$(PY) tools/demo.py --output demo_output
 
 # Lint first (seconds; config in pyproject.toml), then the suite on TEST_WORKERS processes
-# (pytest-xdist; each test file runs whole in one of them; 1 runs it in this process).
+# (pytest-xdist; each test file runs whole in one of them, the slowest files first:
+# tests/conftest.py SLOWEST_FIRST).
 TEST_WORKERS ?= 2
 test: $(STAMP)
 	$(PY) -m ruff check .
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile tests
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder tests
 
 # Every speed and memory figure, side by side with TF Model Garden (installed into its own
 # venv, bench/.peer-venv, on first use), with the paired run; 39 minutes on 2 CPU cores once
