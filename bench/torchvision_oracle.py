@@ -291,8 +291,6 @@ def our_model(name, oracle_dir, pth=None):
     from detection.engine.predictor import Predictor
     from detection.modeling.torchvision_weights import load_state_dict
 
-    if name in LEGACY_MODELS:
-        return _legacy_model(name, oracle_dir, pth)
     config = Config.from_yaml(REPO / "configs" / MODELS[name], overrides=[
         f"NUM_CLASSES={NUM_CLASSES}", "CLASS_NAMES=null", "CATEGORY_IDS=null",
         f"IMAGE_MIN_DIM={MIN_SIZE}", f"IMAGE_MAX_DIM={MAX_SIZE}", "IMAGES_PER_GPU=1",
@@ -305,30 +303,6 @@ def our_model(name, oracle_dir, pth=None):
         load_state_dict(predictor.detector.inference_model, oracle_state_dict(manifest), f"generated {name}",
                         config.NUM_CLASSES)
     return OurModel(predictor)
-
-
-# Models still run by the separate TorchvisionRCNN (TORCHVISION_MODEL), not yet registry entries
-# of the Detector: MobileNetV3's three maps (two at stride 32) do not fit its P2..P6 pyramid yet.
-LEGACY_MODELS = ("fasterrcnn_mobilenet_v3_large_fpn",)
-
-
-def _legacy_model(name, oracle_dir, pth=None):
-    """TorchvisionRCNN for ``name`` with the oracle's settings and weights (generated, or a .pth)."""
-    from detection.config import Config
-    from detection.modeling.torchvision_rcnn import TorchvisionRCNN
-    from detection.modeling.torchvision_rcnn_weights import load_state_dict
-
-    config = Config.from_yaml(REPO / "configs" / MODELS[name], overrides=[
-        f"NUM_CLASSES={NUM_CLASSES}", "CLASS_NAMES=null", "CATEGORY_IDS=null",
-        f"TORCHVISION_MIN_SIZE={MIN_SIZE}", f"TORCHVISION_MAX_SIZE={MAX_SIZE}",
-        f"DETECTION_MAX_INSTANCES={DETECTIONS}"])
-    model = TorchvisionRCNN(config)
-    if pth is not None:
-        model.load_pth(pth, log=None)
-    else:
-        manifest = json.loads((pathlib.Path(oracle_dir) / f"manifest_{name}.json").read_text())
-        load_state_dict(model, oracle_state_dict(manifest), f"generated {name}")
-    return model
 
 
 class OurModel:

@@ -10,11 +10,12 @@ Adding a choice: its name here, its entry in the registry, and the tests of that
 
 # BACKBONE: detection/modeling/backbones.py backbones()
 BACKBONES = ("resnet50", "resnet101", "mobilenetv2", "resnet_tiny", "matterport_resnet50", "matterport_resnet101",
-             "torchvision_resnet50")
+             "torchvision_resnet50", "torchvision_mobilenet_v3_large")
 # The backbones without ImageNet weights (Backbone.imagenet false).
-NO_PRETRAINED_BACKBONES = ("resnet_tiny", "matterport_resnet50", "matterport_resnet101", "torchvision_resnet50")
+NO_PRETRAINED_BACKBONES = ("resnet_tiny", "matterport_resnet50", "matterport_resnet101", "torchvision_resnet50",
+                           "torchvision_mobilenet_v3_large")
 # FPN: detection/modeling/fpn.py FPNS
-FPNS = ("standard", "torchvision", "torchvision_v2")
+FPNS = ("standard", "torchvision", "torchvision_v2", "torchvision_mobilenet")
 
 # RPN_HEAD, BOX_HEAD, MASK_HEAD: detection/modeling/heads.py RPN_HEADS, BOX_HEADS, MASK_HEADS
 RPN_HEADS = ("standard", "matterport", "torchvision", "torchvision_v2")

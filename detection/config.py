@@ -215,23 +215,30 @@ S = "Backbone and FPN"
 _key(S, "BACKBONE", "resnet50", text(BACKBONES),
      "Backbone network (detection/modeling/backbones.py): keras.applications' resnet50, resnet101, mobilenetv2; "
      "resnet_tiny, a small ResNet for CPU work and tests; matterport_resnet50 / _resnet101, matterport's, with its "
-     "layer names; torchvision_resnet50, torchvision's (its layer names, frozen BatchNorm, for its .pth weights).")
+     "layer names; torchvision_resnet50, torchvision_mobilenet_v3_large, torchvision's (its layer names, frozen "
+     "BatchNorm, for its .pth weights; the MobileNetV3 gives its FPN two maps at stride 32).")
 _key(S, "FPN", "standard", text(choices.FPNS),
      "Feature pyramid (detection/modeling/fpn.py): standard (fpn_* layers); torchvision (its layer names, for its "
-     ".pth weights); torchvision_v2 (a BatchNorm after each conv, as its _v2 models).")
+     ".pth weights); torchvision_v2 (a BatchNorm after each conv, as its _v2 models); torchvision_mobilenet (its FPN "
+     "over torchvision_mobilenet_v3_large's two maps: maps at strides 32, 32, 64, the RoI heads read the first two).")
 _key(S, "BACKBONE_WEIGHTS", "none", text(),
      "Backbone weights a fresh training run starts from: imagenet, none, or a path to a weights file of the backbone. "
      "Never used when weights are loaded (inference, --weights, --resume).")
-_key(S, "BACKBONE_STRIDES", [4, 8, 16, 32, 64], sequence(integer(1), length=5),
-     "Strides of the pyramid levels P2..P6 in input pixels.")
+_key(S, "BACKBONE_STRIDES", [4, 8, 16, 32, 64], sequence(integer(1), min_length=1),
+     "Strides of the pyramid levels (P2..P6) in input pixels: the FPN's, which it declares "
+     "(torchvision_mobilenet: [32, 32, 64]).")
 _key(S, "TRAIN_BN", False, boolean(),
      "Train BatchNorm layers; false freezes them (the usual choice for small batches).")
 _key(S, "TOP_DOWN_PYRAMID_SIZE", 256, integer(8), "Channels of the FPN feature maps.")
 _key(S, "TINY_BACKBONE_WIDTH", 32, integer(4), "Channels of the first stage of resnet_tiny (doubled at each stage).")
 
 S = "Anchors and RPN"
-_key(S, "RPN_ANCHOR_SCALES", [32, 64, 128, 256, 512], sequence(number(0.5), length=5),
-     "Side in input pixels of the ratio-1 anchor at each level P2..P6.")
+_key(S, "RPN_ANCHOR_SCALES", [32, 64, 128, 256, 512], sequence(number(0.5), min_length=1),
+     "Side in input pixels of the ratio-1 anchor at each level P2..P6 (one per BACKBONE_STRIDES level), or with "
+     "ANCHOR_SCALES_ON_EVERY_LEVEL the sides used on every level.")
+_key(S, "ANCHOR_SCALES_ON_EVERY_LEVEL", False, boolean(),
+     "true: every RPN_ANCHOR_SCALES side on each level, scales x ratios anchors per location (torchvision's "
+     "MobileNetV3: 5 x 3); false: one scale per level.")
 _key(S, "RPN_ANCHOR_RATIOS", [0.5, 1.0, 2.0], sequence(number(0.01), min_length=1),
      "Anchor aspect ratios, width / height.")
 _key(S, "RPN_ANCHOR_STRIDE", 1, integer(1),
@@ -260,6 +267,9 @@ _key(S, "POST_NMS_ROIS_INFERENCE", 1000, integer(1), "Proposals kept per image a
 _key(S, "PROPOSAL_SELECTION", "standard", text(choices.PROPOSAL_SELECTIONS),
      "standard: the PRE_NMS_LIMIT best anchors of the image, one NMS; torchvision: the PRE_NMS_LIMIT best of EACH "
      "level, boxes under 1e-3 px dropped, NMS within each level, then the best.")
+_key(S, "RPN_SCORE_THRESHOLD", 0.0, number(0, 1),
+     "Proposals whose objectness probability is below this are dropped before the NMS (torchvision's "
+     "rpn_score_thresh: 0.05 for its MobileNetV3 model); 0 drops none.")
 
 S = "Second stage (RCNN heads)"
 _key(S, "TRAIN_ROIS_PER_IMAGE", 200, integer(1), "RoIs sampled per image for the box and mask heads.")
@@ -327,17 +337,6 @@ _key(S, "MAX_GT_INSTANCES", 100, integer(1),
      "GT boxes per image, padded to this; more are an error or dropped (see STRICT_DATA).")
 _key(S, "MINI_MASK_SHAPE", [56, 56], sequence(integer(1), length=2),
      "GT masks are stored cropped to their box and resized to this.")
-
-S = "torchvision models"
-_key(S, "TORCHVISION_MODEL", None, text(["fasterrcnn_mobilenet_v3_large_fpn"], optional=True),
-     "fasterrcnn_mobilenet_v3_large_fpn: run torchvision's MobileNetV3 model with its conventions through "
-     "detection/modeling/torchvision_rcnn.py (inference only); null: our Detector (torchvision's ResNet-50 models "
-     "are our Detector with configs/torchvision_*.yaml). See docs/pretrained.md.")
-_key(S, "TORCHVISION_MIN_SIZE", 800, integer(1), "TORCHVISION_MODEL: the shorter side is resized to this ...")
-_key(S, "TORCHVISION_MAX_SIZE", 1333, integer(1), "... unless the longer side would exceed this (then it is this).")
-_key(S, "TORCHVISION_RPN_SCORE_THRESHOLD", 0.0, number(0, 1),
-     "TORCHVISION_MODEL: proposals whose objectness probability is below this are dropped before the RPN's NMS "
-     "(torchvision's rpn_score_thresh: 0 by default, 0.05 for fasterrcnn_mobilenet_v3_large_fpn).")
 
 S = "Dataset"
 _key(S, "DATASET_FORMAT", "shapes", dataset_format(),
@@ -526,6 +525,9 @@ class Config:
             problems.append(("CATEGORY_IDS", v["CATEGORY_IDS"], "distinct ids"))
         if v["CLASS_NAMES"] is not None and len(v["CLASS_NAMES"]) != v["NUM_CLASSES"] - 1:
             problems.append(("CLASS_NAMES", v["CLASS_NAMES"], f"{v['NUM_CLASSES'] - 1} names (NUM_CLASSES - 1)"))
+        if not v["ANCHOR_SCALES_ON_EVERY_LEVEL"] and len(v["RPN_ANCHOR_SCALES"]) != len(v["BACKBONE_STRIDES"]):
+            problems.append(("RPN_ANCHOR_SCALES", v["RPN_ANCHOR_SCALES"], f"{len(v['BACKBONE_STRIDES'])} scales, one "
+                             "per BACKBONE_STRIDES level (or ANCHOR_SCALES_ON_EVERY_LEVEL true)"))
         if v["POST_NMS_ROIS_TRAINING"] > v["PRE_NMS_LIMIT"]:
             problems.append(("POST_NMS_ROIS_TRAINING", v["POST_NMS_ROIS_TRAINING"],
                              f"at most PRE_NMS_LIMIT ({v['PRE_NMS_LIMIT']})"))
@@ -554,6 +556,10 @@ def _copy(value):
 REMOVED_KEYS = {
     "IMAGE_PADDING": "the image's place in the padding follows IMAGE_RESIZE_METHOD (top-left for opencv, "
                      "centred for matterport); remove the key",
+    **{key: "torchvision's MobileNetV3 model is our Detector with configs/torchvision_fasterrcnn_mobilenet_v3_large_"
+            "fpn.yaml (IMAGE_MIN_DIM, IMAGE_MAX_DIM, RPN_SCORE_THRESHOLD); remove the key"
+       for key in ("TORCHVISION_MODEL", "TORCHVISION_MIN_SIZE", "TORCHVISION_MAX_SIZE",
+                   "TORCHVISION_RPN_SCORE_THRESHOLD")},
 }
 
 

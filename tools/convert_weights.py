@@ -43,12 +43,7 @@ def main(argv=None):
 
     try:
         config = cli.config_from_args(args)
-        if config.TORCHVISION_MODEL:  # the separate TorchvisionRCNN (MobileNetV3; docs/pretrained.md)
-            from detection.modeling.torchvision_rcnn import TorchvisionRCNN
-
-            detector = TorchvisionRCNN(config)
-            detector.load_pth(args.weights)
-        elif not is_pth(args.weights) and not is_legacy_h5(args.weights):
+        if not is_pth(args.weights) and not is_legacy_h5(args.weights):
             print(f"error: {args.weights} is already a .weights.h5 file (nothing to convert)", file=sys.stderr)
             return 2
         else:

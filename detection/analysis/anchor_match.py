@@ -77,6 +77,9 @@ def match_to_anchor_grid(boxes, padded_shapes, spec, positive_iou, exact_above=N
     if positive_iou > 0:  # the count needs every anchor at >= positive_iou, however low
         window_iou = min(window_iou, positive_iou)
 
+    if spec.every_level:
+        raise ValueError("ANCHOR_SCALES_ON_EVERY_LEVEL true: the anchor statistics analyse one scale per level "
+                         "(RPN_ANCHOR_SCALES one per BACKBONE_STRIDES level)")
     gt_area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
     for level, (scale, stride) in enumerate(zip(spec.scales, spec.strides)):
         rows = spec.grid_cells(padded_shapes[:, 0], level)

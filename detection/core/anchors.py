@@ -11,6 +11,8 @@ Conventions:
   * Row order: level, then y, then x, then (scale, ratio) with ratio fastest. A level's rows
     are ``(y * W + x) * A + a``, which is the order of an RPN head's output reshaped from
     [H, W, A * k] to [H * W * A, k].
+  * A level has one scale (RPN_ANCHOR_SCALES gives one per level), or with ``every_level``
+    (ANCHOR_SCALES_ON_EVERY_LEVEL) all of them: A = scales x ratios anchors per location.
 
 Each ANCHOR_GENERATOR is an AnchorGenerator in ANCHOR_GENERATORS (the NumPy and the in-graph
 rule): ``standard`` as above; ``torchvision`` its AnchorGenerator (torchvision.models.detection):
@@ -18,7 +20,9 @@ base anchors ``round([-w, -h, w, h] / 2)`` in float32 (torch.round, halves to ev
 ``(i * stride_y, j * stride_x)`` (offset 0) with the integer stride ``padded side // level side``
 per axis, which for P6 of an input whose side / 32 is odd is not 64 (a 352-wide input: P6 6 wide,
 stride 58). Example: scale 32, ratios (w / h) 2, 1, 0.5 -> base anchors (y1, x1, y2, x2)
-[-11, -23, 11, 23], [-16, -16, 16, 16], [-23, -11, 23, 11].
+[-11, -23, 11, 23], [-16, -16, 16, 16], [-23, -11, 23, 11]. With several scales on a level its
+order is torchvision's: ratio-major, then scale (scales 32, 64, ratios 2, 1: [-11, -23, 11, 23],
+[-23, -45, 23, 45], [-16, -16, 16, 16], [-32, -32, 32, 32]).
 
 This module needs NumPy only; the in-graph variant for dynamic input shapes imports
 TensorFlow when it is called.
@@ -65,44 +69,47 @@ def feature_shapes(image_shape, strides):
 
 
 def generate_pyramid_anchors(scales, ratios, image_shape, strides, anchor_stride=1, offset=0.5):
-    """Anchors of all levels, one scale per level.
+    """Anchors of all levels.
 
-    scales: [L] one scale per level; ratios: [R]; image_shape: [H, W, ...]; strides: [L];
+    scales: [L] one scale per level, or [L][S] several (scale-major, ratio fastest); ratios: [R];
+    image_shape: [H, W, ...]; strides: [L];
     anchor_stride, offset: as generate_anchors.
     Returns (anchors [N, 4] float32 in level, y, x, ratio order; level_of_anchor [N] int32).
     """
     per_level = [
-        generate_anchors([scale], ratios, shape, stride, anchor_stride, offset)
+        generate_anchors(np.atleast_1d(scale), ratios, shape, stride, anchor_stride, offset)
         for scale, shape, stride in zip(scales, feature_shapes(image_shape, strides), strides)
     ]
     levels = np.concatenate([np.full(len(a), i, np.int32) for i, a in enumerate(per_level)])
     return np.concatenate(per_level, axis=0), levels
 
 
-def torchvision_base_anchors(scale, ratios):
-    """torchvision's base anchors of one level: scale, ratios (width / height, ours) ->
-    [R, 4] float32 [y1, x1, y2, x2], rounded as its generate_anchors (float32 arithmetic)."""
+def torchvision_base_anchors(scales, ratios):
+    """torchvision's base anchors of one level: scales [S] (or one scale), ratios (width / height,
+    ours) -> [R * S, 4] float32 [y1, x1, y2, x2], ratio-major, rounded as its generate_anchors
+    (float32 arithmetic)."""
     ratios_hw = np.float32(1.0) / np.asarray(ratios, np.float32)  # torchvision's ratios are h / w
     h_ratios = np.sqrt(ratios_hw)
     w_ratios = np.float32(1) / h_ratios
-    ws = w_ratios * np.float32(scale)
-    hs = h_ratios * np.float32(scale)
+    scales = np.atleast_1d(np.asarray(scales, np.float32))
+    ws = (w_ratios[:, None] * scales[None, :]).reshape(-1)
+    hs = (h_ratios[:, None] * scales[None, :]).reshape(-1)
     return np.round(np.stack([-hs, -ws, hs, ws], axis=1) / np.float32(2)).astype(np.float32)
 
 
-def _torchvision_level_numpy(scale, ratios, padded_hw, feature_hw):
+def _torchvision_level_numpy(scales, ratios, padded_hw, feature_hw):
     h, w = int(feature_hw[0]), int(feature_hw[1])
     stride_y, stride_x = int(padded_hw[0]) // h, int(padded_hw[1]) // w
     ys, xs = np.meshgrid(np.arange(h, dtype=np.float32) * stride_y, np.arange(w, dtype=np.float32) * stride_x,
                          indexing="ij")
     shifts = np.stack([ys, xs, ys, xs], axis=-1).reshape(-1, 1, 4)
-    return (shifts + torchvision_base_anchors(scale, ratios)[None]).reshape(-1, 4)
+    return (shifts + torchvision_base_anchors(scales, ratios)[None]).reshape(-1, 4)
 
 
 def _torchvision_numpy(spec, image_shape):
     shapes = feature_shapes(image_shape, spec.strides)
-    return np.concatenate([_torchvision_level_numpy(scale, spec.ratios, image_shape[:2], shape)
-                           for scale, shape in zip(spec.scales, shapes)], axis=0).astype(np.float32)
+    return np.concatenate([_torchvision_level_numpy(scales, spec.ratios, image_shape[:2], shape)
+                           for scales, shape in zip(spec.level_scales, shapes)], axis=0).astype(np.float32)
 
 
 def _torchvision_tf(spec, image_shape):
@@ -110,19 +117,19 @@ def _torchvision_tf(spec, image_shape):
 
     levels = []
     padded_h, padded_w = tf.cast(image_shape[0], tf.int32), tf.cast(image_shape[1], tf.int32)
-    for scale, stride in zip(spec.scales, spec.strides):
+    for scales, stride in zip(spec.level_scales, spec.strides):
         height = (padded_h + stride - 1) // stride
         width = (padded_w + stride - 1) // stride
         ys = tf.cast(tf.range(height) * (padded_h // height), tf.float32)
         xs = tf.cast(tf.range(width) * (padded_w // width), tf.float32)
         cy, cx = tf.meshgrid(ys, xs, indexing="ij")
         shifts = tf.reshape(tf.stack([cy, cx, cy, cx], axis=-1), [-1, 1, 4])
-        levels.append(tf.reshape(shifts + tf.constant(torchvision_base_anchors(scale, spec.ratios))[None], [-1, 4]))
+        levels.append(tf.reshape(shifts + tf.constant(torchvision_base_anchors(scales, spec.ratios))[None], [-1, 4]))
     return tf.concat(levels, axis=0)
 
 
 def _standard_numpy(spec, image_shape):
-    return generate_pyramid_anchors(spec.scales, spec.ratios, image_shape, spec.strides, spec.anchor_stride,
+    return generate_pyramid_anchors(spec.level_scales, spec.ratios, image_shape, spec.strides, spec.anchor_stride,
                                     spec.offset)[0]
 
 
@@ -144,12 +151,14 @@ ANCHOR_GENERATORS = {
 
 @dataclasses.dataclass(frozen=True)
 class AnchorSpec:
-    """The anchor set of a model: one scale and stride per level, ratios shared by all levels.
+    """The anchor set of a model: one stride per level, its scales, ratios shared by all levels.
 
-    scales: [L] side in input pixels of each level's ratio-1 anchor; ratios: [R] width / height;
+    scales: [L] side in input pixels of each level's ratio-1 anchor (with every_level: [S], the
+    sides used on every level); ratios: [R] width / height;
     strides: [L] input pixels per feature cell; anchor_stride: anchors at every k-th cell;
     offset: anchor centres at (cell + offset) * stride (0.5 centred, 0 matterport's corners);
-    generator: the ANCHOR_GENERATOR that lays them out (module docstring).
+    generator: the ANCHOR_GENERATOR that lays them out (module docstring); every_level: every
+    scale on each level (ANCHOR_SCALES_ON_EVERY_LEVEL).
     Hashable and comparable (tuples), so it can key caches and be compared in searches.
     """
 
@@ -159,25 +168,27 @@ class AnchorSpec:
     anchor_stride: int = 1
     offset: float = 0.5
     generator: str = "standard"
+    every_level: bool = False
 
     @classmethod
     def from_config(cls, config):
         """The spec of a Config's RPN_ANCHOR_SCALES, RPN_ANCHOR_RATIOS, BACKBONE_STRIDES,
-        RPN_ANCHOR_STRIDE, ANCHOR_OFFSET and ANCHOR_GENERATOR."""
+        RPN_ANCHOR_STRIDE, ANCHOR_OFFSET, ANCHOR_GENERATOR and ANCHOR_SCALES_ON_EVERY_LEVEL."""
         return cls(tuple(float(s) for s in config.RPN_ANCHOR_SCALES), tuple(float(r) for r in config.RPN_ANCHOR_RATIOS),
                    tuple(int(s) for s in config.BACKBONE_STRIDES), int(config.RPN_ANCHOR_STRIDE),
-                   float(config.ANCHOR_OFFSET), config.ANCHOR_GENERATOR)
+                   float(config.ANCHOR_OFFSET), config.ANCHOR_GENERATOR, bool(config.ANCHOR_SCALES_ON_EVERY_LEVEL))
 
     @classmethod
     def from_dict(cls, values):
         """The inverse of ``to_dict`` (for layers' get_config / from_config)."""
         return cls(tuple(values["scales"]), tuple(values["ratios"]), tuple(values["strides"]),
                    int(values.get("anchor_stride", 1)), float(values.get("offset", 0.5)),
-                   values.get("generator", "standard"))
+                   values.get("generator", "standard"), bool(values.get("every_level", False)))
 
     def to_dict(self):
         return {"scales": list(self.scales), "ratios": list(self.ratios), "strides": list(self.strides),
-                "anchor_stride": self.anchor_stride, "offset": self.offset, "generator": self.generator}
+                "anchor_stride": self.anchor_stride, "offset": self.offset, "generator": self.generator,
+                "every_level": self.every_level}
 
     def replace(self, **changes):
         """A copy with some fields changed; sequences become tuples (hashable, comparable)."""
@@ -190,8 +201,15 @@ class AnchorSpec:
         return [f"P{i + 2}" for i in range(len(self.scales))]
 
     @property
+    def level_scales(self):
+        """The scales of each level: [L] tuples, one scale each, or every scale with every_level."""
+        if self.every_level:
+            return (tuple(self.scales),) * len(self.strides)
+        return tuple((s,) for s in self.scales)
+
+    @property
     def anchors_per_location(self):
-        return len(self.ratios)
+        return len(self.level_scales[0]) * len(self.ratios)
 
     def grid_cells(self, padded_sides, level):
         """Anchor rows (or columns) of ``level`` for input sides ``padded_sides`` [...] int -> [...] int.
@@ -204,7 +222,7 @@ class AnchorSpec:
     def anchor_count(self, padded_shape):
         """Number of anchors of an input of ``padded_shape`` (H, W), as generate_pyramid_anchors makes."""
         return int(sum(self.grid_cells(padded_shape[0], level) * self.grid_cells(padded_shape[1], level)
-                       for level in range(len(self.scales))) * len(self.ratios))
+                       for level in range(len(self.strides))) * self.anchors_per_location)
 
     def anchors(self, image_shape):
         """The anchors [N, 4] float32 of an input of ``image_shape`` (H, W[, C]).
@@ -224,8 +242,8 @@ def _pyramid_anchors_tf(spec, image_shape):
     import tensorflow as tf
 
     levels = []
-    for scale, stride in zip(spec.scales, spec.strides):
-        heights, widths = anchor_shapes([scale], spec.ratios)
+    for scales, stride in zip(spec.level_scales, spec.strides):
+        heights, widths = anchor_shapes(scales, spec.ratios)
         height = tf.cast(tf.math.ceil(tf.cast(image_shape[0], tf.float32) / stride), tf.int32)
         width = tf.cast(tf.math.ceil(tf.cast(image_shape[1], tf.float32) / stride), tf.int32)
         ys = (tf.cast(tf.range(0, height, spec.anchor_stride), tf.float32) + spec.offset) * stride

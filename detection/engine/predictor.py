@@ -110,10 +110,6 @@ class Predictor:
         legacy Keras 2 ``.h5`` such as matterport's, loaded by layer name; ``exclude`` and
         ``log`` as Detector.load_weights), BatchNormalizations folded (``fold_batch_norm``)."""
         config = inference_config(config)
-        if config.TORCHVISION_MODEL:  # the separate TorchvisionRCNN (MobileNetV3), its .pth weights
-            from detection.engine.torchvision_predictor import TorchvisionPredictor
-
-            return TorchvisionPredictor.from_weights(config, weights_path, score_threshold=score_threshold, log=log)
         threshold = config.DETECTION_MIN_CONFIDENCE if score_threshold is None else float(score_threshold)
         detector = inference_detector(config, batch_size=batch_size,
                                       min_confidence=min(threshold, model_min_confidence(config)))

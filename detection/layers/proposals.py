@@ -11,6 +11,11 @@ How the proposals are chosen is the PROPOSAL_SELECTION, an entry of PROPOSAL_SEL
                within each level (torchvision's batched_nms: boxes of another level never
                suppress each other), then the ``count`` best over all levels.
 
+Both drop the proposals whose probability is below ``score_threshold`` (config
+RPN_SCORE_THRESHOLD, torchvision's rpn_score_thresh) before the NMS: the standard selection
+after its top-k, the torchvision one after its size filter, as torchvision does. At 0 (the
+default) nothing is dropped and the graph is the one without a threshold.
+
 Clipping: to the image window (where the resized image sits in the padded input) in the
 pixel frame; to the whole input, [0, 0, 1, 1], in the normalized frame, as matterport does.
 """
@@ -28,16 +33,18 @@ from detection.layers.rpn_target import image_hw
 
 
 def proposals_for_image(scores, deltas, anchors, window, pre_nms_limit, count, nms_threshold, std,
-                        level_counts=None):
-    """scores: [A] objectness logits or probabilities; deltas: [A, 4]; anchors: [A, 4];
+                        level_counts=None, score_threshold=0.0):
+    """scores: [A] objectness probabilities; deltas: [A, 4]; anchors: [A, 4];
     window: [4] (y1, x1, y2, x2) to clip to; all boxes in one frame; level_counts: the anchors
-    of each level (read by the torchvision selection only).
+    of each level (read by the torchvision selection only); score_threshold: proposals scoring
+    below it are dropped before the NMS.
     Returns proposals [count, 4] in descending score order, zero-padded (the heads take boxes
     only; scores would be a dead output)."""
     k = tf.minimum(pre_nms_limit, tf.shape(scores)[0])
     top_scores, top = tf.math.top_k(scores, k=k, sorted=True)
     boxes = box_ops.decode(tf.gather(deltas, top), tf.gather(anchors, top), std)
     boxes = box_ops.clip(boxes, window)
+    boxes, top_scores = _above(score_threshold, boxes, top_scores)
     keep = tf.image.non_max_suppression(boxes, top_scores, count, iou_threshold=nms_threshold)
     boxes = tf.gather(boxes, keep)
     pad = count - tf.shape(keep)[0]
@@ -47,8 +54,16 @@ def proposals_for_image(scores, deltas, anchors, window, pre_nms_limit, count, n
 TORCHVISION_MIN_SIZE = 1e-3  # RegionProposalNetwork.min_size
 
 
+def _above(score_threshold, boxes, scores, *others):
+    """The rows whose score is at least score_threshold (all of them, untouched, at 0)."""
+    if score_threshold <= 0:
+        return (boxes, scores, *others)
+    keep = tf.where(scores >= score_threshold)[:, 0]
+    return tuple(tf.gather(t, keep) for t in (boxes, scores, *others))
+
+
 def torchvision_proposals_for_image(scores, deltas, anchors, window, pre_nms_limit, count, nms_threshold, std,
-                                    level_counts):
+                                    level_counts, score_threshold=0.0):
     """proposals_for_image's arguments and result, by torchvision's rule (module docstring)."""
     boxes, top_scores, levels = [], [], []
     for level, (level_scores, level_deltas, level_anchors) in enumerate(zip(
@@ -63,6 +78,7 @@ def torchvision_proposals_for_image(scores, deltas, anchors, window, pre_nms_lim
     big = tf.where((boxes[:, 2] - boxes[:, 0] >= TORCHVISION_MIN_SIZE)
                    & (boxes[:, 3] - boxes[:, 1] >= TORCHVISION_MIN_SIZE))[:, 0]
     boxes, top_scores, levels = tf.gather(boxes, big), tf.gather(top_scores, big), tf.gather(levels, big)
+    boxes, top_scores, levels = _above(score_threshold, boxes, top_scores, levels)
     keep = batched_nms(boxes, top_scores, levels, count, nms_threshold)
     boxes = tf.gather(boxes, keep)
     return tf.pad(boxes, [[0, count - tf.shape(keep)[0]], [0, 0]])
@@ -89,11 +105,11 @@ class ProposalLayer(keras.layers.Layer):
     anchors: an AnchorSpec (or its dict); count: proposals kept per image (config
     POST_NMS_ROIS_TRAINING / _INFERENCE); pre_nms_limit, nms_threshold, bbox_std: config
     PRE_NMS_LIMIT, RPN_NMS_THRESHOLD, RPN_BBOX_STD_DEV; frame: the box frame; selection:
-    the PROPOSAL_SELECTION (module docstring).
+    the PROPOSAL_SELECTION (module docstring); score_threshold: RPN_SCORE_THRESHOLD.
     """
 
     def __init__(self, anchors, count, pre_nms_limit=6000, nms_threshold=0.7, bbox_std=box_ops.DEFAULT_STD,
-                 frame="pixels", selection="standard", **kwargs):
+                 frame="pixels", selection="standard", score_threshold=0.0, **kwargs):
         kwargs.setdefault("dtype", "float32")  # targets, NMS and losses stay float32 under mixed precision
         super().__init__(**kwargs)
         self.anchors = anchors if isinstance(anchors, AnchorSpec) else AnchorSpec.from_dict(anchors)
@@ -103,6 +119,7 @@ class ProposalLayer(keras.layers.Layer):
         self.bbox_std = [float(s) for s in bbox_std]
         self.frame = frame
         self.selection = selection
+        self.score_threshold = float(score_threshold)
         lookup(PROPOSAL_SELECTIONS, selection, "PROPOSAL_SELECTION")  # fail at build, not call
 
     def call(self, rpn_probs, rpn_deltas, image, image_meta):
@@ -120,7 +137,7 @@ class ProposalLayer(keras.layers.Layer):
 
         def per_image(scores, deltas, window):
             return select(scores, deltas, anchors, window, self.pre_nms_limit, self.count, self.nms_threshold,
-                          self.bbox_std, level_counts)
+                          self.bbox_std, level_counts, self.score_threshold)
 
         return batch_slice([rpn_probs, rpn_deltas, windows], per_image, rpn_probs.shape[0])
 
@@ -130,4 +147,5 @@ class ProposalLayer(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "anchors": self.anchors.to_dict(), "count": self.count,
                 "pre_nms_limit": self.pre_nms_limit, "nms_threshold": self.nms_threshold,
-                "bbox_std": self.bbox_std, "frame": self.frame, "selection": self.selection}
+                "bbox_std": self.bbox_std, "frame": self.frame, "selection": self.selection,
+                "score_threshold": self.score_threshold}

@@ -1,7 +1,10 @@
 """RoIAlign over the FPN levels (PyramidROIAlign).
 
 Each RoI is pooled from one level, chosen by its size (FPN paper, eq. 1):
-``k = clip(floor(4 + log2(sqrt(h * w) / 224)), 2, 5)`` with h, w in input pixels.
+``k = clip(floor(4 + log2(sqrt(h * w) / 224)), 2, 5)`` with h, w in input pixels. The clip
+range is that of the maps the heads read, log2 of the first and of the last stride (2..5 for
+P2..P5 at 4..32; every mode): torchvision's MultiScaleRoIAlign on MobileNetV3's two maps,
+both at stride 32, clips to 5..5 and pools every RoI from the first map.
 Pooling is Detectron2's aligned RoIAlign with 2 x 2 samples per bin: samples sit at
 ``(y1 + (j + 0.5) * h / (2 * size)) / stride - 0.5`` in feature pixels (pixel centres at
 integers), bilinearly interpolated, a sample outside ``[0, h_k - 1] x [0, w_k - 1]`` reading 0
@@ -46,6 +49,7 @@ cast to float32 inside so mixed precision works.
 """
 
 import dataclasses
+import math
 from typing import Callable
 
 import keras
@@ -81,15 +85,25 @@ def aligned_crop_boxes(boxes, origin, scale, frame_hw, samples):
     return tf.stack([first_y / height, first_x / width, last_y / height, last_x / width], axis=-1)
 
 
-def roi_levels(rois):
-    """rois: [..., 4] input pixels -> [...] int32 pyramid level index 0..3 (for P2..P5).
+def level_range(strides):
+    """The levels (log2 of the stride) of the first and last map: strides (4, 8, 16, 32) -> (2, 5)."""
+    return int(round(math.log2(strides[0]))), int(round(math.log2(strides[-1])))
+
+
+def _level_index(level, levels):
+    """level [...] float (non-finite: the first) -> [...] int32 index of its map, clipped to ``levels``."""
+    level = tf.where(tf.math.is_finite(level), level, float(levels[0]))
+    return tf.cast(tf.clip_by_value(level, float(levels[0]), float(levels[1])), tf.int32) - levels[0]
+
+
+def roi_levels(rois, levels=(2, 5)):
+    """rois: [..., 4] input pixels -> [...] int32 pyramid level index 0..3 (for P2..P5; levels:
+    the first and last map's level, ``level_range``).
 
     Every RoI gets a level, also a non-finite one (diverged weights): it then pools NaN,
     the loss turns NaN and training stops with a message, instead of a crash in here."""
     size = tf.sqrt(tf.maximum(box_ops.area(rois), 1e-6))
-    level = tf.floor(4.0 + tf.math.log(size / 224.0) / tf.math.log(2.0))
-    level = tf.where(tf.math.is_finite(level), level, 2.0)
-    return tf.cast(tf.clip_by_value(level, 2.0, 5.0), tf.int32) - 2
+    return _level_index(tf.floor(4.0 + tf.math.log(size / 224.0) / tf.math.log(2.0)), levels)
 
 
 def clean_rois(rois):
@@ -109,7 +123,7 @@ def pool_by_crop_and_resize(rois, feature_maps, strides, pool_size):
     strides: the 4 level strides in input pixels. Returns [B, R, pool_size, pool_size, C] float32.
     """
     num_rois = tf.shape(rois)[1]
-    levels = roi_levels(rois)
+    levels = roi_levels(rois, level_range(strides))
     samples = 2 * pool_size
     crops, positions = [], []
     for k, (features, stride) in enumerate(zip(feature_maps, strides)):
@@ -125,13 +139,12 @@ def pool_by_crop_and_resize(rois, feature_maps, strides, pool_size):
     return _unflatten(tf.nn.avg_pool2d(crops, 2, 2, "VALID"), rois, pool_size, feature_maps)
 
 
-def torchvision_levels(rois):
+def torchvision_levels(rois, levels=(2, 5)):
     """rois: [..., 4] input pixels -> [...] int32 level index 0..3 (P2..P5), torchvision's
-    LevelMapper (eps 1e-6 inside the floor). A zero-area (padding) box gets P2."""
+    LevelMapper (eps 1e-6 inside the floor) clipped to ``levels``. A zero-area (padding) box
+    gets the first."""
     size = tf.sqrt(tf.maximum(box_ops.area(rois), 1e-12))
-    level = tf.floor(4.0 + tf.math.log(size / 224.0) / tf.math.log(2.0) + 1e-6)
-    level = tf.where(tf.math.is_finite(level), level, 2.0)
-    return tf.cast(tf.clip_by_value(level, 2.0, 5.0), tf.int32) - 2
+    return _level_index(tf.floor(4.0 + tf.math.log(size / 224.0) / tf.math.log(2.0) + 1e-6), levels)
 
 
 def pool_by_torchvision(rois, feature_maps, strides, pool_size, sampling_ratio=2):
@@ -140,7 +153,7 @@ def pool_by_torchvision(rois, feature_maps, strides, pool_size, sampling_ratio=2
     rois: [B, R, 4] float32 input pixels, finite. feature_maps: P2..P5 [B, h_k, w_k, C].
     Returns [B, R, pool_size, pool_size, C] float32."""
     num_rois = tf.shape(rois)[1]
-    levels = torchvision_levels(rois)
+    levels = torchvision_levels(rois, level_range(strides))
     samples = pool_size * sampling_ratio
     crops, positions = [], []
     for k, (features, stride) in enumerate(zip(feature_maps, strides)):
@@ -164,7 +177,7 @@ def pool_by_torchvision(rois, feature_maps, strides, pool_size, sampling_ratio=2
     return _unflatten(pooled, rois, pool_size, feature_maps)
 
 
-def matterport_levels(rois, image_hw):
+def matterport_levels(rois, image_hw, levels=(2, 5)):
     """rois: [..., 4] matterport-normalized boxes, image_hw: (H, W) of the input -> [...] int32
     level index 0..3 (P2..P5) by matterport's rule (module docstring). A zero-area (padding)
     or non-finite box gets P2, where matterport's int cast of log2(0) = -inf also puts it."""
@@ -172,9 +185,7 @@ def matterport_levels(rois, image_hw):
     image_area = tf.cast(image_hw[0], tf.float32) * tf.cast(image_hw[1], tf.float32)
     # The float ops of matterport's log2_graph, in its order: level boundaries fall alike.
     level = tf.math.log(tf.sqrt((y2 - y1) * (x2 - x1)) / (224.0 / tf.sqrt(image_area))) / tf.math.log(2.0)
-    level = 4.0 + tf.round(level)
-    level = tf.where(tf.math.is_finite(level), level, 2.0)
-    return tf.cast(tf.clip_by_value(level, 2.0, 5.0), tf.int32) - 2
+    return _level_index(4.0 + tf.round(level), levels)
 
 
 def _unflatten(pooled, rois, pool_size, feature_maps):
@@ -242,7 +253,7 @@ def pool_by_gather(rois, feature_maps, strides, pool_size):
     the same numbers as pool_by_crop_and_resize (to float rounding).
     """
     flat = tf.reshape(rois, [-1, 4])  # [N, 4], N = B * R
-    level = roi_levels(flat)
+    level = roi_levels(flat, level_range(strides))
     stride = tf.gather(tf.constant(strides, tf.float32), level)
     scale = tf.stack([1.0 / stride, 1.0 / stride], axis=-1)
     samples = 2 * pool_size
@@ -254,7 +265,7 @@ def pool_by_gather(rois, feature_maps, strides, pool_size):
     return _unflatten(tf.nn.avg_pool2d(sampled, 2, 2, "VALID"), rois, pool_size, feature_maps)
 
 
-def pool_by_matterport_gather(rois, feature_maps, image_hw, pool_size):
+def pool_by_matterport_gather(rois, feature_maps, image_hw, pool_size, levels=(2, 5)):
     """matterport's RoIAlign (its level rule; one bilinear sample per bin, corner to corner, on
     the normalized box as crop_and_resize takes it) with gathered samples, so that a sample
     on a map's edge (a box clipped to the image, which is common) is inside whatever the
@@ -262,8 +273,9 @@ def pool_by_matterport_gather(rois, feature_maps, image_hw, pool_size):
     lands it an ulp past the edge, which made the same RoI score differently eagerly and in
     a graph. rois: [B, R, 4] matterport-normalized, finite. Returns [B, R, pool, pool, C]."""
     flat = tf.reshape(rois, [-1, 4])
-    sampled = gather_crops(tf.shape(rois)[0], tf.shape(rois)[1], feature_maps, matterport_levels(flat, image_hw),
-                           lambda height, width: flat, pool_size)
+    level = matterport_levels(flat, image_hw, levels)
+    sampled = gather_crops(tf.shape(rois)[0], tf.shape(rois)[1], feature_maps, level, lambda height, width: flat,
+                           pool_size)
     return _unflatten(sampled, rois, pool_size, feature_maps)
 
 
@@ -319,7 +331,7 @@ def _pixel_pooler(pool):
 
 
 def _matterport_pooler(rois, feature_maps, strides, pool_size, image_hw):
-    return pool_by_matterport_gather(rois, feature_maps, image_hw, pool_size)
+    return pool_by_matterport_gather(rois, feature_maps, image_hw, pool_size, level_range(strides))
 
 
 # The ROI_ALIGN_MODE registry (names: detection/choices.py ROI_ALIGN_MODES).

@@ -1,4 +1,6 @@
-"""Backbones returning the C2..C5 feature maps (strides 4, 8, 16, 32), by name (config BACKBONE).
+"""Backbones returning the feature maps their FPN reads, by name (config BACKBONE): C2..C5
+(strides 4, 8, 16, 32), or for torchvision_mobilenet_v3_large its two maps at stride 32 (the
+FPN torchvision_mobilenet's input).
 
 Each entry of ``BACKBONES`` declares how it builds and what input it expects, so that
 pretrained weights see the pixels they were trained on:
@@ -11,6 +13,8 @@ pretrained weights see the pixels they were trained on:
   matterport_resnet101   bn2a_branch2a, ...)
   torchvision_resnet50   torchvision's modules               RGB in [0, 1], ImageNet mean and std
                          (backbone.body.layer1.0.conv1)      (here in 0..255 units)
+  torchvision_mobilenet_ torchvision's modules               as torchvision_resnet50
+  v3_large               (backbone.body.4.block.2.fc1)
 
 MEAN_PIXEL / PIXEL_STD (RGB order) override a convention's mean and divisor when set; the
 channel order is always the backbone's. Layer names carry the stage (conv3_*, res3*, bn3*),
@@ -22,7 +26,7 @@ from typing import Callable
 
 import keras
 
-from detection.modeling import matterport_resnet, normalization, torchvision_resnet
+from detection.modeling import matterport_resnet, normalization, torchvision_mobilenet, torchvision_resnet
 from detection.modeling.weights import WeightsError
 
 # keras.applications layer whose output is each stage's feature map.
@@ -68,11 +72,11 @@ TORCHVISION_STAGE_LAYERS = (r"backbone\.body\.layer{layer}\..*",)
 
 @dataclasses.dataclass(frozen=True)
 class Backbone:
-    """build(image [B, H, W, 3] normalised, train_bn, weights) -> [C2, C3, C4, C5];
-    input: its InputConvention; imagenet: whether ``weights="imagenet"`` is available;
-    stage_layers: patterns of its layer names per stage, ``{stage}`` standing for 2..5 (``{layer}``
-    for stage - 1, torchvision's numbering), what
-    TRAIN_LAYERS 3+, 4+, 5+ select (detection/engine/layer_selection.py)."""
+    """build(image [B, H, W, 3] normalised, train_bn, weights) -> the maps its FPN reads ([C2, C3,
+    C4, C5] but for torchvision_mobilenet_v3_large); input: its InputConvention; imagenet: whether
+    ``weights="imagenet"`` is available; stage_layers: patterns of its layer names per stage,
+    ``{stage}`` standing for 2..5 (``{layer}`` for stage - 1, torchvision's numbering), or a
+    function stage -> patterns; what TRAIN_LAYERS 3+, 4+, 5+ select (detection/engine/layer_selection.py)."""
 
     build: Callable
     input: InputConvention
@@ -81,6 +85,8 @@ class Backbone:
 
     def stage_patterns(self, stage):
         """The regular expressions (re.fullmatch) of the layers of ``stage`` (2..5)."""
+        if callable(self.stage_layers):
+            return tuple(self.stage_layers(stage))
         return tuple(p.format(stage=stage, layer=stage - 1) for p in self.stage_layers)
 
 
@@ -175,6 +181,12 @@ def _torchvision_resnet50(image, train_bn, weights=None):
     return torchvision_resnet.resnet50(image)
 
 
+def _torchvision_mobilenet_v3_large(image, train_bn, weights=None):
+    if weights not in (None, "none"):
+        raise ValueError("torchvision_mobilenet_v3_large: load torchvision's weights with --weights FILE.pth instead")
+    return torchvision_mobilenet.mobilenet_v3_large(image)
+
+
 def backbones(tiny_width=32):
     """The registry: name (detection/choices.py BACKBONES) -> Backbone (resnet_tiny's width
     comes from TINY_BACKBONE_WIDTH)."""
@@ -188,6 +200,8 @@ def backbones(tiny_width=32):
         "matterport_resnet50": Backbone(_matterport(50), MEAN_SUBTRACTED, False, MATTERPORT_STAGE_LAYERS),
         "matterport_resnet101": Backbone(_matterport(101), MEAN_SUBTRACTED, False, MATTERPORT_STAGE_LAYERS),
         "torchvision_resnet50": Backbone(_torchvision_resnet50, IMAGENET_RGB, False, TORCHVISION_STAGE_LAYERS),
+        "torchvision_mobilenet_v3_large": Backbone(_torchvision_mobilenet_v3_large, IMAGENET_RGB, False,
+                                                   torchvision_mobilenet.stage_patterns),
     }
 
 
@@ -202,7 +216,7 @@ def input_convention(config):
 
 
 def build_backbone(image, config, weights=None):
-    """image: [B, H, W, 3] normalised input tensor -> [C2, C3, C4, C5] tensors.
+    """image: [B, H, W, 3] normalised input tensor -> the backbone's maps ([C2, C3, C4, C5] tensors).
 
     weights: None (random initialisation: building never downloads anything), "imagenet"
     (keras.applications' download, for a fresh training run), or a path to a weights file of

@@ -4,12 +4,14 @@ Both are functional keras.Models built on the same layers (and, when both are bu
 same image input), matterport-style:
 
     image -> NormalizeImage -> backbone C2..C5 -> FPN P2..P6 -> RPN head -> ProposalLayer
+    (the FPN entry declares its maps' strides and which of them the RoI heads read: P2..P5 of
+    P2..P6, or torchvision's MobileNetV3 FPN's two stride-32 maps of three)
     training:  RPNTargetLayer, DetectionTargetLayer -> box / mask heads on sampled RoIs
                -> five WeightedLoss layers (add_loss) ; diagnostics tracked by the target layers
     inference: box head on proposals -> DetectionLayer -> mask head on detections
 
-The backbone and the three heads come from registries by config name (BACKBONE, RPN_HEAD,
-BOX_HEAD, MASK_HEAD); every layer gets the explicit values it uses, never the whole Config.
+The backbone, the FPN and the three heads come from registries by config name (BACKBONE, FPN,
+RPN_HEAD, BOX_HEAD, MASK_HEAD); every layer gets the explicit values it uses, never the whole Config.
 
 Inputs (B static: batch_slice needs it; IMAGES_PER_GPU per replica when training):
     image        [B, H, W, 3] float32 RGB 0..255, resized and padded (H, W static in square mode)
@@ -90,6 +92,15 @@ class BoxFrameConversion(keras.layers.Layer):
         return {**super().get_config(), "frame": self.frame, "to_frame": self.to_frame}
 
 
+def fpn_of(config):
+    """The FPN entry of ``config``; a ConfigError when BACKBONE_STRIDES are not the strides of its maps."""
+    fpn = choices.lookup(FPNS, config.FPN, "FPN")
+    if tuple(config.BACKBONE_STRIDES) != fpn.strides:
+        raise ConfigError(f"BACKBONE_STRIDES {list(config.BACKBONE_STRIDES)}: FPN {config.FPN} outputs maps at "
+                          f"strides {list(fpn.strides)}, where the anchors must be")
+    return fpn
+
+
 def model_min_confidence(config):
     """The default score threshold of the inference model: min(DETECTION_MIN_CONFIDENCE,
     EVAL_MIN_CONFIDENCE). A lower threshold never changes which detections pass a higher one
@@ -119,10 +130,6 @@ class Detector:
 
     def __init__(self, config, batch_size=None, training=True, backbone_weights=None, min_confidence=None,
                  padding_free=True):
-        if config.TORCHVISION_MODEL:
-            raise ConfigError(f"TORCHVISION_MODEL {config.TORCHVISION_MODEL}: this model runs for inference by "
-                              "detection/modeling/torchvision_rcnn.py (tools/infer.py, eval_coco.py, "
-                              "convert_weights.py), not with this tool yet (docs/pretrained.md)")
         self.config = config
         self.padding_free = bool(padding_free)
         self.batch_size = batch_size or config.IMAGES_PER_GPU
@@ -141,10 +148,13 @@ class Detector:
                                     name="normalize_image")(image)
         if c.IMAGE_RESIZE_METHOD in choices.NORMALIZED_PADDING_RESIZE_METHODS:
             normalized = ZeroOutsideWindow(name="zero_padding")(normalized, self.inputs["image_meta"])
-        c2, c3, c4, c5 = build_backbone(normalized, c, backbone_weights)
-        fpn = choices.lookup(FPNS, c.FPN, "FPN")
-        self.feature_maps = fpn.build(c2, c3, c4, c5, c.TOP_DOWN_PYRAMID_SIZE, c.TRAIN_BN)
-        rcnn_maps = self.feature_maps[:4]  # P6 feeds only the RPN
+        fpn = fpn_of(c)
+        backbone_maps = build_backbone(normalized, c, backbone_weights)
+        if len(backbone_maps) != fpn.inputs:
+            raise ConfigError(f"FPN {c.FPN} reads {fpn.inputs} backbone maps; BACKBONE {c.BACKBONE} gives "
+                              f"{len(backbone_maps)} (configs/torchvision_*.yaml pair them)")
+        self.feature_maps = fpn.build(backbone_maps, c.TOP_DOWN_PYRAMID_SIZE, c.TRAIN_BN)
+        rcnn_maps = self.feature_maps[:fpn.roi_maps]  # the others (P6) feed only the RPN
         self.rpn_head = RPN_HEADS[c.RPN_HEAD](c)
         self.rpn_logits, self.rpn_probs, self.rpn_deltas = self.rpn_head(self.feature_maps)
         self.box_head = BOX_HEADS[c.BOX_HEAD](c)
@@ -159,7 +169,7 @@ class Detector:
         c = self.config
         return ProposalLayer(self.anchors, count, pre_nms_limit=c.PRE_NMS_LIMIT, nms_threshold=c.RPN_NMS_THRESHOLD,
                              bbox_std=c.RPN_BBOX_STD_DEV, frame=c.BOX_FRAME, selection=c.PROPOSAL_SELECTION,
-                             name=name)(
+                             score_threshold=c.RPN_SCORE_THRESHOLD, name=name)(
             self.rpn_probs, self.rpn_deltas, self.inputs["image"], self.inputs["image_meta"])
 
     def _build_inference(self, rcnn_maps):

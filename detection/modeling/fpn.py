@@ -1,4 +1,5 @@
-"""Feature Pyramid Network: C2..C5 -> P2..P6, all with TOP_DOWN_PYRAMID_SIZE channels.
+"""Feature Pyramid Network: the backbone's maps (C2..C5) -> the pyramid (P2..P6), all with
+TOP_DOWN_PYRAMID_SIZE channels.
 
 The FPN registry FPNS (config FPN; names in detection/choices.py FPNS):
   standard        ours (fpn_c5p5, fpn_p2, ...), below.
@@ -8,7 +9,14 @@ The FPN registry FPNS (config FPN; names in detection/choices.py FPNS):
                   max-pool 1 stride 2), so its weights load by name.
   torchvision_v2  the same with a BatchNorm (epsilon 1e-5, ``.1``) after every conv, whose
                   convs have no bias (its _v2 models).
-Each entry declares its layer-name patterns, trained with the heads (detection/engine/layer_selection.py).
+  torchvision_mobilenet  torchvision's FPN of fasterrcnn_mobilenet_v3_large_fpn over the backbone
+                  torchvision_mobilenet_v3_large's two maps, both at stride 32 (the top-down
+                  step is a plain sum: torch's nearest resize to the same size is the identity):
+                  maps at strides 32, 32, 64; the RoI heads read the first two (torchvision's
+                  MultiScaleRoIAlign finds its "0" and "1", not "pool").
+Each entry declares its layer-name patterns, trained with the heads (detection/engine/layer_selection.py),
+the strides of the maps it outputs (config BACKBONE_STRIDES must be these: the anchors are laid
+out at them) and how many of the first maps the RoI heads pool from (the rest feed only the RPN).
 """
 
 import dataclasses
@@ -49,19 +57,23 @@ def build_fpn(c2, c3, c4, c5, size):
     return [p2, p3, p4, p5, p6]
 
 
-def build_torchvision_fpn(c2, c3, c4, c5, size, batch_norm=False, train_bn=False):
-    """torchvision's FeaturePyramidNetwork + LastLevelMaxPool (module docstring): the same
-    arguments and result as build_fpn; batch_norm: v2 (a BatchNorm after each conv, convs without bias)."""
+def build_torchvision_fpn(features, size, batch_norm=False, train_bn=False, upsampling=2):
+    """torchvision's FeaturePyramidNetwork + LastLevelMaxPool (module docstring): features, the
+    backbone's maps [B, h_i, w_i, C_i] (C2..C5) -> their pyramid [B, h_i, w_i, size] and the last
+    one max-pooled 1 / 2 (P2..P6). batch_norm: v2 (a BatchNorm after each conv, convs without
+    bias); upsampling: the ratio of consecutive maps' strides (1: the top-down step adds as is)."""
 
     def conv_norm(x, name, kernel):
         x = keras.layers.Conv2D(size, kernel, padding="same", use_bias=not batch_norm, name=f"{name}.0")(x)
         return BatchNorm(f"{name}.1", train_bn, epsilon=TORCHVISION_BN_EPSILON)(x) if batch_norm else x
 
-    inner = [conv_norm(c, f"backbone.fpn.inner_blocks.{i}", 1) for i, c in enumerate((c2, c3, c4, c5))]
-    last = inner[3]
-    outputs = [conv_norm(last, "backbone.fpn.layer_blocks.3", 3)]
-    for i in (2, 1, 0):
-        last = keras.layers.Add()([inner[i], keras.layers.UpSampling2D(2, interpolation="nearest")(last)])
+    inner = [conv_norm(c, f"backbone.fpn.inner_blocks.{i}", 1) for i, c in enumerate(features)]
+    last = inner[-1]
+    outputs = [conv_norm(last, f"backbone.fpn.layer_blocks.{len(inner) - 1}", 3)]
+    for i in range(len(inner) - 2, -1, -1):
+        if upsampling > 1:
+            last = keras.layers.UpSampling2D(upsampling, interpolation="nearest")(last)
+        last = keras.layers.Add()([inner[i], last])
         outputs.insert(0, conv_norm(last, f"backbone.fpn.layer_blocks.{i}", 3))
     outputs.append(keras.layers.MaxPooling2D(1, strides=2, name="backbone.fpn.extra_blocks.pool")(outputs[-1]))
     return outputs
@@ -69,20 +81,32 @@ def build_torchvision_fpn(c2, c3, c4, c5, size, batch_norm=False, train_bn=False
 
 @dataclasses.dataclass(frozen=True)
 class FPN:
-    """One FPN entry: build(c2, c3, c4, c5, size, train_bn) -> [P2..P6]; layers: the regular
-    expressions (re.fullmatch) of its layer names."""
+    """One FPN entry: build(backbone maps, size, train_bn) -> its maps ([P2..P6]); layers: the
+    regular expressions (re.fullmatch) of its layer names; inputs: how many backbone maps it
+    reads; strides: of the maps it outputs, in input pixels; roi_maps: the first roi_maps maps
+    feed the RoI heads, the others only the RPN."""
 
     build: Callable
     layers: tuple
+    inputs: int = 4
+    strides: tuple = (4, 8, 16, 32, 64)
+    roi_maps: int = 4
+
+    @property
+    def roi_strides(self):
+        """The strides of the maps the RoI heads pool from."""
+        return self.strides[:self.roi_maps]
 
 
 # The FPN registry (names: detection/choices.py FPNS).
 FPNS = {
-    "standard": FPN(lambda c2, c3, c4, c5, size, train_bn: build_fpn(c2, c3, c4, c5, size), LAYER_PATTERNS),
-    "torchvision": FPN(lambda c2, c3, c4, c5, size, train_bn: build_torchvision_fpn(c2, c3, c4, c5, size),
-                       TORCHVISION_LAYER_PATTERNS),
-    "torchvision_v2": FPN(lambda c2, c3, c4, c5, size, train_bn: build_torchvision_fpn(
-        c2, c3, c4, c5, size, batch_norm=True, train_bn=train_bn), TORCHVISION_LAYER_PATTERNS),
+    "standard": FPN(lambda maps, size, train_bn: build_fpn(*maps, size), LAYER_PATTERNS),
+    "torchvision": FPN(lambda maps, size, train_bn: build_torchvision_fpn(maps, size), TORCHVISION_LAYER_PATTERNS),
+    "torchvision_v2": FPN(lambda maps, size, train_bn: build_torchvision_fpn(maps, size, batch_norm=True,
+                                                                             train_bn=train_bn),
+                          TORCHVISION_LAYER_PATTERNS),
+    "torchvision_mobilenet": FPN(lambda maps, size, train_bn: build_torchvision_fpn(maps, size, upsampling=1),
+                                 TORCHVISION_LAYER_PATTERNS, inputs=2, strides=(32, 32, 64), roi_maps=2),
 }
 
 

@@ -40,7 +40,10 @@ import keras
 import numpy as np
 from keras import ops
 
+from detection.choices import lookup
+from detection.core.anchors import AnchorSpec
 from detection.layers.roi_align import PyramidROIAlign
+from detection.modeling.fpn import FPNS
 from detection.modeling.normalization import BatchNorm
 
 # keras.layers.BatchNormalization's default epsilon, which matterport's BatchNorm layers keep.
@@ -382,8 +385,15 @@ class TorchvisionMaskHeadV2(TorchvisionMaskHead):
 
 
 def _roi_align(config, pool_size, name):
-    return PyramidROIAlign(pool_size, config.BACKBONE_STRIDES[:4], mode=config.ROI_ALIGN_MODE,
+    """The PyramidROIAlign over the maps the FPN gives the RoI heads (FPN.roi_maps)."""
+    roi_maps = lookup(FPNS, config.FPN, "FPN").roi_maps
+    return PyramidROIAlign(pool_size, config.BACKBONE_STRIDES[:roi_maps], mode=config.ROI_ALIGN_MODE,
                            frame=config.BOX_FRAME, name=name)
+
+
+def _anchors_per_location(config):
+    """A: RPN_ANCHOR_RATIOS, times RPN_ANCHOR_SCALES with ANCHOR_SCALES_ON_EVERY_LEVEL."""
+    return AnchorSpec.from_config(config).anchors_per_location
 
 
 @dataclasses.dataclass(frozen=True)
@@ -408,9 +418,9 @@ class HeadFamily:
 # HeadFamily. Matterport's heads take its layer names and, like its backbone, freeze their
 # BatchNorms unless TRAIN_BN.
 RPN_HEADS = {
-    "standard": HeadFamily(lambda c: RPNHead(len(c.RPN_ANCHOR_RATIOS), c.TOP_DOWN_PYRAMID_SIZE, c.RPN_ANCHOR_STRIDE),
+    "standard": HeadFamily(lambda c: RPNHead(_anchors_per_location(c), c.TOP_DOWN_PYRAMID_SIZE, c.RPN_ANCHOR_STRIDE),
                            layers=(r"rpn_.*",)),
-    "matterport": HeadFamily(lambda c: MatterportRPNHead(len(c.RPN_ANCHOR_RATIOS), 512, c.RPN_ANCHOR_STRIDE),
+    "matterport": HeadFamily(lambda c: MatterportRPNHead(_anchors_per_location(c), 512, c.RPN_ANCHOR_STRIDE),
                              layers=(r"rpn_.*",)),
 }
 BOX_HEADS = {
@@ -438,9 +448,9 @@ _TV_BOX = (r"roi_heads\.box_.*",)
 _TV_BOX_CLASS_SPECIFIC = ("roi_heads.box_predictor.cls_score", "roi_heads.box_predictor.bbox_pred")
 _TV_MASK = (r"roi_heads\.mask_.*",)
 RPN_HEADS["torchvision"] = HeadFamily(
-    lambda c: TorchvisionRPNHead(len(c.RPN_ANCHOR_RATIOS), c.TOP_DOWN_PYRAMID_SIZE, depth=1), layers=_TV_RPN)
+    lambda c: TorchvisionRPNHead(_anchors_per_location(c), c.TOP_DOWN_PYRAMID_SIZE, depth=1), layers=_TV_RPN)
 RPN_HEADS["torchvision_v2"] = HeadFamily(
-    lambda c: TorchvisionRPNHead(len(c.RPN_ANCHOR_RATIOS), c.TOP_DOWN_PYRAMID_SIZE, depth=2), layers=_TV_RPN)
+    lambda c: TorchvisionRPNHead(_anchors_per_location(c), c.TOP_DOWN_PYRAMID_SIZE, depth=2), layers=_TV_RPN)
 BOX_HEADS["torchvision"] = HeadFamily(
     lambda c: TorchvisionBoxHead(c.NUM_CLASSES, c.FPN_CLASSIF_FC_LAYERS_SIZE,
                                  _roi_align(c, c.POOL_SIZE, "rcnn_roi_align")),

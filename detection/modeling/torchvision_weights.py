@@ -1,12 +1,13 @@
 """torchvision state_dict -> the torchvision-named layers of a Detector, by name, with the same
 LoadReport as legacy ``.h5`` files.
 
-The torchvision entries of the registries (backbone torchvision_resnet50, FPN torchvision*,
-heads torchvision*) name each Keras layer after its torchvision module:
-``backbone.body.layer1.0.conv1`` is the layer of the keys ``backbone.body.layer1.0.conv1.weight``
-etc. Arrays are converted by the layer's type:
+The torchvision entries of the registries (backbones torchvision_resnet50 and
+torchvision_mobilenet_v3_large, FPN torchvision*, heads torchvision*) name each Keras layer after
+its torchvision module: ``backbone.body.layer1.0.conv1`` is the layer of the keys
+``backbone.body.layer1.0.conv1.weight`` etc. Arrays are converted by the layer's type:
 
   Conv2D          weight [out, in, kh, kw]  -> kernel [kh, kw, in, out]
+  DepthwiseConv2D weight [C, 1, kh, kw]     -> kernel [kh, kw, C, 1] (MobileNetV3, groups = C)
   Conv2DTranspose weight [in, out, kh, kw]  -> kernel [kh, kw, out, in]
   Dense           weight [out, in]          -> kernel [in, out]
   BatchNorm       weight, bias, running_mean, running_var -> gamma, beta, moving_mean, moving_variance
@@ -75,7 +76,9 @@ def keras_arrays(layer, arrays):
     if isinstance(layer, keras.layers.BatchNormalization):
         return [arrays[p] for p in _parameters(layer)]
     weight = arrays["weight"]
-    if isinstance(layer, (keras.layers.Conv2D, keras.layers.Conv2DTranspose)):
+    if isinstance(layer, keras.layers.DepthwiseConv2D):
+        kernel = weight.transpose(2, 3, 0, 1)
+    elif isinstance(layer, (keras.layers.Conv2D, keras.layers.Conv2DTranspose)):
         kernel = weight.transpose(2, 3, 1, 0)
     elif _CHW_INPUT_LAYERS.fullmatch(layer.name):
         side = int(round((weight.shape[1] / _CHW_CHANNELS) ** 0.5))
