@@ -29,6 +29,19 @@ def test_selection_names(model, layers, expected):
     assert not model.get_layer("conv1_bn").trainable
 
 
+def test_torchvision_mobilenet_stages_by_stride():
+    """torchvision's MobileNetV3 (backbone torchvision_mobilenet_v3_large) names its blocks
+    features[i]: 3+, 4+, 5+ select them by stride (4: 2..3, 8: 4..6, 16: 7..12, 32: 13..16)."""
+    from detection.engine.layer_selection import layer_regex
+
+    stride_of = {0: 2, 1: 2, 2: 4, 3: 4, 4: 8, 6: 8, 7: 16, 10: 16, 12: 16, 13: 32, 15: 32, 16: 32}
+    for selection, lowest in (("5+", 32), ("4+", 16), ("3+", 8), ("heads", None)):
+        regex = layer_regex(selection)
+        selected = {i for i in stride_of if regex.fullmatch(f"backbone.body.{i}.block.0.0")}
+        assert selected == {i for i, s in stride_of.items() if lowest and s >= lowest}, selection
+        assert regex.fullmatch("backbone.fpn.layer_blocks.0.0") and regex.fullmatch("rpn.head.cls_logits")
+
+
 def test_bad_selections_are_clear_errors(model):
     with pytest.raises(ValueError, match="nor a valid regular expression"):
         set_trainable(model, "conv[")

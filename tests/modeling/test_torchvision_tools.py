@@ -1,5 +1,6 @@
 """--weights model.pth on the tools: infer.py runs a torchvision state_dict and gives
-torchvision's recorded detections; convert_weights.py writes a .weights.h5 that gives the same."""
+torchvision's recorded detections; convert_weights.py writes a .weights.h5 that gives the same;
+export.py writes a SavedModel that gives them too (ResNet-50 and MobileNetV3 models)."""
 
 import json
 
@@ -79,11 +80,25 @@ def test_bad_pth_one_line(files, tmp_path, capsys):
 def test_export_a_torchvision_pth_gives_torchvisions_detections(files, tmp_path):
     """tools/export.py on a torchvision config and .pth: the SavedModel (its own resize in the
     graph, static shapes) gives torchvision's recorded detections, as the Predictor does."""
+    folder, _, recorded = files
+    _export_matches(CONFIG, folder / "model.pth", recorded, tmp_path)
+
+
+def test_export_the_mobile_models_torch_saved_pth(tmp_path):
+    """The same for fasterrcnn_mobilenet_v3_large_fpn from the file torch.save wrote."""
+    name = "fasterrcnn_mobilenet_v3_large_fpn"
+    manifest = json.loads((FIXTURE / f"manifest_{name}.json").read_text())
+    pth = tmp_path / f"{name}.pth"
+    oracle.with_data(FIXTURE / oracle.WITHOUT_DATA[name], manifest, pth)
+    recorded = json.loads((FIXTURE / "detections.json").read_text())["models"][name][1]
+    _export_matches(str(REPO / "configs" / oracle.MODELS[name]), pth, recorded, tmp_path)
+
+
+def _export_matches(config, pth, recorded, tmp_path):
     from detection.export import load_serving
 
-    folder, image_path, recorded = files
     out = tmp_path / "export" / "1"
-    assert load_tool("export").main(["--config", CONFIG, "--weights", str(folder / "model.pth"), "--output", str(out),
+    assert load_tool("export").main(["--config", config, "--weights", str(pth), "--output", str(out),
                                      "--set", "DETECTION_MIN_CONFIDENCE=0.05"] + SETTINGS) == 0
     image = dict(oracle.oracle_images())[recorded["image"]]
     served = load_serving(out)(image[None])
