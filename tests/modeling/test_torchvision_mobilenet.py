@@ -22,6 +22,7 @@ from detection.modeling.torchvision_mobilenet import make_divisible
 from detection.modeling.torchvision_weights import expected_keys, load_state_dict
 from detection.modeling.weights import WeightsError
 from tests.conftest import REPO
+from tests.modeling.test_torchvision_finetune import FINE_TUNE
 from tests.tools import load_tool
 
 NAME = "fasterrcnn_mobilenet_v3_large_fpn"
@@ -168,30 +169,6 @@ def test_a_resnet_file_is_refused_naming_the_key(model):
         load_state_dict(model.predictor.detector.inference_model, state, "r50.pth")
 
 
-FINE_TUNE = """
-NUM_CLASSES: 4
-CLASS_NAMES: [square, circle, triangle]
-CATEGORY_IDS: null
-DATASET_FORMAT: shapes
-SHAPES_TRAIN_COUNT: 6
-SHAPES_VAL_COUNT: 2
-SHAPES_IMAGE_SIZE: 128
-IMAGE_MIN_DIM: 128
-IMAGE_MAX_DIM: 128
-IMAGES_PER_GPU: 1
-POST_NMS_ROIS_TRAINING: 100
-POST_NMS_ROIS_INFERENCE: 100
-TRAIN_ROIS_PER_IMAGE: 32
-MAX_GT_INSTANCES: 8
-STEPS_PER_EPOCH: 3
-VALIDATION_STEPS: 0
-LEARNING_RATE: 0.01
-LR_WARMUP_STEPS: 0
-SEED: 3
-TRAIN_STAGES: [{layers: heads, epochs: 1}, {layers: 4+, epochs: 1}]
-"""
-
-
 def test_fine_tuning_from_the_torch_saved_file(torch_saved, tmp_path, capsys):
     """tools/train.py --weights the .pth with 4 classes (the file has 5): the class layers left
     initialised, the losses finite, heads then 4+ train what they select, FrozenBatchNorm stays."""
@@ -199,10 +176,11 @@ def test_fine_tuning_from_the_torch_saved_file(torch_saved, tmp_path, capsys):
     from detection.modeling.detector import Detector
 
     config_path = tmp_path / "c.yaml"
-    config_path.write_text(f"_BASE_: {CONFIG}\n" + FINE_TUNE)
+    config_path.write_text(f"_BASE_: {CONFIG}\n" + FINE_TUNE)  # the shapes at 128 px, 4 classes
     run = tmp_path / "run"
     assert load_tool("train").main(["--config", str(config_path), "--weights", str(torch_saved),
-                                    "--output", str(run)]) == 0
+                                    "--output", str(run), "--set", "STEPS_PER_EPOCH=3", "--set",
+                                    "TRAIN_STAGES=[{layers: heads, epochs: 1}, {layers: 4+, epochs: 1}]"]) == 0
     out = capsys.readouterr().out
     keys = len(MANIFEST["shapes"])
     assert f"loaded {keys - 4} of {keys} arrays from {torch_saved.name}" in out, out
