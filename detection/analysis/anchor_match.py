@@ -1,7 +1,7 @@
 """Exact best IoU and positive-anchor count of GT boxes against the pyramid anchor grid,
 without building the [num_gt, num_anchors] IoU matrix.
 
-Why a window is enough: in one (level, ratio) group every anchor has the same height h_a and
+Why a window is enough: in one (level, scale, ratio) group every anchor has the same height h_a and
 width w_a and sits on a regular grid. The intersection of a GT box with an anchor is the
 overlap along y (a function of the anchor's row only) times the overlap along x (of its column
 only), and each falls off with the distance between the centres. So
@@ -10,8 +10,9 @@ only), and each falls off with the distance between the centres. So
     is at most min(w_g, w_a), its y overlap must be at least c / min(w_g, w_a), which bounds
     the centre distance along y: a window of rows (likewise of columns).
 IoU is then evaluated in that window only, with the arithmetic of a brute force over all
-anchors: float64 on the float32 anchor coordinates ``generate_pyramid_anchors`` makes (the
-coordinates are rebuilt here bit for bit). The bound is loosened by 0.1 % and one cell on each
+anchors: float64 on the float32 anchor coordinates the config's ANCHOR_GENERATOR makes
+(``AnchorSpec.anchors``; rebuilt here bit for bit by ``_AXES``, one scale or with
+ANCHOR_SCALES_ON_EVERY_LEVEL every scale per level). The bound is loosened by 0.1 % and one cell on each
 side, so float rounding cannot drop an anchor. Cost: O(window) per GT box and group, not
 O(anchors); memory is bounded by ``chunk_elements``.
 
@@ -30,7 +31,8 @@ import dataclasses
 
 import numpy as np
 
-from detection.core.anchors import AnchorSpec, anchor_shapes  # noqa: F401 (AnchorSpec: re-exported)
+from detection.config import ConfigError
+from detection.core.anchors import AnchorSpec, anchor_shapes, torchvision_base_anchors  # noqa: F401 (re-exported)
 
 # Loosening of the window bound against float rounding (relative, and absolute in pixels).
 _RELATIVE_SLACK = 1e-3
@@ -42,12 +44,14 @@ _LOWEST_EXACT_IOU = 0.05
 @dataclasses.dataclass
 class GridMatch:
     """Per GT box: best_iou [G] float64; positive_anchors [G] int64 (anchors at IoU >=
-    positive_iou); level [G] int32 and ratio_index [G] int32 of the best anchor (ties: the
-    lowest level, then the lowest ratio index)."""
+    positive_iou); level [G] int32, scale [G] float64 (its RPN_ANCHOR_SCALES side) and
+    ratio_index [G] int32 of the best anchor (ties: the lowest level, then the lowest scale,
+    then the lowest ratio index)."""
 
     best_iou: np.ndarray
     positive_anchors: np.ndarray
     level: np.ndarray
+    scale: np.ndarray
     ratio_index: np.ndarray
 
 
@@ -56,103 +60,136 @@ def match_to_anchor_grid(boxes, padded_shapes, spec, positive_iou, exact_above=N
 
     boxes: [G, 4] float32 [y1, x1, y2, x2] GT boxes in model-input pixels, positive extent.
     padded_shapes: [G, 2] int (H, W) of the padded input each box belongs to (the anchor grid).
-    spec: AnchorSpec. positive_iou: an anchor at IoU >= this counts as positive.
+    spec: AnchorSpec (any ANCHOR_GENERATOR, one or every scale per level). positive_iou: an
+        anchor at IoU >= this counts as positive.
     exact_above: the best IoU is exact when at least this (default: positive_iou); lower
         values widen the windows (cost grows roughly as 1 / exact_above^2).
     chunk_elements: most IoU values held at once (x ~5 float64 temporaries).
     Returns a GridMatch.
     """
+    if spec.generator not in _AXES:
+        raise ConfigError(f"ANCHOR_GENERATOR {spec.generator!r}: the anchor statistics know the generators "
+                          f"{', '.join(sorted(_AXES))}")
+    if spec.generator == "torchvision" and spec.anchor_stride != 1:
+        raise ConfigError("RPN_ANCHOR_STRIDE: the torchvision ANCHOR_GENERATOR puts anchors on every cell; "
+                          "the anchor statistics need RPN_ANCHOR_STRIDE 1 with it")
     boxes = np.asarray(boxes, np.float32).reshape(-1, 4).astype(np.float64)
     padded_shapes = np.asarray(padded_shapes, np.int64).reshape(-1, 2)
     num = len(boxes)
     best = np.zeros(num, np.float64)
     positives = np.zeros(num, np.int64)
     best_level = np.zeros(num, np.int32)
+    best_scale = np.full(num, spec.level_scales[0][0] if spec.strides else 0.0, np.float64)
     best_ratio = np.zeros(num, np.int32)
     if num == 0:
-        return GridMatch(best, positives, best_level, best_ratio)
+        return GridMatch(best, positives, best_level, best_scale, best_ratio)
     if positive_iou <= 0:  # every anchor, overlapping or not, has IoU >= 0
         positives[:] = [spec.anchor_count(shape) for shape in padded_shapes]
     window_iou = max(positive_iou if exact_above is None else exact_above, _LOWEST_EXACT_IOU)
     if positive_iou > 0:  # the count needs every anchor at >= positive_iou, however low
         window_iou = min(window_iou, positive_iou)
 
-    if spec.every_level:
-        raise ValueError("ANCHOR_SCALES_ON_EVERY_LEVEL true: the anchor statistics analyse one scale per level "
-                         "(RPN_ANCHOR_SCALES one per BACKBONE_STRIDES level)")
     gt_area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-    for level, (scale, stride) in enumerate(zip(spec.scales, spec.strides)):
+    gt_h, gt_w = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    make_axis = _AXES[spec.generator]
+    for level, scales in enumerate(spec.level_scales):
         rows = spec.grid_cells(padded_shapes[:, 0], level)
         cols = spec.grid_cells(padded_shapes[:, 1], level)
-        heights, widths = anchor_shapes([scale], spec.ratios)
-        for r, (height, width) in enumerate(zip(heights, widths)):
-            # Least overlap along each axis that any anchor at IoU >= window_iou must have.
-            c = window_iou * (gt_area + height * width) / (1 + window_iou)
-            gt_h, gt_w = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
-            min_dy = c / np.minimum(gt_w, width) * (1 - _RELATIVE_SLACK) - _ABSOLUTE_SLACK
-            min_dx = c / np.minimum(gt_h, height) * (1 - _RELATIVE_SLACK) - _ABSOLUTE_SLACK
-            axis = _AxisGrid(spec.anchor_stride, stride, spec.offset)
-            y_lo, y_hi = axis.window(boxes[:, 0], boxes[:, 2], height, rows, min_dy)
-            x_lo, x_hi = axis.window(boxes[:, 1], boxes[:, 3], width, cols, min_dx)
-            group_best, group_pos = _evaluate_windows(
-                boxes, gt_area, (y_lo, y_hi, x_lo, x_hi), axis, height, width, positive_iou, chunk_elements)
-            better = group_best > best
-            best = np.where(better, group_best, best)
-            best_level[better] = level
-            best_ratio[better] = r
-            if positive_iou > 0:
-                positives += group_pos
-    return GridMatch(best, positives, best_level, best_ratio)
+        for scale in scales:
+            for r in range(len(spec.ratios)):
+                y_axis = make_axis(spec, level, scale, r, padded_shapes[:, 0], rows, 0)
+                x_axis = make_axis(spec, level, scale, r, padded_shapes[:, 1], cols, 1)
+                height, width = y_axis.side, x_axis.side
+                # Least overlap along each axis that any anchor at IoU >= window_iou must have.
+                c = window_iou * (gt_area + height * width) / (1 + window_iou)
+                min_dy = c / np.minimum(gt_w, width) * (1 - _RELATIVE_SLACK) - _ABSOLUTE_SLACK
+                min_dx = c / np.minimum(gt_h, height) * (1 - _RELATIVE_SLACK) - _ABSOLUTE_SLACK
+                y_lo, y_hi = y_axis.window(boxes[:, 0], boxes[:, 2], rows, min_dy)
+                x_lo, x_hi = x_axis.window(boxes[:, 1], boxes[:, 3], cols, min_dx)
+                group_best, group_pos = _evaluate_windows(
+                    boxes, gt_area, (y_lo, y_hi, x_lo, x_hi), y_axis, x_axis, positive_iou, chunk_elements)
+                better = group_best > best
+                best = np.where(better, group_best, best)
+                best_level[better] = level
+                best_scale[better] = scale
+                best_ratio[better] = r
+                if positive_iou > 0:
+                    positives += group_pos
+    return GridMatch(best, positives, best_level, best_scale, best_ratio)
 
 
 @dataclasses.dataclass(frozen=True)
 class _AxisGrid:
-    """Anchor centres along one axis: (k * anchor_stride + offset) * stride for k = 0 .. cells - 1."""
+    """Anchors of one shape along one axis: cell k (0 .. cells - 1) has centre k * spacing +
+    first and the edges ``edges`` gives; side: the anchor's extent. spacing, first: [G] float64
+    (a generator's spacing may depend on the box's padded input)."""
 
-    anchor_stride: int
-    stride: int
-    offset: float = 0.5
+    spacing: np.ndarray
+    first: np.ndarray
+    side: float
+    edges: object  # (box indices [B], cells [B, n] int64) -> (low, high) [B, n] float64, as the generator makes them
 
-    def centres(self, cells):
-        """cells: [...] int64 -> [...] float64, computed as generate_anchors does."""
-        return (cells * self.anchor_stride + self.offset) * self.stride
-
-    def edges(self, cells, side):
-        """cells: [...] int64, side: anchor extent -> (low, high) [...] float64 of the float32 anchors."""
-        centre = self.centres(cells)
-        low = (centre - side / 2).astype(np.float32).astype(np.float64)
-        high = (centre + side / 2).astype(np.float32).astype(np.float64)
-        return low, high
-
-    def window(self, g1, g2, side, cells, min_overlap):
+    def window(self, g1, g2, cells, min_overlap):
         """Cells [lo, hi] (each [G] int64, inclusive) holding the two cells nearest each GT
         centre and every cell whose overlap with [g1, g2] can reach min_overlap [G].
 
-        g1, g2: [G] GT extent along this axis; side: anchor extent; cells: [G] cells per image.
+        g1, g2: [G] GT extent along this axis; cells: [G] cells per image.
         """
-        spacing = self.anchor_stride * self.stride
-        offset = self.offset * self.stride
         centre = (g1 + g2) / 2
         last = cells - 1
-        nearest = np.floor((centre - offset) / spacing).astype(np.int64)
+        nearest = np.floor((centre - self.first) / self.spacing).astype(np.int64)
         near_lo = np.clip(nearest, 0, last)
         near_hi = np.clip(nearest + 1, 0, last)
         # Overlap along the axis is min(g, side, (g + side) / 2 - distance), so it reaches
         # min_overlap only within this distance of the centre, and only if min(g, side) does.
-        feasible = np.minimum(g2 - g1, side) >= min_overlap
-        reach = np.where(feasible, (g2 - g1 + side) / 2 - np.maximum(min_overlap, 0.0), 0.0)
-        lo = np.ceil((centre - reach - offset) / spacing).astype(np.int64) - 1
-        hi = np.floor((centre + reach - offset) / spacing).astype(np.int64) + 1
+        feasible = np.minimum(g2 - g1, self.side) >= min_overlap
+        reach = np.where(feasible, (g2 - g1 + self.side) / 2 - np.maximum(min_overlap, 0.0), 0.0)
+        lo = np.ceil((centre - reach - self.first) / self.spacing).astype(np.int64) - 1
+        hi = np.floor((centre + reach - self.first) / self.spacing).astype(np.int64) + 1
         lo = np.where(feasible, np.minimum(np.clip(lo, 0, last), near_lo), near_lo)
         hi = np.where(feasible, np.maximum(np.clip(hi, 0, last), near_hi), near_hi)
         return lo, hi
 
 
-def _evaluate_windows(boxes, gt_area, windows, axis, height, width, positive_iou, chunk_elements):
-    """IoU of each GT box with every anchor of one (level, ratio) in its window.
+def _standard_axis(spec, level, scale, ratio_index, padded_sides, cells, axis):
+    """The standard generator (generate_anchors): centres (k * anchor_stride + offset) * stride,
+    edges centre -+ side / 2 in float64 rounded to float32."""
+    stride = spec.strides[level]
+    side = float(anchor_shapes([scale], spec.ratios)[axis][ratio_index])
+    count = len(padded_sides)
+
+    def edges(_, k):
+        centre = (k * spec.anchor_stride + spec.offset) * stride
+        return ((centre - side / 2).astype(np.float32).astype(np.float64),
+                (centre + side / 2).astype(np.float32).astype(np.float64))
+
+    return _AxisGrid(np.full(count, float(spec.anchor_stride * stride)), np.full(count, spec.offset * stride),
+                     side, edges)
+
+
+def _torchvision_axis(spec, level, scale, ratio_index, padded_sides, cells, axis):
+    """The torchvision generator (core/anchors.py): the rounded base anchor [low, high] shifted by
+    k * (padded side // cells) in float32; that step depends on the box's padded input."""
+    base = torchvision_base_anchors([scale], spec.ratios)[ratio_index]
+    low, high = base[axis], base[axis + 2]
+    step = (np.asarray(padded_sides, np.int64) // np.asarray(cells, np.int64)).astype(np.float32)
+
+    def edges(index, k):
+        shift = k.astype(np.float32) * step[index, None]
+        return (shift + low).astype(np.float64), (shift + high).astype(np.float64)
+
+    return _AxisGrid(step.astype(np.float64), np.full(len(step), (float(low) + float(high)) / 2),
+                     float(high) - float(low), edges)
+
+
+_AXES = {"standard": _standard_axis, "torchvision": _torchvision_axis}
+
+
+def _evaluate_windows(boxes, gt_area, windows, y_axis, x_axis, positive_iou, chunk_elements):
+    """IoU of each GT box with every anchor of one (level, scale, ratio) in its window.
 
     boxes: [G, 4] float64 input frame; gt_area: [G]; windows: (y_lo, y_hi, x_lo, x_hi) [G] each;
-    height, width: the anchor shape. Returns (best [G] float64, positives [G] int64).
+    y_axis, x_axis: the anchors' _AxisGrid along each axis. Returns (best [G] float64, positives [G] int64).
     """
     y_lo, y_hi, x_lo, x_hi = windows
     ny, nx = y_hi - y_lo + 1, x_hi - x_lo + 1
@@ -168,8 +205,8 @@ def _evaluate_windows(boxes, gt_area, windows, axis, height, width, positive_iou
         step = max(1, chunk_elements // int(h_cells * w_cells))
         for i in range(0, len(members), step):
             idx = members[i:i + step]
-            ay1, ay2 = axis.edges(y_lo[idx, None] + np.arange(h_cells), height)  # [B, ny]
-            ax1, ax2 = axis.edges(x_lo[idx, None] + np.arange(w_cells), width)  # [B, nx]
+            ay1, ay2 = y_axis.edges(idx, y_lo[idx, None] + np.arange(h_cells))  # [B, ny]
+            ax1, ax2 = x_axis.edges(idx, x_lo[idx, None] + np.arange(w_cells))  # [B, nx]
             g = boxes[idx]
             ih = np.maximum(np.minimum(g[:, 2:3], ay2) - np.maximum(g[:, 0:1], ay1), 0.0)
             iw = np.maximum(np.minimum(g[:, 3:4], ax2) - np.maximum(g[:, 1:2], ax1), 0.0)

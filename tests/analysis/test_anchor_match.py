@@ -1,8 +1,10 @@
 """The fast grid matcher against the brute force over every anchor (tests/analysis/brute_force.py)."""
 import numpy as np
 import pytest
+from conftest import REPO
 
 from detection.analysis.anchor_match import AnchorSpec, match_to_anchor_grid
+from detection.config import Config, ConfigError
 
 from .brute_force import brute_force_match
 
@@ -14,16 +16,16 @@ def assert_matches_brute_force(boxes, padded_shape, spec, positive_iou, exact_ab
     boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
     fast = match_to_anchor_grid(boxes, np.tile(padded_shape, (len(boxes), 1)), spec, positive_iou, exact_above,
                                 **kwargs)
-    ref = brute_force_match(boxes, padded_shape, spec.scales, spec.ratios, spec.strides, spec.anchor_stride,
-                            positive_iou)
+    ref = brute_force_match(boxes, padded_shape, spec, positive_iou)
     assert spec.anchor_count(padded_shape) == ref["anchor_num"]
     np.testing.assert_array_equal(fast.positive_anchors, ref["positive_anchors"])
     exact = ref["best_iou"] >= exact_above
     np.testing.assert_array_equal(fast.best_iou[exact], ref["best_iou"][exact])
     # Below exact_above: the nearest cells' best, equal up to float32 rounding of anchor coordinates.
     np.testing.assert_allclose(fast.best_iou, ref["best_iou"], rtol=1e-5, atol=1e-9)
-    # The reported level holds the best anchor (ties between levels may pick either).
-    reached = ref["level_best"][np.arange(len(boxes)), fast.level]
+    # The reported level, scale and ratio hold the best anchor (ties may pick either).
+    scale_index = [spec.level_scales[level].index(scale) for level, scale in zip(fast.level, fast.scale)]
+    reached = ref["group_best"][np.arange(len(boxes)), fast.level, scale_index, fast.ratio_index]
     np.testing.assert_allclose(reached, ref["best_iou"], rtol=1e-5, atol=1e-9)
     return fast, ref
 
@@ -104,7 +106,7 @@ def test_boxes_of_differently_padded_inputs_use_their_own_grid():
     box = np.array([[240, 100, 272, 132]], np.float32)
     both = match_to_anchor_grid(np.repeat(box, 2, 0), [[256, 256], [1024, 256]], FPN, 0.7)
     for i, shape in enumerate([(256, 256), (1024, 256)]):
-        ref = brute_force_match(box, shape, FPN.scales, FPN.ratios, FPN.strides, 1, 0.7)
+        ref = brute_force_match(box, shape, FPN, 0.7)
         assert both.positive_anchors[i] == ref["positive_anchors"][0]
     assert both.positive_anchors.tolist() == [2, 4]
 
@@ -114,3 +116,61 @@ def test_zero_positive_threshold_counts_every_anchor_and_empty_input():
     assert fast.positive_anchors[0] == FPN.anchor_count((128, 192))
     empty = match_to_anchor_grid(np.zeros((0, 4)), np.zeros((0, 2)), FPN, 0.7)
     assert len(empty.best_iou) == 0 and len(empty.positive_anchors) == 0
+
+
+# The mobile model: torchvision's generator, five scales on each of the levels at strides 32, 32, 64.
+MOBILE_CONFIG = REPO / "configs" / "torchvision_fasterrcnn_mobilenet_v3_large_fpn.yaml"
+MOBILE = AnchorSpec.from_config(Config.from_yaml(MOBILE_CONFIG))
+
+
+def boxes_of_every_size(shape, rng, n=150):
+    """n boxes of sides 6 .. 1.5 x the input, centred anywhere in (and a little beyond) it."""
+    h = np.exp(rng.uniform(np.log(6), np.log(1.5 * max(shape)), n))
+    w = h * np.exp(rng.uniform(-1.5, 1.5, n))
+    cy, cx = rng.uniform(-20, shape[0] + 20, n), rng.uniform(-20, shape[1] + 20, n)
+    return np.stack([cy - h / 2, cx - w / 2, cy + h / 2, cx + w / 2], axis=1).astype(np.float32)
+
+
+@pytest.mark.parametrize("generator", ["torchvision", "standard"])
+@pytest.mark.parametrize("shape", [(320, 320), (352, 224)], ids=["320x320", "352x224_p6_step_58"])
+def test_every_scale_on_every_level_matches_brute_force(generator, shape):
+    # 352 / 64 -> a 6-cell P6 whose torchvision step is 352 // 6 = 58, not 64.
+    assert MOBILE.every_level and MOBILE.anchors_per_location == 15
+    spec = MOBILE.replace(generator=generator)
+    rng = np.random.default_rng(11)
+    boxes = np.concatenate([boxes_of_every_size(shape, rng), HAND_BUILT_SMALL], axis=0)
+    for positive_iou in (0.5, 0.7):
+        fast, ref = assert_matches_brute_force(boxes, shape, spec, positive_iou)
+        # Every scale holds some box's best anchor, so skipping one would show (a skipped level
+        # would change the positive counts: levels 0 and 1 hold the same anchors, ties go to 0).
+        assert set(fast.scale[fast.best_iou >= 0.5]) == set(spec.scales)
+        if generator == "torchvision" and shape[0] == 352:  # P6's rows at 58 are not on the stride-32 grid
+            assert 2 in set(fast.level)
+
+
+# Boxes equal to mobile anchors: scale 32 ratio 1 at cell (3, 2) of a stride-32 level (torchvision:
+# centre (96, 64)), and scale 512 ratio 0.5 (w / h; rounded 362 x 724) at P6 cell (1, 1).
+HAND_BUILT_SMALL = np.array([[80, 48, 112, 80], [64 - 362, 64 - 181, 64 + 362, 64 + 181], [0, 0, 320, 224]],
+                            np.float32)
+
+
+def test_torchvision_anchor_equal_to_a_box_has_iou_one():
+    fast = match_to_anchor_grid(HAND_BUILT_SMALL[:2], [[320, 320], [320, 320]], MOBILE, 0.7)
+    assert fast.best_iou.tolist() == [1.0, 1.0]
+    assert fast.scale.tolist() == [32.0, 512.0] and fast.ratio_index.tolist() == [1, 2]
+    # Standard centres (cell + 0.5) x stride miss both exactly.
+    standard = match_to_anchor_grid(HAND_BUILT_SMALL[:2], [[320, 320], [320, 320]],
+                                    MOBILE.replace(generator="standard"), 0.7)
+    assert (standard.best_iou < 1).all()
+
+
+def test_torchvision_generator_one_scale_per_level_matches_brute_force():
+    spec = FPN.replace(generator="torchvision")
+    rng = np.random.default_rng(5)
+    assert_matches_brute_force(np.concatenate([boxes_of_every_size((352, 224), rng), HAND_BUILT_SMALL]),
+                               (352, 224), spec, 0.7)
+
+
+def test_torchvision_generator_with_anchor_stride_is_a_config_error():
+    with pytest.raises(ConfigError, match="RPN_ANCHOR_STRIDE"):
+        match_to_anchor_grid([[0, 0, 10, 10]], [[64, 64]], MOBILE.replace(anchor_stride=2), 0.7)

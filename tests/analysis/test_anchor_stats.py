@@ -49,8 +49,7 @@ def test_pad64_images_are_matched_against_their_own_anchors():
     for i in range(len(images)):
         rows = table.image_index == i
         shape = tuple(table.padded_shape[rows][0])
-        ref = brute_force_match(table.boxes[rows], shape, spec.scales, spec.ratios, spec.strides, 1,
-                                config.RPN_POSITIVE_IOU)
+        ref = brute_force_match(table.boxes[rows], shape, spec, config.RPN_POSITIVE_IOU)
         np.testing.assert_array_equal(table.positive_anchors[rows], ref["positive_anchors"])
         np.testing.assert_allclose(table.best_iou[rows], ref["best_iou"], rtol=1e-5)
 
