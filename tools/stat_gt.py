@@ -11,8 +11,9 @@ Example (bccd, standard VOC layout, all 364 images):
         --output runs/stat_bccd --json runs/stat_bccd/stats.json --suggest   (one command line)
 
 For every non-crowd GT box, in the model-input frame after the config's resize: the best IoU
-over all anchors, the number of anchors at IoU >= RPN_POSITIVE_IOU, and the level, scale and
-ratio of the best anchor; summarised overall, by size (COCO buckets in input pixels) and by
+over all anchors the model uses (its ANCHOR_GENERATOR, one or with ANCHOR_SCALES_ON_EVERY_LEVEL
+every scale per level), the number of anchors at IoU >= RPN_POSITIVE_IOU, and the level, scale
+and ratio of the best anchor; summarised overall, by size (COCO buckets in input pixels) and by
 aspect, with the worst-matched boxes and the loader's data validation summary.
 
 --output DIR   PNGs: best_iou_hist, gt_shapes (w x h, coloured by best IoU, anchors drawn),
@@ -20,7 +21,9 @@ aspect, with the worst-matched boxes and the loader's data validation summary.
                proposal_recall.
 --suggest      anchor scales and ratios that match more boxes at RPN_POSITIVE_IOU, with
                before/after figures and a YAML snippet for the config
-               (detection/analysis/suggest.py says how, and what the guard protects).
+               (detection/analysis/suggest.py says how, and what the guard protects); one
+               scale per level, so with ANCHOR_SCALES_ON_EVERY_LEVEL true the report says in
+               one line that it does not apply.
 --per-gt F     one CSV line per GT box: image_id, y1, x1, y2, x2 (input frame), best_iou,
                positive_anchors, level, scale, ratio.
 --weights W    also run the model's RPN: proposal recall at IoU 0.5 / 0.7 for the top 100,
@@ -109,18 +112,25 @@ def main(argv=None):
         print(f"stat_gt: {e}", file=sys.stderr)
         return 2
     spec = AnchorSpec.from_config(config)
-    table, counts = match_dataset(dataset.records, config)
+    try:
+        table, counts = match_dataset(dataset.records, config)
+    except ConfigError as e:  # an anchor layout the statistics cannot rebuild
+        print(f"stat_gt: {e}", file=sys.stderr)
+        return 2
     summary = {"dataset": {"name": dataset.name, "source": dataset.source, "subset": args.subset}}
     summary.update(summarize(table, counts, config, worst=args.worst))
     summary["data"] = {"summary": dataset.report.summary(file=None), "problems": dict(dataset.report.counts)}
 
     suggestion = None
     if args.suggest and len(table):
-        from detection.analysis.suggest import suggest_anchors
+        from detection.analysis.suggest import not_applicable, suggest_anchors
 
-        suggestion = suggest_anchors(table, spec, config.RPN_POSITIVE_IOU, sample_size=args.suggest_sample,
-                                     seed=config.SEED, objective=args.suggest_objective)
-        summary["suggestion"] = suggestion.to_dict()
+        if not_applicable(spec):
+            summary["suggestion_not_made"] = not_applicable(spec)
+        else:
+            suggestion = suggest_anchors(table, spec, config.RPN_POSITIVE_IOU, sample_size=args.suggest_sample,
+                                         seed=config.SEED, objective=args.suggest_objective)
+            summary["suggestion"] = suggestion.to_dict()
     if args.weights:
         try:
             proposal_stage(args, config, dataset, table, summary)

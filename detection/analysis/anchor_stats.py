@@ -56,7 +56,7 @@ class GtTable:
     boxes: [G, 4] float32 [y1, x1, y2, x2] in model-input pixels.
     original_boxes: [G, 4] float32, the same boxes in original-image pixels.
     padded_shape: [G, 2] int64 (H, W) of the box's padded input.
-    best_iou, positive_anchors, level, ratio_index: [G], see ``GridMatch`` (zeros before matching).
+    best_iou, positive_anchors, level, scale, ratio_index: [G], see ``GridMatch`` (None before matching).
     """
 
     image_index: np.ndarray
@@ -67,6 +67,7 @@ class GtTable:
     best_iou: np.ndarray = None
     positive_anchors: np.ndarray = None
     level: np.ndarray = None
+    scale: np.ndarray = None
     ratio_index: np.ndarray = None
 
     def __len__(self):
@@ -146,11 +147,11 @@ def gt_table(images, config):
 
 
 def match_table(table, spec, positive_iou, exact_above=LOWEST_BASE_THRESHOLD):
-    """Fills ``table``'s match results (best IoU, positive count, level, ratio) in place and
+    """Fills ``table``'s match results (best IoU, positive count, level, scale, ratio) in place and
     returns it. exact_above: see ``match_to_anchor_grid`` (the lowest reported threshold)."""
     m = match_to_anchor_grid(table.boxes, table.padded_shape, spec, positive_iou, exact_above)
-    table.best_iou, table.positive_anchors, table.level, table.ratio_index = (
-        m.best_iou, m.positive_anchors, m.level, m.ratio_index)
+    table.best_iou, table.positive_anchors, table.level, table.scale, table.ratio_index = (
+        m.best_iou, m.positive_anchors, m.level, m.scale, m.ratio_index)
     return table
 
 
@@ -207,7 +208,8 @@ def summarize(table, counts, config, worst=20):
     Keys: config, image_num, images_without_gt, gt_num, crowd_num, degenerate_num, anchor_num
     (anchors per image; the mean when inputs differ), anchor_num_by_input_shape, thresholds,
     the ``group_stats`` keys over all boxes, by_size and by_aspect (group_stats per bucket),
-    best_level (boxes whose best anchor is on each level), worst (the ``worst`` lowest best IoUs).
+    best_level and best_scale (boxes whose best anchor is on each level, of each RPN_ANCHOR_SCALES
+    scale: with ANCHOR_SCALES_ON_EVERY_LEVEL a level holds several), worst (the ``worst`` lowest best IoUs).
     """
     spec = AnchorSpec.from_config(config)
     thresholds = thresholds_of(config)
@@ -221,7 +223,8 @@ def summarize(table, counts, config, worst=20):
     anchor_mean = sum(n * a for n, a in counts.anchors_by_shape.values()) / images if images else 0
     summary = {
         "config": {key: getattr(config, key) for key in (
-            "RPN_ANCHOR_SCALES", "RPN_ANCHOR_RATIOS", "BACKBONE_STRIDES", "RPN_ANCHOR_STRIDE", "RPN_POSITIVE_IOU",
+            "RPN_ANCHOR_SCALES", "ANCHOR_SCALES_ON_EVERY_LEVEL", "ANCHOR_GENERATOR", "RPN_ANCHOR_RATIOS",
+            "BACKBONE_STRIDES", "RPN_ANCHOR_STRIDE", "RPN_POSITIVE_IOU",
             "RPN_NEGATIVE_IOU", "IMAGE_RESIZE_MODE", "IMAGE_MIN_DIM", "IMAGE_MAX_DIM", "IMAGE_MIN_SCALE")},
         "image_num": counts.image_num,
         "images_without_gt": counts.images_without_gt,
@@ -239,6 +242,7 @@ def summarize(table, counts, config, worst=20):
     summary["by_size"] = by(SIZE_BUCKETS, table.size_bucket())
     summary["by_aspect"] = by(ASPECT_BUCKETS, table.aspect_bucket())
     summary["best_level"] = {name: int(np.count_nonzero(table.level == i)) for i, name in enumerate(spec.level_names)}
+    summary["best_scale"] = {f"{s:g}": int(np.count_nonzero(table.scale == s)) for s in spec.scales}
     summary["worst"] = worst_boxes(table, spec, worst)
     return summary
 
@@ -255,7 +259,7 @@ def worst_boxes(table, spec, count):
         "best_iou": float(table.best_iou[i]),
         "positive_anchors": int(table.positive_anchors[i]),
         "level": spec.level_names[table.level[i]],
-        "scale": spec.scales[table.level[i]],
+        "scale": float(table.scale[i]),
         "ratio": spec.ratios[table.ratio_index[i]],
     } for i in order]
 

@@ -52,12 +52,14 @@ def plot_best_iou_histogram(best_iou, positive_iou, negative_iou, path,
 
 
 def _draw_anchor_shapes(ax, spec, marker="x", size=70, label_prefix="", alpha=1.0):
-    """Marks each (level, ratio) anchor shape at (width, height), coloured by level."""
-    for level, scale in enumerate(spec.scales):
+    """Marks each (scale, ratio) anchor shape at (width, height), coloured by scale (one per level,
+    or with every_level each scale on every level)."""
+    for i, scale in enumerate(spec.scales):
         heights, widths = anchor_shapes([scale], spec.ratios)
-        colour = _LEVEL_COLOURS[level % len(_LEVEL_COLOURS)]
+        colour = _LEVEL_COLOURS[i % len(_LEVEL_COLOURS)]
+        where = "every level" if spec.every_level else spec.level_names[i]
         ax.scatter(widths, heights, marker=marker, s=size, color=colour, linewidths=2, alpha=alpha, zorder=5,
-                   label=f"{label_prefix}{spec.level_names[level]} anchors (scale {scale:g})")
+                   label=f"{label_prefix}scale {scale:g} anchors ({where})")
 
 
 def _draw_size_buckets(ax, low, high):

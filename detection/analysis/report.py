@@ -23,7 +23,9 @@ def format_report(summary):
     if len(by_shape) > 3:
         shapes += f" and {len(by_shape) - 3} more shapes"
     lines = [
-        f"Anchors: scales {_list(c['RPN_ANCHOR_SCALES'])}, ratios (w/h) {_list(c['RPN_ANCHOR_RATIOS'])}, "
+        f"Anchors: scales {_list(c['RPN_ANCHOR_SCALES'])}"
+        f"{' each on every level' if c.get('ANCHOR_SCALES_ON_EVERY_LEVEL') else ''}, "
+        f"ratios (w/h) {_list(c['RPN_ANCHOR_RATIOS'])}, {c.get('ANCHOR_GENERATOR', 'standard')} generator, "
         f"strides {_list(c['BACKBONE_STRIDES'])}, anchor stride {c['RPN_ANCHOR_STRIDE']}; "
         f"RPN IoU positive >= {t_pos:g}, negative < {c['RPN_NEGATIVE_IOU']:g}",
         f"Input: {c['IMAGE_RESIZE_MODE']} resize, min dim {c['IMAGE_MIN_DIM']}, max dim {c['IMAGE_MAX_DIM']}; "
@@ -47,6 +49,8 @@ def format_report(summary):
     histogram = summary["positive_anchors_per_gt"]["histogram"]
     lines += ["", "Positive anchors per GT box: " + ", ".join(f"{k}: {v}" for k, v in histogram.items()),
               "Best anchor's level: " + ", ".join(f"{k} {v}" for k, v in summary["best_level"].items())]
+    if c.get("ANCHOR_SCALES_ON_EVERY_LEVEL"):  # else the level names the scale
+        lines.append("Best anchor's scale: " + ", ".join(f"{k} {v}" for k, v in summary["best_scale"].items()))
     if summary["worst"]:
         lines += ["", f"Worst matched boxes (input frame [y1, x1, y2, x2]; "
                       f"the {len(summary['worst'])} lowest best IoUs):"]
@@ -54,6 +58,8 @@ def format_report(summary):
             lines.append(f"  image {w['image_id']!s:<12} box {_list(w['box']):<32} "
                          f"{w['size'][0]:g} x {w['size'][1]:g} px"
                          f"  best IoU {w['best_iou']:.3f} ({w['level']} scale {w['scale']:g} ratio {w['ratio']:g})")
+    if "suggestion_not_made" in summary:
+        lines += ["", f"No anchor suggestion: {summary['suggestion_not_made']}"]
     if "suggestion" in summary:
         lines += ["", format_suggestion(summary["suggestion"])]
     if "proposals" in summary:
@@ -147,4 +153,4 @@ def write_per_gt_csv(table, spec, path):
             y1, x1, y2, x2 = (f"{float(v):.2f}" for v in table.boxes[i])
             writer.writerow([table.image_id[i], y1, x1, y2, x2, f"{table.best_iou[i]:.6f}",
                              int(table.positive_anchors[i]), names[table.level[i]],
-                             f"{spec.scales[table.level[i]]:g}", f"{spec.ratios[table.ratio_index[i]]:g}"])
+                             f"{table.scale[i]:g}", f"{spec.ratios[table.ratio_index[i]]:g}"])

@@ -21,6 +21,9 @@ than its stride leaves gaps between grid points.
 The number of ratios stays the config's, so the RPN head's output shape does not change. The
 search sees only this dataset: a level whose boxes are absent here may be given a scale that
 suits nothing else.
+
+The search proposes one scale per level, so it does not apply to a config with
+ANCHOR_SCALES_ON_EVERY_LEVEL true (``not_applicable`` says why in one line).
 """
 
 import dataclasses
@@ -226,13 +229,24 @@ def _figures(table, best_iou, positive_anchors, positive_iou):
             "mean_positive_anchors": float(np.mean(positive_anchors)), "matched_fraction_by_size": by_size}
 
 
+def not_applicable(spec):
+    """None when ``suggest_anchors`` can propose anchors of the form of ``spec``'s config, else
+    the one-line reason."""
+    if spec.every_level:
+        return ("it proposes one RPN_ANCHOR_SCALES side per BACKBONE_STRIDES level, and this config has "
+                "ANCHOR_SCALES_ON_EVERY_LEVEL true (every scale on each level)")
+    return None
+
+
 def suggest_anchors(table, spec, positive_iou, sample_size=3000, seed=0, max_evaluations=300, objective="guarded"):
     """A Suggestion for the boxes of a GtTable (input frame, with padded shapes), starting from
     AnchorSpec ``spec``. The search scores on at most ``sample_size`` boxes with ``objective``
     (see the module docstring); before/after figures are over all boxes. Raises ValueError
-    when the table has no boxes."""
+    when the table has no boxes or ``not_applicable(spec)``."""
     if len(table) == 0:
         raise ValueError("no GT boxes to fit anchors to")
+    if not_applicable(spec):
+        raise ValueError(f"no anchor suggestion: {not_applicable(spec)}")
     rng = np.random.default_rng(seed)
     sample = np.sort(rng.choice(len(table), min(sample_size, len(table)), replace=False))
     score = _Scorer(table.boxes[sample], table.padded_shape[sample], table.size_bucket()[sample], positive_iou,

@@ -197,8 +197,12 @@ class AnchorSpec:
 
     @property
     def level_names(self):
-        """P2, P3, ... for the usual five levels (level index 0 is P2)."""
-        return [f"P{i + 2}" for i in range(len(self.scales))]
+        """A name per level: P2 .. P6 for strides 4 .. 64 (P_k has stride 2^k) when the strides
+        are distinct powers of two, else "L0 (stride 32)", ... (the mobile model's 32, 32, 64)."""
+        powers = [int(s).bit_length() - 1 for s in self.strides]
+        if len(set(powers)) == len(powers) and all(int(s) == 1 << k for s, k in zip(self.strides, powers)):
+            return [f"P{k}" for k in powers]
+        return [f"L{i} (stride {s})" for i, s in enumerate(self.strides)]
 
     @property
     def level_scales(self):

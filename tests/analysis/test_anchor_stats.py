@@ -1,5 +1,6 @@
 """Dataset -> per-GT table in the input frame -> summary, against hand-computed values."""
 import numpy as np
+from conftest import REPO
 
 from detection.analysis.anchor_match import AnchorSpec
 from detection.analysis.anchor_stats import ImageBoxes, gt_table, match_dataset, summarize
@@ -102,3 +103,33 @@ def test_summary_of_a_dataset_without_boxes_has_no_nan():
     assert s["by_size"]["small"]["gt_num"] == 0
 
 
+
+
+def test_every_scale_on_every_level_per_input_grids_match_brute_force():
+    # The mobile model (torchvision generator, 5 scales on levels at strides 32, 32, 64) at a small
+    # size: pad32 inputs whose P6 step is padded side // cells (224 -> 4 cells, step 56).
+    config = Config.from_yaml(REPO / "configs" / "torchvision_fasterrcnn_mobilenet_v3_large_fpn.yaml",
+                              overrides=["IMAGE_MIN_DIM=160", "IMAGE_MAX_DIM=224"])
+    rng = np.random.default_rng(4)
+    images = []
+    for i, (h, w) in enumerate([(200, 300), (300, 170), (150, 150)]):
+        xy = rng.uniform(0, min(h, w) - 20, (25, 2))
+        boxes = np.concatenate([xy, np.minimum(xy + rng.uniform(8, 200, (25, 2)), [h, w])], axis=1)
+        images.append(image(i, h, w, boxes))
+    table, counts = match_dataset(images, config)
+    spec = AnchorSpec.from_config(config)
+    assert len(counts.anchors_by_shape) == 3 and spec.anchors_per_location == 15
+    for i in range(len(images)):
+        rows = table.image_index == i
+        ref = brute_force_match(table.boxes[rows], tuple(table.padded_shape[rows][0]), spec, config.RPN_POSITIVE_IOU)
+        np.testing.assert_array_equal(table.positive_anchors[rows], ref["positive_anchors"])
+        np.testing.assert_allclose(table.best_iou[rows], ref["best_iou"], rtol=1e-5)
+        # The reported (level, scale, ratio) group holds the best anchor.
+        scale_index = np.searchsorted(spec.scales, table.scale[rows])
+        reached = ref["group_best"][np.arange(rows.sum()), table.level[rows], scale_index, table.ratio_index[rows]]
+        np.testing.assert_allclose(reached, ref["best_iou"], rtol=1e-5)
+    s = summarize(table, counts, config, worst=1)
+    assert list(s["best_level"]) == ["L0 (stride 32)", "L1 (stride 32)", "L2 (stride 64)"]
+    assert sum(s["best_scale"].values()) == len(table) and len([v for v in s["best_scale"].values() if v]) >= 3
+    worst = int(np.argmin(table.best_iou))
+    assert s["worst"][0]["scale"] == table.scale[worst] and s["config"]["ANCHOR_SCALES_ON_EVERY_LEVEL"]
