@@ -88,3 +88,31 @@ def test_a_flag_that_needs_another_is_refused_alone(stat_gt, args, message, caps
     with pytest.raises(SystemExit) as exit_info:
         stat_gt(["--config", str(REPO / "configs" / "shapes.yaml"), *args])
     assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+MOBILE = str(REPO / "configs" / "torchvision_fasterrcnn_mobilenet_v3_large_fpn.yaml")
+# A user's own one-class data on the mobile config: its COCO class list replaced by the dataset's.
+MOBILE_OWN_DATA = ("--set", "NUM_CLASSES=2", "--set", "CLASS_NAMES=null", "--set", "CATEGORY_IDS=null")
+
+
+def test_raccoon_on_the_mobile_config_every_scale_on_every_level(stat_gt, tmp_path, capsys):
+    root = shared_dataset("raccoon")
+    summary, rows, _ = run(stat_gt, tmp_path, "--config", MOBILE, *MOBILE_OWN_DATA, "--set", "IMAGE_MIN_DIM=256",
+                           "--set", "IMAGE_MAX_DIM=416", "--format", "voc", "--annotations", str(root / "annotations"),
+                           "--images", str(root / "images"), "--suggest")
+    assert summary["gt_num"] == 217 and summary["config"]["ANCHOR_SCALES_ON_EVERY_LEVEL"]
+    assert sum(summary["best_scale"].values()) == 217 == sum(summary["best_level"].values())
+    # Raccoons fill the frame (median shorter side about 130 px at 256): the best anchors are large.
+    assert summary["best_scale"]["128"] + summary["best_scale"]["256"] > 0.9 * 217
+    assert {r["scale"] for r in rows} <= {"32", "64", "128", "256", "512"}
+    assert "suggestion" not in summary and "ANCHOR_SCALES_ON_EVERY_LEVEL" in summary["suggestion_not_made"]
+    out = capsys.readouterr().out
+    assert "Best anchor's scale: " in out and "No anchor suggestion: " in out
+
+
+def test_anchor_layout_the_statistics_cannot_rebuild_is_one_line(stat_gt, tmp_path, capsys):
+    assert stat_gt(["--config", MOBILE, *MOBILE_OWN_DATA, "--set", "RPN_ANCHOR_STRIDE=2",
+                    "--format", "voc", "--annotations", str(shared_dataset("raccoon") / "annotations"),
+                    "--images", str(shared_dataset("raccoon") / "images")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("stat_gt: RPN_ANCHOR_STRIDE")

@@ -1,10 +1,11 @@
 """Anchor suggestions: k-means on shapes, and a search that raises the matched fraction."""
 import numpy as np
+import pytest
 import yaml
 
 from detection.analysis.anchor_match import AnchorSpec
 from detection.analysis.anchor_stats import ImageBoxes, match_dataset
-from detection.analysis.suggest import iou_kmeans, shape_iou, suggest_anchors
+from detection.analysis.suggest import iou_kmeans, not_applicable, shape_iou, suggest_anchors
 from detection.config import Config
 
 
@@ -78,3 +79,13 @@ def test_guard_rejects_anchors_that_give_up_a_size_bucket():
     assert guarded(without_small)[:2] == (False, 0.5)
     assert guarded(baseline) > guarded(without_small)
     assert _Scorer(boxes, shapes, buckets, 0.7, "overall", baseline)(without_small)[:2] == (True, 0.5)
+
+
+def test_every_level_config_gets_no_suggestion_in_the_wrong_form():
+    spec = AnchorSpec((32, 64, 128), (0.5, 1.0, 2.0), (32, 32, 64), every_level=True)
+    assert "ANCHOR_SCALES_ON_EVERY_LEVEL" in not_applicable(spec) and "\n" not in not_applicable(spec)
+    assert not_applicable(spec.replace(every_level=False, scales=(32, 64, 128))) is None
+    config = Config({"IMAGE_RESIZE_MODE": "none"})
+    table, _ = match_dataset([ImageBoxes(0, 128, 128, np.float32([[0, 0, 40, 40]]), np.zeros(1, bool))], config)
+    with pytest.raises(ValueError, match="ANCHOR_SCALES_ON_EVERY_LEVEL"):
+        suggest_anchors(table, spec, 0.7)
