@@ -528,6 +528,12 @@ class Config:
         if not v["ANCHOR_SCALES_ON_EVERY_LEVEL"] and len(v["RPN_ANCHOR_SCALES"]) != len(v["BACKBONE_STRIDES"]):
             problems.append(("RPN_ANCHOR_SCALES", v["RPN_ANCHOR_SCALES"], f"{len(v['BACKBONE_STRIDES'])} scales, one "
                              "per BACKBONE_STRIDES level (or ANCHOR_SCALES_ON_EVERY_LEVEL true)"))
+        from detection.core.anchors import ANCHOR_GENERATORS  # NumPy only: reading a config stays TensorFlow-free
+
+        generator = ANCHOR_GENERATORS.get(v["ANCHOR_GENERATOR"])
+        if v["RPN_ANCHOR_STRIDE"] != 1 and generator is not None and not generator.anchor_stride:
+            problems.append(("RPN_ANCHOR_STRIDE", v["RPN_ANCHOR_STRIDE"], f"1 with ANCHOR_GENERATOR "
+                             f"{v['ANCHOR_GENERATOR']} (it puts anchors on every cell)"))
         if v["POST_NMS_ROIS_TRAINING"] > v["PRE_NMS_LIMIT"]:
             problems.append(("POST_NMS_ROIS_TRAINING", v["POST_NMS_ROIS_TRAINING"],
                              f"at most PRE_NMS_LIMIT ({v['PRE_NMS_LIMIT']})"))

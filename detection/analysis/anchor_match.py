@@ -31,8 +31,7 @@ import dataclasses
 
 import numpy as np
 
-from detection.config import ConfigError
-from detection.core.anchors import AnchorSpec, anchor_shapes, torchvision_base_anchors  # noqa: F401 (re-exported)
+from detection.core.anchors import ANCHOR_GENERATORS, AnchorSpec  # noqa: F401 (AnchorSpec: re-exported)
 
 # Loosening of the window bound against float rounding (relative, and absolute in pixels).
 _RELATIVE_SLACK = 1e-3
@@ -67,12 +66,7 @@ def match_to_anchor_grid(boxes, padded_shapes, spec, positive_iou, exact_above=N
     chunk_elements: most IoU values held at once (x ~5 float64 temporaries).
     Returns a GridMatch.
     """
-    if spec.generator not in _AXES:
-        raise ConfigError(f"ANCHOR_GENERATOR {spec.generator!r}: the anchor statistics know the generators "
-                          f"{', '.join(sorted(_AXES))}")
-    if spec.generator == "torchvision" and spec.anchor_stride != 1:
-        raise ConfigError("RPN_ANCHOR_STRIDE: the torchvision ANCHOR_GENERATOR puts anchors on every cell; "
-                          "the anchor statistics need RPN_ANCHOR_STRIDE 1 with it")
+    generator = ANCHOR_GENERATORS[spec.generator]  # AnchorSpec checked the name and the anchor stride
     boxes = np.asarray(boxes, np.float32).reshape(-1, 4).astype(np.float64)
     padded_shapes = np.asarray(padded_shapes, np.int64).reshape(-1, 2)
     num = len(boxes)
@@ -91,7 +85,11 @@ def match_to_anchor_grid(boxes, padded_shapes, spec, positive_iou, exact_above=N
 
     gt_area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
     gt_h, gt_w = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
-    make_axis = _AXES[spec.generator]
+
+    def make_axis(*args):
+        layout = generator.axis(*args)
+        return _AxisGrid(layout.spacing, layout.first, layout.side, layout.edges)
+
     for level, scales in enumerate(spec.level_scales):
         rows = spec.grid_cells(padded_shapes[:, 0], level)
         cols = spec.grid_cells(padded_shapes[:, 1], level)
@@ -151,38 +149,6 @@ class _AxisGrid:
         return lo, hi
 
 
-def _standard_axis(spec, level, scale, ratio_index, padded_sides, cells, axis):
-    """The standard generator (generate_anchors): centres (k * anchor_stride + offset) * stride,
-    edges centre -+ side / 2 in float64 rounded to float32."""
-    stride = spec.strides[level]
-    side = float(anchor_shapes([scale], spec.ratios)[axis][ratio_index])
-    count = len(padded_sides)
-
-    def edges(_, k):
-        centre = (k * spec.anchor_stride + spec.offset) * stride
-        return ((centre - side / 2).astype(np.float32).astype(np.float64),
-                (centre + side / 2).astype(np.float32).astype(np.float64))
-
-    return _AxisGrid(np.full(count, float(spec.anchor_stride * stride)), np.full(count, spec.offset * stride),
-                     side, edges)
-
-
-def _torchvision_axis(spec, level, scale, ratio_index, padded_sides, cells, axis):
-    """The torchvision generator (core/anchors.py): the rounded base anchor [low, high] shifted by
-    k * (padded side // cells) in float32; that step depends on the box's padded input."""
-    base = torchvision_base_anchors([scale], spec.ratios)[ratio_index]
-    low, high = base[axis], base[axis + 2]
-    step = (np.asarray(padded_sides, np.int64) // np.asarray(cells, np.int64)).astype(np.float32)
-
-    def edges(index, k):
-        shift = k.astype(np.float32) * step[index, None]
-        return (shift + low).astype(np.float64), (shift + high).astype(np.float64)
-
-    return _AxisGrid(step.astype(np.float64), np.full(len(step), (float(low) + float(high)) / 2),
-                     float(high) - float(low), edges)
-
-
-_AXES = {"standard": _standard_axis, "torchvision": _torchvision_axis}
 
 
 def _evaluate_windows(boxes, gt_area, windows, y_axis, x_axis, positive_iou, chunk_elements):

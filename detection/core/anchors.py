@@ -134,18 +134,69 @@ def _standard_numpy(spec, image_shape):
 
 
 @dataclasses.dataclass(frozen=True)
+class AxisLayout:
+    """The anchors of one (level, scale, ratio) along one axis, for G inputs: cell k (0 .. cells
+    - 1) has its centre at k * spacing + first; spacing, first: [G] float64; side: the anchors'
+    extent; edges(input indices [B], cells [B, n] int64) -> (low, high) [B, n] float64, the
+    coordinates the generator makes (read by detection/analysis/anchor_match.py)."""
+
+    spacing: np.ndarray
+    first: np.ndarray
+    side: float
+    edges: object
+
+
+@dataclasses.dataclass(frozen=True)
 class AnchorGenerator:
     """One ANCHOR_GENERATOR: numpy(spec, (H, W) ints) and tf(spec, (H, W) scalar tensors) -> the
-    anchors [N, 4] float32 of an input of that size, in (level, y, x, ratio) order."""
+    anchors [N, 4] float32 of an input of that size, in (level, y, x, ratio) order;
+    axis(spec, level, scale, ratio_index, padded_sides [G], cells [G], axis 0|1) -> AxisLayout;
+    anchor_stride: whether it honours RPN_ANCHOR_STRIDE (anchors on every k-th cell)."""
 
     numpy: object
     tf: object
+    axis: object
+    anchor_stride: bool
+
+
+def _standard_axis(spec, level, scale, ratio_index, padded_sides, cells, axis):
+    """The standard generator's anchors of one shape along one axis (AnchorGenerator.axis):
+    centres (k * anchor_stride + offset) * stride, edges centre -+ side / 2 in float64 rounded
+    to float32."""
+    stride = spec.strides[level]
+    side = float(anchor_shapes([scale], spec.ratios)[axis][ratio_index])
+    count = len(padded_sides)
+
+    def edges(_, k):
+        centre = (k * spec.anchor_stride + spec.offset) * stride
+        return ((centre - side / 2).astype(np.float32).astype(np.float64),
+                (centre + side / 2).astype(np.float32).astype(np.float64))
+
+    return AxisLayout(np.full(count, float(spec.anchor_stride * stride)), np.full(count, spec.offset * stride),
+                     side, edges)
+
+
+def _torchvision_axis(spec, level, scale, ratio_index, padded_sides, cells, axis):
+    """The torchvision generator's anchors of one shape along one axis (AnchorGenerator.axis):
+    the rounded base anchor [low, high] shifted by k * (padded side // cells) in float32; that
+    step depends on the box's padded input."""
+    base = torchvision_base_anchors([scale], spec.ratios)[ratio_index]
+    low, high = base[axis], base[axis + 2]
+    step = (np.asarray(padded_sides, np.int64) // np.asarray(cells, np.int64)).astype(np.float32)
+
+    def edges(index, k):
+        shift = k.astype(np.float32) * step[index, None]
+        return (shift + low).astype(np.float64), (shift + high).astype(np.float64)
+
+    return AxisLayout(step.astype(np.float64), np.full(len(step), (float(low) + float(high)) / 2),
+                     float(high) - float(low), edges)
 
 
 # The ANCHOR_GENERATOR registry (names: detection/choices.py ANCHOR_GENERATORS).
 ANCHOR_GENERATORS = {
-    "standard": AnchorGenerator(_standard_numpy, lambda spec, shape: _pyramid_anchors_tf(spec, shape)),
-    "torchvision": AnchorGenerator(_torchvision_numpy, _torchvision_tf),
+    "standard": AnchorGenerator(_standard_numpy, lambda spec, shape: _pyramid_anchors_tf(spec, shape), _standard_axis,
+                                anchor_stride=True),
+    "torchvision": AnchorGenerator(_torchvision_numpy, _torchvision_tf, _torchvision_axis, anchor_stride=False),
 }
 
 
@@ -169,6 +220,12 @@ class AnchorSpec:
     offset: float = 0.5
     generator: str = "standard"
     every_level: bool = False
+
+    def __post_init__(self):
+        generator = ANCHOR_GENERATORS.get(self.generator)
+        if generator is not None and not generator.anchor_stride and self.anchor_stride != 1:
+            raise ValueError(f"RPN_ANCHOR_STRIDE {self.anchor_stride}: ANCHOR_GENERATOR {self.generator} puts "
+                             "anchors on every cell; use RPN_ANCHOR_STRIDE 1 with it")
 
     @classmethod
     def from_config(cls, config):

@@ -4,7 +4,7 @@ import pytest
 from conftest import REPO
 
 from detection.analysis.anchor_match import AnchorSpec, match_to_anchor_grid
-from detection.config import Config, ConfigError
+from detection.config import Config
 
 from .brute_force import brute_force_match
 
@@ -171,6 +171,7 @@ def test_torchvision_generator_one_scale_per_level_matches_brute_force():
                                (352, 224), spec, 0.7)
 
 
-def test_torchvision_generator_with_anchor_stride_is_a_config_error():
-    with pytest.raises(ConfigError, match="RPN_ANCHOR_STRIDE"):
-        match_to_anchor_grid([[0, 0, 10, 10]], [[64, 64]], MOBILE.replace(anchor_stride=2), 0.7)
+def test_torchvision_generator_with_anchor_stride_is_refused():
+    """It puts anchors on every cell: the model, the targets and the statistics would disagree."""
+    with pytest.raises(ValueError, match="RPN_ANCHOR_STRIDE 2: ANCHOR_GENERATOR torchvision puts anchors on every"):
+        MOBILE.replace(anchor_stride=2)
