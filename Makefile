@@ -25,7 +25,7 @@ demo: $(STAMP)
 # Lint first (seconds; config in pyproject.toml), then the suite on TEST_WORKERS processes
 # (pytest-xdist; each test file runs whole in one of them, the slowest files first:
 # tests/conftest.py SLOWEST_FIRST).
-TEST_WORKERS ?= 2
+TEST_WORKERS ?= 3
 test: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder tests
