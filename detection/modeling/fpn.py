@@ -92,11 +92,6 @@ class FPN:
     strides: tuple = (4, 8, 16, 32, 64)
     roi_maps: int = 4
 
-    @property
-    def roi_strides(self):
-        """The strides of the maps the RoI heads pool from."""
-        return self.strides[:self.roi_maps]
-
 
 # The FPN registry (names: detection/choices.py FPNS).
 FPNS = {
