@@ -27,6 +27,7 @@ import dataclasses
 import json
 import os
 import re
+import time
 
 import tensorflow as tf
 
@@ -168,10 +169,13 @@ def _configure_coordination(cluster, heartbeat_timeout):
 _UNHEALTHY_TASK = re.compile(r"/job:(\w+)/replica:\d+/task:(\d+)")
 
 
-def lost_worker_message(error, info, probe=answers):
+def lost_worker_message(error, info, probe=answers, patience=3.0, interval=0.1):
     """One line for a collective that failed because a worker was lost (error: the TF
     UnavailableError or similar that fit raised). Names the worker TF reports as unhealthy,
-    else the workers whose address no longer accepts a connection (``probe``)."""
+    else the workers whose address no longer accepts a connection (``probe``), asked again
+    every ``interval`` seconds for up to ``patience`` seconds: a SIGKILLed worker's port went
+    on accepting connections for about 0.1 s after its peer saw the connection reset (the
+    kernel frees a large process's memory before it closes its sockets)."""
     text = str(error)
     marker = text.find("unhealthy")
     found = _UNHEALTHY_TASK.search(text, marker) if marker >= 0 else None
@@ -181,7 +185,13 @@ def lost_worker_message(error, info, probe=answers):
                 if (job, task) == (found.group(1), int(found.group(2)))] or [(found.group(1), found.group(2), "?")]
     else:
         me = info.peers[info.worker_index][2] if info.peers else None
-        lost = [(job, task, address) for job, task, address in info.peers if address != me and not probe(address)]
+        others = [peer for peer in info.peers if peer[2] != me]
+        deadline = time.monotonic() + patience
+        while True:
+            lost = [(job, task, address) for job, task, address in others if not probe(address)]
+            if lost or time.monotonic() >= deadline:
+                break
+            time.sleep(interval)
     if not lost:
         first = " ".join(line.strip() for line in text.splitlines() if line.strip())[:200]
         return f"error: the cluster failed, every worker still answers ({first}); {advice}"
