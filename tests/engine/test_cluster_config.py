@@ -8,6 +8,7 @@ import pytest
 from engine_helpers import REPO, free_ports, script_env
 
 from detection.engine.distribute import DeviceError, StrategyInfo, lost_worker_message, parse_tf_config
+from tests.tools import load_tool
 
 
 @pytest.mark.parametrize("text, words", [
@@ -60,12 +61,12 @@ def test_lost_worker_message_names_the_worker_tf_reports():
     assert line.startswith("error: lost worker 1 (127.0.0.1:1001), one of 2 workers;") and len(answered) == 4
 
 
-def test_tools_refuse_a_bad_tf_config_in_one_line():
-    env = script_env(TF_CONFIG='{"cluster": {"worker": ["127.0.0.1:1"]}, "task": {"type": "worker", "index": 3}}')
-    proc = subprocess.run([sys.executable, str(REPO / "tools" / "train.py"), "--config", str(REPO / "configs" /
-                           "shapes.yaml"), "--output", "unused"], env=env, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines()[-1] == (
+def test_tools_refuse_a_bad_tf_config_in_one_line(monkeypatch, capsys):
+    # In this process: TF_CONFIG is checked before any TF op or strategy.
+    monkeypatch.setenv("TF_CONFIG", '{"cluster": {"worker": ["127.0.0.1:1"]}, "task": {"type": "worker", "index": 3}}')
+    status = load_tool("train").main(["--config", str(REPO / "configs" / "shapes.yaml"), "--output", "unused"])
+    assert status == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
         'error: TF_CONFIG task index 3 is out of range: the cluster has 1 "worker" task(s), indices 0..0')
 
 

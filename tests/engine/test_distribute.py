@@ -43,22 +43,27 @@ def test_conflicting_options(monkeypatch):
         make_strategy(cpu_replicas=2)
 
 
-def test_gpu_count_in_a_config_is_used_or_reported_never_dropped(tmp_path):
+def test_gpu_count_in_a_config_is_used_or_reported_never_dropped(tmp_path, monkeypatch, capsys):
     """tools/train.py: a YAML GPU_COUNT asks for that many GPUs when no device flag is given
     (here there are none: a one-line error), and is reported when --cpu-replicas replaces it."""
     import subprocess
     import sys
 
     from tests.conftest import REPO
+    from tests.tools import load_tool
 
     config = tmp_path / "c.yaml"
     config.write_text(f"_BASE_: {REPO / 'configs' / 'shapes.yaml'}\nGPU_COUNT: 2\n")
-    common = [sys.executable, str(REPO / "tools" / "train.py"), "--config", str(config),
-              "--output", str(tmp_path / "r")]
-    done = subprocess.run(common, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 2 and "GPU_COUNT 2 in" in done.stdout
-    assert "GPU" in done.stderr.strip().splitlines()[-1] and "Traceback" not in done.stderr
-    # --cpu-replicas 3 replaces it, said so; the run then stops on the missing data file.
+    flags = ["--config", str(config), "--output", str(tmp_path / "r")]
+    # In this process: asking for the GPUs fails before any device is set up.
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    status = load_tool("train").main(flags)
+    out, err = capsys.readouterr()
+    assert status == 2 and "GPU_COUNT 2 in" in out
+    assert "GPU" in err.strip().splitlines()[-1] and "Traceback" not in err
+    # --cpu-replicas 3 replaces it, said so; the run then stops on the missing data file. A
+    # subprocess: the CPU can only be split before TensorFlow starts.
+    common = [sys.executable, str(REPO / "tools" / "train.py"), *flags]
     done = subprocess.run(common + ["--cpu-replicas", "3", "--format", "coco", "--annotations",
                                     str(tmp_path / "missing.json"), "--images", str(tmp_path)],
                           capture_output=True, text=True, timeout=300)

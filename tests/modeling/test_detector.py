@@ -17,19 +17,43 @@ DIAGNOSTICS = ["gt_num", "positive_anchor_num", "negative_anchor_num", "miss_mat
                "gt_match_mean_iou", "positive_roi_num", "negative_roi_num", "rcnn_miss_match_gt_num"]
 
 
-def fit_one_step(config, inputs):
+def compiled_detector(config):
     keras.utils.set_random_seed(0)
     detector = Detector(config)
     detector.training_model.compile(keras.optimizers.SGD(0.001))
-    data = tf.data.Dataset.from_tensors(inputs)
-    history = detector.training_model.fit(data, epochs=1, verbose=0, shuffle=False)
-    return detector, {k: v[-1] for k, v in history.history.items()}
+    return detector
 
 
-def test_half_empty_batch_trains_with_finite_losses_and_diagnostics():
-    config = tiny_config()
+def fit_step(detector, inputs):
+    """One step of ``detector``'s compiled training model on ``inputs`` -> that step's logs."""
+    history = detector.training_model.fit(tf.data.Dataset.from_tensors(inputs), epochs=1, verbose=0, shuffle=False)
+    return {k: v[-1] for k, v in history.history.items()}
+
+
+def fit_one_step(config, inputs):
+    detector = compiled_detector(config)
+    return detector, fit_step(detector, inputs)
+
+
+@pytest.fixture(scope="module")
+def tiny_detector():
+    """A compiled tiny_config() detector shared by the batch tests: the training step is traced
+    once (every batch has the same shapes) and each test's fit reports that step's own logs."""
+    return compiled_detector(tiny_config())
+
+
+@pytest.fixture(scope="module")
+def tiny_inference():
+    """A tiny_config() inference-only detector (seeded), shared by the inference tests: its
+    predict function is traced once."""
+    keras.utils.set_random_seed(3)
+    return Detector(tiny_config(), training=False)
+
+
+def test_half_empty_batch_trains_with_finite_losses_and_diagnostics(tiny_detector):
+    config = tiny_detector.config
     inputs = batch(config, [[], [[8, 8, 40, 30], [30, 30, 60, 62]]], [[], [1, 2]])
-    _, logs = fit_one_step(config, inputs)
+    logs = fit_step(tiny_detector, inputs)
     for name in LOSSES + DIAGNOSTICS + ["loss"]:
         assert np.isfinite(logs[name]), name
     assert logs["gt_num"] == 1.0  # (0 + 2) / 2 images
@@ -40,9 +64,9 @@ def test_half_empty_batch_trains_with_finite_losses_and_diagnostics():
     np.testing.assert_allclose(logs["loss"], total, rtol=1e-4)
 
 
-def test_all_empty_batch_has_zero_box_and_mask_losses():
-    config = tiny_config()
-    _, logs = fit_one_step(config, batch(config, [[], []]))
+def test_all_empty_batch_has_zero_box_and_mask_losses(tiny_detector):
+    config = tiny_detector.config
+    logs = fit_step(tiny_detector, batch(config, [[], []]))
     assert logs["rpn_bbox_loss"] == 0.0 and logs["rcnn_bbox_loss"] == 0.0 and logs["mask_loss"] == 0.0
     assert np.isfinite(logs["rpn_class_loss"]) and logs["rpn_class_loss"] > 0
     assert np.isfinite(logs["rcnn_class_loss"]) and logs["rcnn_class_loss"] > 0
@@ -109,9 +133,8 @@ def test_detection_layer_maps_boxes_to_original_pixels_exactly():
     assert np.all(class_ids.numpy()[0, 1:] == 0) and np.all(boxes.numpy()[0, 1:] == 0)
 
 
-def test_inference_model_outputs_and_original_frame():
-    config = tiny_config()
-    detector = Detector(config, training=False)
+def test_inference_model_outputs_and_original_frame(tiny_inference):
+    config, detector = tiny_inference.config, tiny_inference
     inputs = batch(config, [[], []])
     # Original 32 x 32 images upscaled by 2 into the 64 x 64 input.
     inputs["image_meta"] = np.stack([compose_image_meta(i, (32, 32, 3), (SIZE, SIZE, 3), (0, 0, 64, 64), 2.0)
@@ -150,8 +173,8 @@ def test_faster_rcnn_without_masks_trains():
 
 
 def test_gather_roi_align_trains_a_step():
-    config = tiny_config(ROI_ALIGN_MODE="gather")
-    _, logs = fit_one_step(config, batch(config, [[[8, 8, 40, 30]], [[20, 20, 60, 50]]]))
+    config = tiny_config(ROI_ALIGN_MODE="gather", IMAGES_PER_GPU=1)  # one image: one trace of the per-image graph
+    _, logs = fit_one_step(config, batch(config, [[[8, 8, 40, 30], [20, 20, 60, 50]]]))
     assert all(np.isfinite(logs[n]) for n in LOSSES)
 
 
@@ -169,8 +192,8 @@ def test_roi_align_modes_give_the_same_losses():
 def test_mixed_precision_trains_a_step(policy):
     keras.mixed_precision.set_global_policy(policy)
     try:
-        config = tiny_config()
-        _, logs = fit_one_step(config, batch(config, [[[8, 8, 40, 30]], [[20, 20, 60, 50]]]))
+        config = tiny_config(IMAGES_PER_GPU=1)  # one image: one trace of the per-image graph
+        _, logs = fit_one_step(config, batch(config, [[[8, 8, 40, 30], [20, 20, 60, 50]]]))
         assert all(np.isfinite(logs[n]) for n in LOSSES)
     finally:
         keras.mixed_precision.set_global_policy("float32")
@@ -200,10 +223,8 @@ def test_legacy_h5_loads_by_name_and_skips_mismatches(tmp_path):
         np.testing.assert_array_equal(before, after)
 
 
-def test_inference_model_saves_and_reloads_in_safe_mode(tmp_path):
-    config = tiny_config()
-    keras.utils.set_random_seed(3)
-    detector = Detector(config, training=False)
+def test_inference_model_saves_and_reloads_in_safe_mode(tiny_inference, tmp_path):
+    config, detector = tiny_inference.config, tiny_inference
     inputs = batch(config, [[], []])
     inputs = {k: inputs[k] for k in ("image", "image_meta")}
     expected = detector.inference_model.predict(inputs, verbose=0)
@@ -218,14 +239,14 @@ def test_inference_model_saves_and_reloads_in_safe_mode(tmp_path):
 def test_anchor_stride_two_trains_and_predicts():
     """RPN_ANCHOR_STRIDE 2: the RPN conv runs with stride 2, so its outputs line up with the
     anchors on every other cell (a quarter of them)."""
-    config = tiny_config(RPN_ANCHOR_STRIDE=2)
+    config = tiny_config(RPN_ANCHOR_STRIDE=2, IMAGES_PER_GPU=1)  # one image: one trace of the per-image graphs
     spec = AnchorSpec.from_config(config)
     # P2..P6 of a 64 px input have 16, 8, 4, 2, 1 cells a side; every other one: 8, 4, 2, 1, 1.
     assert spec.anchor_count((SIZE, SIZE)) == (64 + 16 + 4 + 1 + 1) * 3
     assert AnchorSpec.from_config(tiny_config()).anchor_count((SIZE, SIZE)) == (256 + 64 + 16 + 4 + 1) * 3
-    detector, logs = fit_one_step(config, batch(config, [[[8, 8, 40, 30]], [[20, 20, 60, 50]]]))
+    detector, logs = fit_one_step(config, batch(config, [[[8, 8, 40, 30], [20, 20, 60, 50]]]))
     assert detector.rpn_logits.shape[1] == spec.anchor_count((SIZE, SIZE))
     assert logs["positive_anchor_num"] > 0 and np.isfinite(logs["loss"])
-    inputs = batch(config, [[], []])
+    inputs = batch(config, [[]])
     out = detector.inference_model.predict({k: inputs[k] for k in ("image", "image_meta")}, verbose=0)
-    assert out["proposals"].shape == (2, config.POST_NMS_ROIS_INFERENCE, 4)
+    assert out["proposals"].shape == (1, config.POST_NMS_ROIS_INFERENCE, 4)
