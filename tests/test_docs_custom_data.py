@@ -43,9 +43,12 @@ MINI_MASK_SHAPE: [28, 28]
 EPOCHS: 1
 STEPS_PER_EPOCH: 3
 VALIDATION_STEPS: 1
-IMAGES_PER_GPU: 2
+IMAGES_PER_GPU: 1
 DETECTION_MIN_CONFIDENCE: 0.0
 """
+# The balloon runs (VIA and Python format) load their val files as my_data's run does, but
+# skip the validation steps: my_data's run traces and runs the same validation graph.
+TINY_EXTRA = {"balloon": "VALIDATION_STEPS: 0\n"}
 
 
 def blocks(language):
@@ -159,7 +162,7 @@ def test_every_command_of_the_custom_data_guide_runs(tmp_path, monkeypatch):
         name = pathlib.Path(path).stem
         text = re.sub(r"^_BASE_: (\S+)", lambda m: f"_BASE_: {REPO / 'configs' / m.group(1)}", text, flags=re.M)
         (configs / f"{name}.yaml").write_text(localise(text, tmp_path))
-        (configs / f"{name}_tiny.yaml").write_text(TINY.format(name=name))
+        (configs / f"{name}_tiny.yaml").write_text(TINY.format(name=name) + TINY_EXTRA.get(name, ""))
     for path, text in named_blocks("python").items():
         (tmp_path / path).write_text(text)
 

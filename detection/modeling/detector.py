@@ -49,6 +49,7 @@ from detection.layers.rpn_target import RPNTargetLayer, image_hw
 from detection.modeling.backbones import build_backbone, input_convention
 from detection.modeling.fpn import FPNS
 from detection.modeling.heads import BOX_HEADS, MASK_HEADS, RPN_HEADS
+from detection.modeling.keras_saving import cache_attr_skipsets
 from detection.modeling.losses import WeightedLoss
 from detection.modeling.normalization import NormalizeImage, ZeroOutsideWindow
 from detection.modeling.torchvision_weights import is_pth, load_state_dict_file
@@ -162,6 +163,7 @@ class Detector:
 
         self.inference_model = self._build_inference(rcnn_maps)
         self.training_model = self._build_training(rcnn_maps) if training else None
+        cache_attr_skipsets()  # its weights files and checkpoints save and load faster
 
     # -- graphs -------------------------------------------------------------------------
 

@@ -76,7 +76,8 @@ def test_a_dataset_of_ones_own_runs_from_its_config_folder(tmp_path):
     out = tmp_path / "critters.json"
     status = real_ap.main(["--datasets", "critters", "--config-dir", str(configs), "--data", str(tmp_path / "unused"),
                            "--max-steps", "2", "--train-images", "4", "--test-images", "3", "--quiet",
-                           "--json", str(out), "--set", *TINY, "critters:SEED=5", "raccoon:SEED=9"])
+                           "--json", str(out), "--set", *TINY, "critters:IMAGES_PER_GPU=1", "critters:SEED=5",
+                           "raccoon:SEED=9"])
     assert status == 0
     (result,) = json.loads(out.read_text())["results"]
     assert result["dataset"] == "critters" and result["steps"] == 2 and result["test_images"] == 3

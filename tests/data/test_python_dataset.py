@@ -2,10 +2,8 @@
 import argparse
 import csv
 import json
-import os
 import pathlib
 import re
-import subprocess
 import sys
 
 import numpy as np
@@ -19,11 +17,11 @@ from detection.data.example import load_example
 from detection.data.masks import decode_segmentation
 from detection.data.python_format import load_python_dataset
 from detection.data.validation import DataError
+from tests.tools import load_tool
 
 from .helpers import PerfectPredictor, small_config, write_image
 
 HERE = pathlib.Path(__file__).resolve().parent
-REPO = HERE.parents[1]
 MODULE = HERE / "custom_datasets.py"
 
 
@@ -157,7 +155,7 @@ FPN_CLASSIF_FC_LAYERS_SIZE: 32
 NUM_CLASSES: 3
 IMAGE_MIN_DIM: 64
 IMAGE_MAX_DIM: 64
-IMAGES_PER_GPU: 2
+IMAGES_PER_GPU: 1
 RPN_ANCHOR_SCALES: [8, 16, 32, 64, 128]
 RPN_TRAIN_ANCHORS_PER_IMAGE: 64
 PRE_NMS_LIMIT: 200
@@ -170,17 +168,18 @@ VALIDATION_STEPS: 0
 """
 
 
-def run_tool(*argv):
-    done = subprocess.run([sys.executable, *map(str, argv)], cwd=REPO, capture_output=True, text=True, timeout=900,
-                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
-    return done.stdout
+def run_tool(capsys, name, *argv):
+    """tools/NAME.py's main(argv) in this process (no second TensorFlow start-up): its stdout."""
+    status = load_tool(name).main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    assert status == 0, captured.out[-2000:] + captured.err[-3000:]
+    return captured.out
 
 
-def test_train_py_trains_two_steps_on_a_python_dataset_and_eval_coco_evaluates_the_run(tmp_path):
+def test_train_py_trains_two_steps_on_a_python_dataset_and_eval_coco_evaluates_the_run(tmp_path, capsys):
     (tmp_path / "tiny.yaml").write_text(TINY)
     run = tmp_path / "run"
-    out = run_tool("tools/train.py", "--config", tmp_path / "tiny.yaml", "--format", spec("Squares"),
+    out = run_tool(capsys, "train", "--config", tmp_path / "tiny.yaml", "--format", spec("Squares"),
                    "--steps-per-epoch", "2", "--epochs", "1", "--output", run)
     assert "Dataset Squares/train: 4 images, 5 boxes" in out
     (row,) = list(csv.DictReader(open(run / "log.csv")))
@@ -188,7 +187,7 @@ def test_train_py_trains_two_steps_on_a_python_dataset_and_eval_coco_evaluates_t
     saved = Config.from_yaml(run / "config.yaml")
     assert saved.DATASET_FORMAT == spec("Squares") and saved.CLASS_NAMES == ["light", "dark"]
     # The run's config names the dataset: eval_coco's model mode finds it there.
-    run_tool("tools/eval_coco.py", "--config", run / "config.yaml", "--weights", run / "final.weights.h5",
+    run_tool(capsys, "eval_coco", "--config", run / "config.yaml", "--weights", run / "final.weights.h5",
              "--set", "DETECTION_MIN_CONFIDENCE=0", "--json", tmp_path / "coco.json")  # detections, so masks
     assert set(json.loads((tmp_path / "coco.json").read_text())) == {"bbox", "segm"}
 
