@@ -28,6 +28,7 @@ def test_recorded_outputs_reproduced(model_and_entries):
     model, entries = model_and_entries
     found = model.detect_all([IMAGES[entry["image"]] for entry in entries])
     assert len(found) == len(entries) == len(oracle.IMAGE_SIZES)
+    assert model.predictor._forward.experimental_get_tracing_count() == 1  # four input sizes, one trace
     for entry, ours in zip(entries, found):
         result = oracle.match(entry, ours, model.config.DETECTION_MAX_INSTANCES)
         assert result["oracle"] == RECORDED["detections"], entry["image"]  # the fixture holds detections
