@@ -315,10 +315,14 @@ class OurModel:
         self.use_mask = predictor.config.USE_MASK
 
     def detect(self, image):
+        return self.detect_all([image])[0]
+
+    def detect_all(self, images):
+        """detect() of each image, in order, through one input pipeline."""
         from detection.engine.predictor import array_records
 
-        found = next(self.predictor.predict_records(array_records([image])))
-        return {k: found[k] for k in ("boxes", "class_ids", "scores", "masks") if found[k] is not None}
+        return [{k: found[k] for k in ("boxes", "class_ids", "scores", "masks") if found[k] is not None}
+                for found in self.predictor.predict_records(array_records(images))]
 
 
 def _iou(a, b):
@@ -377,8 +381,9 @@ def compare(oracle_dir, pth_dir=None):
     for name, entries in recorded["models"].items():
         pth = None if pth_dir is None else pathlib.Path(pth_dir) / f"{name}.pth"
         model = our_model(name, oracle_dir, pth)
-        for entry in entries:
-            result = match(entry, model.detect(images[entry["image"]]), model.config.DETECTION_MAX_INSTANCES)
+        found = model.detect_all([images[entry["image"]] for entry in entries])
+        for entry, ours in zip(entries, found, strict=True):
+            result = match(entry, ours, model.config.DETECTION_MAX_INSTANCES)
             ok &= passes(result)
             print(f"{name} {entry['image']}: {'ok' if passes(result) else 'DIFFERENT'} " + json.dumps(result))
     return ok

@@ -100,7 +100,14 @@ class Predictor:
         if fold_batch_norm:
             model, _ = fold_batch_norms(model)
         self.model = model  # what predict_batch runs
-        self._forward = tf.function(lambda inputs: model(inputs, training=False), reduce_retracing=True)
+        signature = None
+        if self.config.IMAGE_SHAPE[0] is None:
+            # Images of several sizes: one trace for all of them, where reduce_retracing alone
+            # traces the first size, then again with height and width left free.
+            signature = [{"image": tf.TensorSpec([self.batch_size, None, None, 3], tf.float32),
+                          "image_meta": tf.TensorSpec([self.batch_size, self.config.IMAGE_META_SIZE], tf.float32)}]
+        self._forward = tf.function(lambda inputs: model(inputs, training=False), input_signature=signature,
+                                    reduce_retracing=True)
         self._categories = None
 
     @classmethod

@@ -78,7 +78,8 @@ def test_another_class_count_leaves_exactly_the_class_specific_layers(coco_file)
     np.testing.assert_array_equal(detector.inference_model.get_layer("mrcnn_class_logits").kernel.numpy(), before)
     assert "left initialised, trained for 81 classes, not 5: mrcnn_class_logits, mrcnn_bbox_fc, mrcnn_mask" \
         in report.summary()
-    excluded = Detector(config, training=False).load_weights(coco_file, exclude=[r"mrcnn_mask_.*", "fpn_p2"], log=None)
+    # what exclude leaves out depends on the file and the patterns, not on the weights loaded before
+    excluded = detector.load_weights(coco_file, exclude=[r"mrcnn_mask_.*", "fpn_p2"], log=None)
     assert excluded.excluded == ["fpn_p2"] + [f"mrcnn_mask_{k}" for k in ("conv1", "bn1", "conv2", "bn2", "conv3",
                                                                           "bn3", "conv4", "bn4", "deconv")]
 

@@ -179,7 +179,7 @@ def test_fine_tuning_from_the_torch_saved_file(torch_saved, tmp_path, capsys):
     config_path.write_text(f"_BASE_: {CONFIG}\n" + FINE_TUNE)  # the shapes at 128 px, 4 classes
     run = tmp_path / "run"
     assert load_tool("train").main(["--config", str(config_path), "--weights", str(torch_saved),
-                                    "--output", str(run), "--set", "STEPS_PER_EPOCH=3", "--set",
+                                    "--output", str(run), "--set", "STEPS_PER_EPOCH=1", "--set",
                                     "TRAIN_STAGES=[{layers: heads, epochs: 1}, {layers: 4+, epochs: 1}]"]) == 0
     out = capsys.readouterr().out
     keys = len(MANIFEST["shapes"])

@@ -26,9 +26,10 @@ def model_and_entries(request):
 
 def test_recorded_outputs_reproduced(model_and_entries):
     model, entries = model_and_entries
-    assert len(entries) == len(oracle.IMAGE_SIZES)
-    for entry in entries:
-        ours = model.detect(IMAGES[entry["image"]])
+    found = model.detect_all([IMAGES[entry["image"]] for entry in entries])
+    assert len(found) == len(entries) == len(oracle.IMAGE_SIZES)
+    assert model.predictor._forward.experimental_get_tracing_count() == 1  # four input sizes, one trace
+    for entry, ours in zip(entries, found):
         result = oracle.match(entry, ours, model.config.DETECTION_MAX_INSTANCES)
         assert result["oracle"] == RECORDED["detections"], entry["image"]  # the fixture holds detections
         assert result["unmatched"] == 0 and result["extra"] == 0, (entry["image"], result)
