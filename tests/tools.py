@@ -1,7 +1,8 @@
-"""Helpers shared by tests: the tools as importable modules, and a scikit-image resize written
-from its definition."""
+"""Helpers shared by tests: the tools as importable modules, the arrays of an HDF5 file, and a
+scikit-image resize written from its definition."""
 import importlib.util
 
+import h5py
 import numpy as np
 
 from tests.conftest import REPO
@@ -13,6 +14,14 @@ def load_tool(name):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def h5_arrays(path):
+    """{dataset path: array} of every dataset in an HDF5 file."""
+    arrays = {}
+    with h5py.File(path, "r") as f:
+        f.visititems(lambda name, obj: arrays.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
+    return arrays
 
 
 def resize_weights(n_in, n_out):

@@ -6,7 +6,7 @@ import socket
 import subprocess
 import sys
 
-import h5py
+from tests.tools import h5_arrays  # noqa: F401 (the engine tests import it from here)
 
 HERE = pathlib.Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -41,11 +41,3 @@ def free_ports(count):
     for s in sockets:
         s.close()
     return ports
-
-
-def h5_arrays(path):
-    """{dataset path: array} of every dataset in an HDF5 file."""
-    arrays = {}
-    with h5py.File(path, "r") as f:
-        f.visititems(lambda name, obj: arrays.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
-    return arrays

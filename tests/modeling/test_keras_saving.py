@@ -1,14 +1,7 @@
 """detection/modeling/keras_saving.py: Keras' skip sets cached, the same weights files."""
-import h5py
 import numpy as np
 
-
-def h5_arrays(path):
-    """{dataset path: array} of an .h5 file."""
-    out = {}
-    with h5py.File(path, "r") as f:
-        f.visititems(lambda name, item: out.update({name: item[()]}) if isinstance(item, h5py.Dataset) else None)
-    return out
+from tests.tools import h5_arrays
 
 
 def test_cached_skipsets_write_and_read_the_same_weights_files(tmp_path, monkeypatch):
