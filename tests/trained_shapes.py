@@ -63,7 +63,7 @@ def train_tiny_shapes(directory, steps=STEPS):
     detector = Detector(config)
     optimizer = keras.optimizers.SGD(config.LEARNING_RATE, momentum=config.LEARNING_MOMENTUM,
                                      global_clipnorm=config.GRADIENT_CLIP_NORM)
-    detector.training_model.compile(optimizer)
+    detector.compile(optimizer)
     with _op_determinism():
         detector.training_model.fit(tf.data.Dataset.from_tensors(batch).repeat(), steps_per_epoch=steps,
                                     epochs=1, verbose=0, shuffle=False)

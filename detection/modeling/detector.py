@@ -239,6 +239,26 @@ class Detector:
                 target_class_ids[:, :n], target_masks[:, :n], mask_logits))
         return keras.Model(inputs, losses, name="detector_training")
 
+    # -- training -----------------------------------------------------------------------
+
+    def compile(self, optimizer, **compile_args):
+        """Compiles ``training_model`` with ``optimizer`` (the losses are its own, added by
+        ``add_loss``: no ``loss=``) and builds the optimizer's variables now, over the
+        trainable weights. ``compile_args``: keras.Model.compile's others (e.g. jit_compile).
+
+        Why build now: an optimizer with slots (SGD with momentum, Adam) otherwise creates
+        them inside the first training step, and TensorFlow then traces that step twice (the
+        tiny shapes detector's first step: 16.4 -> 7.9 CPU s, docs/BENCHMARKS.md). Call it
+        under the strategy's scope when there is one; tools/train.py builds its optimizer
+        the same way (detection/engine/trainer.py).
+        """
+        if self.training_model is None:
+            raise ValueError("Detector(training=False) has no training model to compile")
+        self.training_model.compile(optimizer, **compile_args)
+        optimizer = self.training_model.optimizer  # under mixed_float16, Keras' LossScaleOptimizer around it
+        if not optimizer.built:
+            optimizer.build(self.training_model.trainable_variables)
+
     # -- weights ------------------------------------------------------------------------
 
     def save_weights(self, path):

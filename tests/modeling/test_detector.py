@@ -20,7 +20,7 @@ DIAGNOSTICS = ["gt_num", "positive_anchor_num", "negative_anchor_num", "miss_mat
 def compiled_detector(config):
     keras.utils.set_random_seed(0)
     detector = Detector(config)
-    detector.training_model.compile(keras.optimizers.SGD(0.001))
+    detector.compile(keras.optimizers.SGD(0.001))
     return detector
 
 
@@ -73,6 +73,20 @@ def test_all_empty_batch_has_zero_box_and_mask_losses(tiny_detector):
     assert logs["gt_num"] == 0.0 and logs["positive_anchor_num"] == 0.0 and logs["positive_roi_num"] == 0.0
     assert logs["gt_match_min_iou"] == 0.0 and logs["miss_match_gt_num"] == 0.0
     assert logs["negative_anchor_num"] == config.RPN_TRAIN_ANCHORS_PER_IMAGE
+
+
+def test_compile_builds_the_optimizer_before_the_first_step():
+    """Detector.compile creates the optimizer's slots up front, not inside the first training
+    step (which would make TensorFlow trace that step twice)."""
+    keras.utils.set_random_seed(0)
+    detector = Detector(tiny_config())
+    optimizer = keras.optimizers.SGD(0.001, momentum=0.9)
+    detector.compile(optimizer)
+    trainable = detector.training_model.trainable_variables
+    assert optimizer.built and len(optimizer.momentums) == len(trainable) > 50
+    assert [m.shape for m in optimizer.momentums] == [v.shape for v in trainable]
+    with pytest.raises(ValueError, match="no training model"):
+        Detector(tiny_config(), training=False).compile(keras.optimizers.SGD(0.001))
 
 
 def test_rpn_target_counts_on_a_hand_made_case():
