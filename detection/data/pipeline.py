@@ -70,7 +70,8 @@ def _refuse_when_exiting():
         raise RuntimeError("interpreter exiting: input pipeline stopped")
 
 
-def make_dataset(dataset, config, training, seed=None, repeat=None, drop_remainder=True, batch_size=None):
+def make_dataset(dataset, config, training, seed=None, repeat=None, drop_remainder=True, batch_size=None,
+                 start=0):
     """A tf.data.Dataset of input batches (see the module docstring) for ``dataset``.
 
     dataset: a detection.data.records.Dataset; config: the Config.
@@ -84,9 +85,15 @@ def make_dataset(dataset, config, training, seed=None, repeat=None, drop_remaind
         a finite dataset is dropped. For every image use make_inference_batches.
     batch_size: images per batch, default config.BATCH_SIZE (the global batch); one replica's
         IMAGES_PER_GPU when each replica gets batches of its own (engine.distribute.ShardedInput).
+    start: a repeating training stream's first position (images already read by earlier
+        steps): it yields what the stream from 0 yields from there on, same records, same
+        augmentation (exactly so while no image was skipped as unreadable: each one skipped
+        before ``start`` shifts the stream by one image). Positions are skipped, not read.
     """
     seed = config.SEED if seed is None else int(seed)
     repeat = training if repeat is None else repeat
+    if start and not (training and repeat):
+        raise ValueError(f"make_dataset: start={start} needs a repeating training stream")
     batch_size = batch_size or config.BATCH_SIZE
     records = dataset.records
     if drop_remainder and len(records) < batch_size:
@@ -101,8 +108,8 @@ def make_dataset(dataset, config, training, seed=None, repeat=None, drop_remaind
                                seed=_read_seed(seed, int(position)))
         return _as_outputs(example, config, with_gt=True)
 
-    indices = _record_order(len(records), training, repeat, seed)
-    examples = indices.enumerate().map(
+    indices = _record_order(len(records), training, repeat, seed, start)
+    examples = indices.enumerate(start=start).map(
         lambda position, index: _numpy_map(load, [position, index], config, with_gt=True),
         num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     examples = _skip_unreadable(examples)
@@ -191,8 +198,9 @@ def _example_only(ok, example):
     return example
 
 
-def _record_order(count, training, repeat, seed):
-    """Record indices in reading order: 0..count-1 (forever when ``repeat``), shuffled when training.
+def _record_order(count, training, repeat, seed, start=0):
+    """Record indices in reading order: 0..count-1 (forever when ``repeat``), shuffled when training;
+    from position ``start`` of that order (training and repeating only).
 
     Training and repeating: pass e is the permutation seeded by (seed, e), the same in every
     iterator of the dataset. Keras fit under a tf.distribute strategy iterates a dataset once to
@@ -200,9 +208,10 @@ def _record_order(count, training, repeat, seed):
     one device and several replicas train on different orders.
     """
     if training and repeat:
-        return tf.data.Dataset.range(tf.int64.max).flat_map(lambda epoch: tf.data.Dataset.from_tensor_slices(
-            tf.random.experimental.stateless_shuffle(tf.range(count, dtype=tf.int64),
-                                                     seed=tf.stack([tf.constant(seed, tf.int64), epoch]))))
+        first_pass, offset = divmod(int(start), count)
+        return tf.data.Dataset.range(first_pass, tf.int64.max).flat_map(
+            lambda epoch: tf.data.Dataset.from_tensor_slices(tf.random.experimental.stateless_shuffle(
+                tf.range(count, dtype=tf.int64), seed=tf.stack([tf.constant(seed, tf.int64), epoch])))).skip(offset)
     indices = tf.data.Dataset.range(count)
     if training:
         indices = indices.shuffle(count, seed=seed, reshuffle_each_iteration=True)

@@ -118,14 +118,17 @@ def train_detector(config, output_dir, weights=None, exclude=(), resume=False, s
 def _input_maker(shard_set, info, training):
     """make(config, shard) for ShardedInput: batches of this worker's records ``shard_set``."""
 
+    said = []  # the split is said once, not at each stage's fit
+
     def make(config, shard):
         if (shard.index, shard.count) != (info.worker_index, info.workers):
             raise RuntimeError(f"input pipeline {shard.index} of {shard.count} on worker {info.worker_index} of "
                                f"{info.workers}: one input pipeline per worker expected")
-        if training:
+        if training and not said:
             print(input_split_line(shard_set, shard, config), flush=True)
+            said.append(True)
         return make_dataset(shard_set, config, training=training, repeat=True, batch_size=shard.batch_size,
-                            seed=shard_seed(config.SEED, shard.index))
+                            seed=shard_seed(config.SEED, shard.index), start=shard.start if training else 0)
 
     return make
 

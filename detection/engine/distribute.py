@@ -242,11 +242,15 @@ class InputShard:
 
     index, count: this pipeline's shard of the records and the number of shards (workers).
     batch_size: images per batch it yields: IMAGES_PER_GPU, one replica's batch.
+    start: images of its stream already read by the steps before this fit (a later stage, a
+        resumed run): the stream starts there, so that each step reads what it would have
+        read in one uninterrupted run.
     """
 
     index: int
     count: int
     batch_size: int
+    start: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -258,22 +262,26 @@ class ShardedInput:
     make: object
 
 
-def distribute_input(strategy, source, config):
+def distribute_input(strategy, source, config, start_step=0):
     """What ``model.fit`` gets for ``source`` under ``strategy``.
 
     source: a ShardedInput; a tf.data.Dataset of global batches (config.BATCH_SIZE images); or a
     callable config -> such a dataset. A ShardedInput on one replica is made as shard 0 of 1 with
     the global batch; on several replicas ``distribute_datasets_from_function`` makes it once per
     worker, with IMAGES_PER_GPU images per batch, and each local replica takes its own batches.
+    start_step: training steps taken before this fit; a ShardedInput's streams start after the
+    images those steps read (InputShard.start). A dataset or a callable is read from its start.
     """
     if not isinstance(source, ShardedInput):
         return source(config) if callable(source) else source
     if strategy.num_replicas_in_sync == 1:
-        return source.make(config, InputShard(0, 1, config.BATCH_SIZE))
+        return source.make(config, InputShard(0, 1, config.BATCH_SIZE, start_step * config.BATCH_SIZE))
 
     def per_pipeline(context):
-        return source.make(config, InputShard(context.input_pipeline_id, context.num_input_pipelines,
-                                              context.get_per_replica_batch_size(config.BATCH_SIZE)))
+        pipelines = context.num_input_pipelines
+        return source.make(config, InputShard(context.input_pipeline_id, pipelines,
+                                              context.get_per_replica_batch_size(config.BATCH_SIZE),
+                                              start_step * config.BATCH_SIZE // pipelines))
 
     return strategy.distribute_datasets_from_function(per_pipeline)
 

@@ -21,7 +21,9 @@ Datasets are distribute.ShardedInput (made once per worker, per-replica batches 
 of the records: what the detector needs, see distribute.distribute_input), tf.data.Datasets of
 global batches of input dicts (no labels), or callables config -> such a dataset; callables are
 called after GPU_COUNT is set to the replica count, so that config.BATCH_SIZE is the global
-batch they must yield.
+batch they must yield. The training input is made for each stage's fit; a ShardedInput's
+streams then start after the images of the steps before (a later stage or a resumed run reads
+on as one uninterrupted run would), a dataset or a callable's from its start.
 """
 import dataclasses
 import os
@@ -118,9 +120,9 @@ def _train(model_builder, config, train_dataset, val_dataset=None, output_dir="r
         _resume(run, existing, jit_compile)
     has_val = val_dataset is not None and run.config.VALIDATION_STEPS > 0
     all_callbacks = _callbacks(run, has_val, keep_checkpoints, callbacks)
-    train_ds = distribute_input(run.strategy, train_dataset, run.config)
     val_ds = distribute_input(run.strategy, val_dataset, run.config) if has_val else None
-    history, epochs_done, stopped, message = _fit_stages(run, train_ds, val_ds, all_callbacks, verbose, jit_compile)
+    history, epochs_done, stopped, message = _fit_stages(run, train_dataset, val_ds, all_callbacks, verbose,
+                                                         jit_compile)
     return _finish(run, history, epochs_done, stopped, message)
 
 
@@ -219,8 +221,12 @@ def _callbacks(run, has_val, keep_checkpoints, callbacks):
     return list(callbacks) + engine_callbacks
 
 
-def _fit_stages(run, train_ds, val_ds, all_callbacks, verbose, jit_compile):
-    """Fits the stages left; returns (history, epochs_done, stopped, message)."""
+def _fit_stages(run, train_dataset, val_ds, all_callbacks, verbose, jit_compile):
+    """Fits the stages left; returns (history, epochs_done, stopped, message).
+
+    Each fit gets its own input made from ``train_dataset`` (see _train) starting after the
+    images of the steps before it, so a later stage or a resumed run reads on where the run
+    was, not from the stream's start again."""
     config, plan, model = run.config, run.plan, run.model
     initial_epoch = run.initial_epoch
     history, epochs_done, stopped, message = {}, initial_epoch, "completed", ""
@@ -229,16 +235,19 @@ def _fit_stages(run, train_ds, val_ds, all_callbacks, verbose, jit_compile):
         if stage.end <= initial_epoch:
             continue
         names = _compile_stage(model, run.optimizer, stage, run.strategy, jit_compile)
-        print(f"Stage {index + 1}/{len(plan)}: epochs {max(stage.start, initial_epoch) + 1}-{stage.end}, "
+        first_epoch = max(stage.start, initial_epoch)
+        print(f"Stage {index + 1}/{len(plan)}: epochs {first_epoch + 1}-{stage.end}, "
               f"layers {stage.layers!r} ({len(names)} layers with trainable weights)", flush=True)
+        train_ds = distribute_input(run.strategy, train_dataset, config,
+                                    start_step=first_epoch * config.STEPS_PER_EPOCH)
         fit = model.fit(train_ds, validation_data=val_ds,
                         validation_steps=config.VALIDATION_STEPS if val_ds is not None else None,
                         steps_per_epoch=config.STEPS_PER_EPOCH, epochs=stage.end,
-                        initial_epoch=max(stage.start, initial_epoch),
+                        initial_epoch=first_epoch,
                         callbacks=all_callbacks, verbose=verbose, shuffle=False)  # datasets shuffle themselves
         for key, values in fit.history.items():
             history.setdefault(key, []).extend(values)
-        epochs_done = max(stage.start, initial_epoch) + len(fit.history.get("loss", []))
+        epochs_done = first_epoch + len(fit.history.get("loss", []))
         if run.guard.tripped:
             stopped, message = "non_finite", run.guard.message
             epochs_done -= 1  # the epoch that went bad is not checkpointed

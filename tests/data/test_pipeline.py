@@ -61,6 +61,24 @@ def test_same_seed_same_batches_other_seed_other_order():
     assert sorted(ids[:12]) == list(range(12)) and list(ids[:12]) != list(range(12))
 
 
+def test_a_stream_started_at_a_position_reads_on_as_the_stream_from_zero():
+    """start= (a later stage, a resumed run): the same records and augmentations as the
+    uninterrupted stream from there on, across an epoch boundary (12 images, batches of 2)."""
+    config = shapes_config(AUGMENTATION=[{"name": "HorizontalFlip", "p": 0.5},
+                                         {"name": "RandomBrightnessContrast", "p": 0.5}])
+    dataset = load_shapes(config, "train")
+    whole = first_batches(dataset, config, 9, training=True, seed=7)
+    for first_batch in (5, 7):  # 10 images in (inside epoch 1); 14 (inside epoch 2)
+        later = first_batches(dataset, config, 9 - first_batch, training=True, seed=7,
+                              start=first_batch * config.BATCH_SIZE)
+        for x, y in zip(whole[first_batch:], later, strict=True):
+            for key in x:
+                np.testing.assert_array_equal(x[key], y[key], err_msg=key)
+    assert not np.array_equal(whole[0]["image_meta"], whole[5]["image_meta"])  # what a restart would read
+    with pytest.raises(ValueError, match="needs a repeating training stream"):
+        make_dataset(dataset, config, training=False, start=4)
+
+
 def test_boxes_scale_to_the_input_and_crowd_is_negative_and_extra_rows_truncated(tmp_path):
     path = write_image(tmp_path / "a.png", height=32, width=16)
     record = make_record(path, [[0, 0, 8, 8], [8, 4, 16, 12], [1, 1, 2, 2], [2, 2, 4, 4], [4, 4, 8, 8]],
