@@ -1,12 +1,20 @@
-"""The detector on two workers (processes on 127.0.0.1, MultiWorkerMirroredStrategy), through
-tools/train.py: the run, its equivalence to one device, and a lost worker.
+"""The detector on two workers (processes on 127.0.0.1, MultiWorkerMirroredStrategy): a lost
+worker, the resumed run, and its equivalence to one device.
+
+One scenario, run once (4 worker processes): two workers of tools/train.py, worker 1 SIGKILLed
+in epoch 2 of 3 (worker 0 must stop with one line), then both resume through tools/train.py's
+own functions (detector_worker_script.py) and finish with validation and per-epoch AP. The
+resumed run is the one checked for the strategy, the chief's writes, identical workers, and
+the weights of one device trained on the same global batches.
 
 Sampling is made exhaustive (every anchor and every RoI candidate is taken, so no random draw
 depends on how a global batch is split over replicas) and BatchNorm frozen (trainable BN uses
 each replica's own batch), so that two workers of 1 image and one device of 2 images must end
 with the same weights.
 """
+import dataclasses
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -32,10 +40,14 @@ TINY = {
     "USE_MASK": True, "TRAIN_BN": False, "IMAGES_PER_GPU": 1, "LEARNING_RATE": 0.01, "LR_WARMUP_STEPS": 0,
     # Exhaustive sampling: 1023 anchors at 64 px; every proposal and GT box a RoI.
     "RPN_TRAIN_ANCHORS_PER_IMAGE": 1100, "TRAIN_ROIS_PER_IMAGE": 64, "ROI_POSITIVE_RATIO": 1.0,
-    # A long heartbeat timeout: on a loaded machine (make test runs two test processes, each
-    # starting two workers here) a worker's heartbeat can be late by more than the default 10 s.
+    # A long heartbeat timeout for the resumed run: on a loaded machine (make test runs other test
+    # processes beside these two workers) a worker's heartbeat can be late by more than the default 10 s.
     "HEARTBEAT_TIMEOUT": 60, "CLUSTER_TIMEOUT": 120,
 }
+# The scenario's run. Few steps: two workers sum in another order than one device, and that 1e-7
+# weight difference can grow past the tolerance (at 10 steps an epoch it was 1e-7 after epoch 1,
+# 4e-3 after epoch 2). Validation and AP make epoch 2 long enough for the kill to land in it.
+EPOCHS, STEPS = 3, 2
 
 
 def write_config(path, **changes):
@@ -43,7 +55,7 @@ def write_config(path, **changes):
     return path
 
 
-def start_workers(tmp_path, argv_of, count=2):
+def start_workers(argv_of, count=2):
     """Starts `count` worker processes; argv_of(index) gives each one's command line."""
     cluster = {"worker": [f"127.0.0.1:{p}" for p in free_ports(count)]}
     procs = []
@@ -73,28 +85,106 @@ def result_of(returncode, out, err):
     return json.loads(lines[-1][len("RESULT "):])
 
 
+def log_epochs(path):
+    """The epoch column of a run's log.csv (0-based, as Keras' CSVLogger writes it)."""
+    lines = path.read_text().splitlines()
+    column = lines[0].split(",").index("epoch")
+    return [int(line.split(",")[column]) for line in lines[1:]]
+
+
+@dataclasses.dataclass
+class LostWorker:
+    """Phase 1 of the scenario: what the surviving worker 0 did after worker 1 was killed."""
+
+    returncode: int
+    out: str
+    err: str
+    address: str  # worker 1's
+    stopped_after: float  # seconds from the kill to worker 0's exit
+    epoch_3_written: bool  # before the resume
+    done: list  # log.csv's epochs before the resume
+
+
 @pytest.fixture(scope="module")
-def two_workers(tmp_path_factory):
-    tmp_path = tmp_path_factory.mktemp("two_workers")
-    config_path = write_config(tmp_path / "tiny.yaml", EPOCHS=2, STEPS_PER_EPOCH=2, VALIDATION_STEPS=1,
+def lost_and_resumed(tmp_path_factory):
+    """Phase 1: two workers of tools/train.py; worker 1 is SIGKILLed in epoch 2 of 3. Phase 2: both
+    restart with --resume through detector_worker_script.py and finish the run (the run the tests
+    below check, with validation and per-epoch AP). Returns (tmp_path, config_path, LostWorker,
+    phase 2's [(returncode, stdout, stderr)] of worker 0 and worker 1)."""
+    tmp_path = tmp_path_factory.mktemp("lost_and_resumed")
+    config_path = write_config(tmp_path / "tiny.yaml", EPOCHS=EPOCHS, STEPS_PER_EPOCH=STEPS, VALIDATION_STEPS=1,
                                EVAL_AP_IMAGES=2)
-    procs, _ = start_workers(tmp_path, lambda index: [
+    run = tmp_path / "run"
+    # HEARTBEAT_TIMEOUT 10 s (the default) in phase 1: the survivor must notice the loss well within 60 s.
+    procs, cluster = start_workers(lambda index: [
+        sys.executable, str(REPO / "tools" / "train.py"), "--config", str(config_path), "--output", str(run),
+        "--set", "HEARTBEAT_TIMEOUT=10"])
+    try:
+        # Kill worker 1 in the middle of epoch 2: right after the chief checkpointed epoch 1.
+        deadline = time.time() + 200
+        while not (run / "checkpoints" / "epoch_0001").exists():
+            assert time.time() < deadline and all(p.poll() is None for p in procs), \
+                [p.communicate() for p in procs if p.poll() is not None]
+            time.sleep(0.1)
+        time.sleep(0.2)  # epoch 2 has begun; its steps, validation and AP take longer than this on any CPU
+        procs[1].send_signal(signal.SIGKILL)
+        killed_at = time.time()
+        out, err = procs[0].communicate(timeout=60)  # HEARTBEAT_TIMEOUT 10 s: it must not hang
+        stopped_after = time.time() - killed_at
+    finally:
+        for proc in procs:
+            proc.kill()
+    lost = LostWorker(procs[0].returncode, out, err, cluster["worker"][1], stopped_after,
+                      (run / "checkpoints" / "epoch_0003").exists(), log_epochs(run / "log.csv"))
+
+    # Phase 2: the same command plus --resume, with TINY's 60 s heartbeat timeout again (the resume
+    # then warns of a changed config and goes on).
+    procs, _ = start_workers(lambda index: [
         sys.executable, str(HERE / "detector_worker_script.py"), str(tmp_path / f"w{index}.weights.h5"),
-        "--config", str(config_path), "--output", str(tmp_path / "run")])
-    outputs = finish(procs, timeout=240)
-    return tmp_path, config_path, [result_of(*o) for o in outputs], outputs
+        "--config", str(config_path), "--output", str(run), "--resume"])
+    return tmp_path, config_path, lost, finish(procs, timeout=300)
 
 
-def test_two_workers_train_the_detector_and_only_the_chief_writes(two_workers):
-    tmp_path, _, (chief, other), outputs = two_workers
+def resumed_epoch(out):
+    """N of a run's "Resumed from <checkpoint>: epoch N, optimizer step S" line."""
+    match = re.search(r"^Resumed from .*: epoch (\d+), optimizer step (\d+)$", out, re.MULTILINE)
+    assert match, out[-3000:]
+    assert int(match.group(2)) == int(match.group(1)) * STEPS  # the learning-rate position comes back too
+    return int(match.group(1))
+
+
+def test_a_lost_worker_stops_the_other(lost_and_resumed):
+    lost = lost_and_resumed[2]
+    assert lost.returncode == 3, f"{lost.out[-2000:]}\n{lost.err[-3000:]}"
+    lines = [line for line in lost.err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and f"lost worker 1 ({lost.address})" in lines[0], lost.err[-3000:]
+    assert "--resume" in lines[0]
+    assert lost.stopped_after < 60
+    assert not lost.epoch_3_written
+    assert lost.done in ([0], [0, 1])  # epoch 1 logged; epoch 2 at most (if it ended before the kill)
+
+
+def test_both_workers_resume_from_the_last_complete_epoch(lost_and_resumed):
+    tmp_path, _, lost, outputs = lost_and_resumed
+    for returncode, out, err in outputs:
+        assert returncode == 0, f"{out[-2000:]}\n{err[-3000:]}"
+        assert resumed_epoch(out) == len(lost.done)
+    run = tmp_path / "run"
+    assert log_epochs(run / "log.csv") == [0, 1, 2]  # no epoch twice, none missing
+    written = sorted(p.name for p in (run / "checkpoints").iterdir())
+    assert written == ["best", "epoch_0001", "epoch_0002", "epoch_0003", "last"]
+    assert (run / "final.weights.h5").exists()
+
+
+def test_two_workers_train_the_detector_and_only_the_chief_writes(lost_and_resumed):
+    tmp_path, _, _, outputs = lost_and_resumed
+    chief, other = (result_of(*o) for o in outputs)
     assert (chief["kind"], chief["workers"], chief["replicas"]) == ("MultiWorkerMirroredStrategy", 2, 2)
     assert (chief["is_chief"], other["is_chief"], other["worker_index"]) == (True, False, 1)
     assert chief["global_batch"] == other["global_batch"] == 2  # IMAGES_PER_GPU 1 x 2 replicas
-    assert chief["epochs_done"] == other["epochs_done"] == 2
-    assert chief["iterations"] == other["iterations"] == 4
+    assert chief["epochs_done"] == other["epochs_done"] == EPOCHS
+    assert chief["iterations"] == other["iterations"] == EPOCHS * STEPS  # before and after the resume
     assert chief["final"] == str(tmp_path / "run" / "final.weights.h5") and other["final"] is None
-    written = sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir())
-    assert written == ["best", "epoch_0001", "epoch_0002", "last"]
     # Each worker said how the data is split, and reads its own half of the 24 training images.
     for index, (_, out, _) in enumerate(outputs):
         split = [line for line in out.splitlines() if line.startswith("Input:")]
@@ -103,8 +193,9 @@ def test_two_workers_train_the_detector_and_only_the_chief_writes(two_workers):
         assert "global batch 2" in split[0]
 
 
-def test_both_workers_end_with_identical_weights_and_metrics(two_workers):
-    tmp_path, _, (chief, other), _ = two_workers
+def test_both_workers_end_with_identical_weights_and_metrics(lost_and_resumed):
+    tmp_path, _, _, outputs = lost_and_resumed
+    chief, other = (result_of(*o) for o in outputs)
     a, b = h5_arrays(tmp_path / "w0.weights.h5"), h5_arrays(tmp_path / "w1.weights.h5")
     assert a.keys() == b.keys() and len(a) > 50
     for name in a:
@@ -115,19 +206,29 @@ def test_both_workers_end_with_identical_weights_and_metrics(two_workers):
         np.testing.assert_allclose(chief["history"][key], other["history"][key], rtol=1e-6, err_msg=key)
 
 
-def test_two_workers_equal_one_device_on_the_same_global_batches(two_workers, tmp_path):
-    run_dir, config_path, _, _ = two_workers
+def test_two_workers_equal_one_device_on_the_same_global_batches(lost_and_resumed, tmp_path):
+    run_dir, config_path, _, outputs = lost_and_resumed
+    resumed_at = resumed_epoch(outputs[0][1])
     config = Config.from_yaml(config_path).replace(IMAGES_PER_GPU=2, VALIDATION_STEPS=0, EVAL_AP_IMAGES=0)
     train_set = load_dataset(config, "train")
-    # Global batch k = worker 0's k-th image of its shard, then worker 1's, as the 2 workers saw them.
-    shards = [make_dataset(train_set.shard(i, 2), config, training=True, batch_size=1,
-                           seed=shard_seed(config.SEED, i)) for i in range(2)]
     import tensorflow as tf
 
-    global_batches = tf.data.Dataset.zip(tuple(shards)).map(
-        lambda a, b: {key: tf.concat([a[key], b[key]], axis=0) for key in a})
-    reference = train(lambda c: Detector(c), config, global_batches, None, tmp_path / "one_device", verbose=0)
-    assert reference.model.optimizer.iterations.numpy() == 4
+    def global_batches():
+        """Global batch k = worker 0's k-th image of its shard, then worker 1's, as the 2 workers read them."""
+        shards = [make_dataset(train_set.shard(i, 2), config, training=True, batch_size=1,
+                               seed=shard_seed(config.SEED, i)) for i in range(2)]
+        return tf.data.Dataset.zip(tuple(shards)).map(
+            lambda a, b: {key: tf.concat([a[key], b[key]], axis=0) for key in a})
+
+    # A resume restores weights, optimizer state and schedule position, not the input stream's:
+    # the resumed workers read their streams from the start again (epoch N + 1 sees epoch 1's
+    # batches). One device, uninterrupted, trains on that same sequence, so ending on its weights
+    # shows the resume restored everything else exactly.
+    steps = config.STEPS_PER_EPOCH
+    batches = global_batches().take(resumed_at * steps).concatenate(
+        global_batches().take((EPOCHS - resumed_at) * steps))
+    reference = train(lambda c: Detector(c), config, batches, None, tmp_path / "one_device", verbose=0)
+    assert reference.model.optimizer.iterations.numpy() == EPOCHS * STEPS
     ref, workers = h5_arrays(reference.final_weights), h5_arrays(run_dir / "w0.weights.h5")
     initial = h5_arrays(run_dir / "run" / "checkpoints" / "epoch_0001" / "model.weights.h5")
     assert ref.keys() == workers.keys()
@@ -135,56 +236,3 @@ def test_two_workers_equal_one_device_on_the_same_global_batches(two_workers, tm
     assert moved > 1e-4
     for name in ref:
         np.testing.assert_allclose(workers[name], ref[name], rtol=1e-4, atol=1e-5, err_msg=name)
-
-
-def log_epochs(path):
-    """The epoch column of a run's log.csv (0-based, as Keras' CSVLogger writes it)."""
-    lines = path.read_text().splitlines()
-    column = lines[0].split(",").index("epoch")
-    return [int(line.split(",")[column]) for line in lines[1:]]
-
-
-def test_a_lost_worker_stops_the_other_and_both_resume(tmp_path):
-    config_path = write_config(tmp_path / "tiny.yaml", EPOCHS=3, STEPS_PER_EPOCH=10, VALIDATION_STEPS=0,
-                               EVAL_AP_IMAGES=0, HEARTBEAT_TIMEOUT=10)
-    run = tmp_path / "run"
-
-    def argv(index):
-        return [sys.executable, str(REPO / "tools" / "train.py"), "--config", str(config_path), "--output", str(run)]
-
-    procs, cluster = start_workers(tmp_path, argv)
-    try:
-        # Kill worker 1 in the middle of epoch 2: right after the chief checkpointed epoch 1.
-        deadline = time.time() + 200
-        while not (run / "checkpoints" / "epoch_0001").exists():
-            assert time.time() < deadline and all(p.poll() is None for p in procs), \
-                [p.communicate() for p in procs if p.poll() is not None]
-            time.sleep(0.1)
-        time.sleep(0.2)  # epoch 2 has begun; its 10 steps take longer than this on any CPU
-        procs[1].send_signal(signal.SIGKILL)
-        killed_at = time.time()
-        out, err = procs[0].communicate(timeout=60)  # HEARTBEAT_TIMEOUT 10 s: it must not hang
-        stopped_after = time.time() - killed_at
-    finally:
-        for proc in procs:
-            proc.kill()
-    assert procs[0].returncode == 3, f"{out[-2000:]}\n{err[-3000:]}"
-    lines = [line for line in err.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1 and f"lost worker 1 ({cluster['worker'][1]})" in lines[0], err[-3000:]
-    assert "--resume" in lines[0]
-    assert stopped_after < 60
-    assert not (run / "checkpoints" / "epoch_0003").exists()
-    done_before = log_epochs(run / "log.csv")
-    assert done_before in ([0], [0, 1])  # epoch 1 logged; epoch 2 at most (if it ended before the kill)
-
-    # Both restart with --resume and finish the run from the last complete checkpoint.
-    procs, _ = start_workers(tmp_path, lambda index: argv(index) + ["--resume"])
-    outputs = finish(procs, timeout=240)
-    for returncode, out, err in outputs:
-        assert returncode == 0, f"{out[-2000:]}\n{err[-3000:]}"
-    resumed = [line for line in outputs[0][1].splitlines() if line.startswith("Resumed from")]
-    assert resumed and f"epoch {len(done_before)}," in resumed[0]
-    assert log_epochs(run / "log.csv") == [0, 1, 2]  # no epoch twice, none missing
-    written = sorted(p.name for p in (run / "checkpoints").iterdir())
-    assert written == ["best", "epoch_0001", "epoch_0002", "epoch_0003", "last"]
-    assert (run / "final.weights.h5").exists()
