@@ -135,3 +135,22 @@ def test_float16_run_checkpoints_and_resumes_the_loss_scale(tmp_path):
     # Restored 2^14 and 1 applied step, then one more of each: a fresh optimizer would give 2^14 and 1.
     assert float(again.model.optimizer.dynamic_scale.numpy()) == 2.0 ** 13
     assert int(again.model.optimizer.iterations.numpy()) == 2
+
+
+def test_each_stage_and_a_resume_read_the_stream_on_from_where_the_run_was(tmp_path):
+    """A ShardedInput is made per fit, starting after the images the steps before it read:
+    stage 2 of a fresh run, and the stage a resumed run continues."""
+    from detection.engine.distribute import ShardedInput
+
+    starts = []
+
+    def make(config, shard):
+        starts.append(shard.start)
+        return toy_dataset(16, shard.batch_size)
+
+    config = STAGED.replace(STEPS_PER_EPOCH=2, VALIDATION_STEPS=0)  # 2 steps of 4 images an epoch
+    train(build_toy_model, config, ShardedInput(make), None, tmp_path, verbose=0)
+    assert starts == [0, 1 * 2 * 4]  # stage 1 (1 epoch), then stage 2 from epoch 2
+    longer = config.replace(TRAIN_STAGES=[{"layers": "heads", "epochs": 1}, {"layers": "all", "epochs": 3}])
+    result = train(build_toy_model, longer, ShardedInput(make), None, tmp_path, resume=True, verbose=0)
+    assert result.initial_epoch == 3 and starts[2:] == [3 * 2 * 4]
