@@ -29,7 +29,8 @@ def _cpu_seconds():
 
 def measure(variant, overrides):
     """One process's figure: {"build": s, "first_step": s, "next_step": s} (CPU seconds)."""
-    sys.path.insert(0, str(REPO))
+    import importlib.util
+
     import keras
     import tensorflow as tf
 
@@ -37,8 +38,11 @@ def measure(variant, overrides):
     from detection.data.datasets import load_dataset
     from detection.data.pipeline import make_dataset
     from detection.modeling.detector import Detector
-    from tests.trained_shapes import OVERRIDES
 
+    spec = importlib.util.spec_from_file_location("trained_shapes", REPO / "tests" / "trained_shapes.py")
+    trained_shapes = importlib.util.module_from_spec(spec)  # the fixture's config, not its pytest setup
+    spec.loader.exec_module(trained_shapes)
+    OVERRIDES = trained_shapes.OVERRIDES
     config = Config.from_yaml(REPO / "configs" / "shapes.yaml", overrides=OVERRIDES + overrides)
     keras.utils.set_random_seed(config.SEED)
     batch = next(iter(make_dataset(load_dataset(config, "train"), config, training=False, repeat=False)))
