@@ -208,7 +208,7 @@ def _record_order(count, training, repeat, seed, start=0):
     one device and several replicas train on different orders.
     """
     if training and repeat:
-        first_pass, offset = divmod(int(start), count)
+        first_pass, offset = divmod(int(start), count) if count else (0, 0)
         return tf.data.Dataset.range(first_pass, tf.int64.max).flat_map(
             lambda epoch: tf.data.Dataset.from_tensor_slices(tf.random.experimental.stateless_shuffle(
                 tf.range(count, dtype=tf.int64), seed=tf.stack([tf.constant(seed, tf.int64), epoch])))).skip(offset)
