@@ -248,7 +248,8 @@ class Detector:
 
         Why build now: an optimizer with slots (SGD with momentum, Adam) otherwise creates
         them inside the first training step, and TensorFlow then traces that step twice (the
-        tiny shapes detector's first step: 16.4 -> 7.9 CPU s, docs/BENCHMARKS.md). Call it
+        tiny shapes detector's first step at 4 images a batch: 20.4 -> 12.0 CPU s,
+        bench/first_step.py in docs/BENCHMARKS.md). Call it
         under the strategy's scope when there is one; tools/train.py builds its optimizer
         the same way (detection/engine/trainer.py).
         """
