@@ -42,8 +42,7 @@ def measure(variant, overrides):
     spec = importlib.util.spec_from_file_location("trained_shapes", REPO / "tests" / "trained_shapes.py")
     trained_shapes = importlib.util.module_from_spec(spec)  # the fixture's config, not its pytest setup
     spec.loader.exec_module(trained_shapes)
-    OVERRIDES = trained_shapes.OVERRIDES
-    config = Config.from_yaml(REPO / "configs" / "shapes.yaml", overrides=OVERRIDES + overrides)
+    config = Config.from_yaml(REPO / "configs" / "shapes.yaml", overrides=trained_shapes.OVERRIDES + overrides)
     keras.utils.set_random_seed(config.SEED)
     batch = next(iter(make_dataset(load_dataset(config, "train"), config, training=False, repeat=False)))
     data = tf.data.Dataset.from_tensors(batch).repeat()
