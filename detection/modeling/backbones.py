@@ -155,7 +155,13 @@ def resnet_tiny(image, width, train_bn):
 def _basic_block(x, filters, stride, prefix, train_bn):
     shortcut = x
     if stride != 1 or x.shape[-1] != filters:
-        shortcut = keras.layers.Conv2D(filters, 1, strides=stride, use_bias=False, name=f"{prefix}_0_conv")(x)
+        if stride != 1:
+            # Subsample, then a 1x1 conv at stride 1: the same outputs as a 1x1 conv at ``stride``,
+            # without oneDNN's strided 1x1 weight gradient, which for fewer than 16 (AVX-512) or 8
+            # (AVX2) input channels writes past its workspace: a crash or wrong gradients
+            # (oneDNN issue 6035; here, TINY_BACKBONE_WIDTH 8 at 1 image a batch).
+            shortcut = keras.layers.MaxPooling2D(1, strides=stride, name=f"{prefix}_0_subsample")(shortcut)
+        shortcut = keras.layers.Conv2D(filters, 1, use_bias=False, name=f"{prefix}_0_conv")(shortcut)
         shortcut = normalization.BatchNorm(name=f"{prefix}_0_bn", trainable=train_bn)(shortcut)
     y = keras.layers.Conv2D(filters, 3, strides=stride, padding="same", use_bias=False, name=f"{prefix}_1_conv")(x)
     y = normalization.BatchNorm(name=f"{prefix}_1_bn", trainable=train_bn)(y)

@@ -130,7 +130,8 @@ def test_bfloat16_detections_match_float32_on_the_trained_model(trained_shapes):
         np.testing.assert_allclose(got["boxes"], expected["boxes"], atol=1.0)
         np.testing.assert_allclose(got["scores"], expected["scores"], atol=0.02)
         for a, b in zip(got["masks"].astype(bool), expected["masks"].astype(bool)):
-            assert b.sum() > 50 and (a & b).sum() / (a | b).sum() >= 0.95
+            # Not an empty mask. The smallest shape's mask has 49 px on an AMX CPU, above 50 on others.
+            assert b.sum() >= 20 and (a & b).sum() / (a | b).sum() >= 0.95
         assert got["boxes"].dtype == np.float32 and got["scores"].dtype == np.float32
         compared += len(got["boxes"])
     assert compared >= 2 * len(dataset.records)

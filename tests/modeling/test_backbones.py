@@ -3,7 +3,9 @@ selection, and freeze BatchNorm when TRAIN_BN is false."""
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
+from detection.modeling.backbones import resnet_tiny
 from detection.modeling.detector import Detector
 from tests.model_fixtures import batch, tiny_config
 
@@ -35,6 +37,29 @@ def test_tiny_backbone_batch_norm_follows_train_bn(train_bn):
                    if isinstance(layer, keras.layers.BatchNormalization)]
     assert len(batch_norms) == 12  # conv1, 2 in stage 2 (identity shortcut), 3 in each of stages 3-5
     assert all(layer.trainable == train_bn for layer in batch_norms)
+
+
+@pytest.mark.parametrize("width", [4, 8])
+def test_tiny_backbone_strided_shortcut_has_the_exact_weight_gradient(width):
+    # oneDNN's 1x1 stride-2 weight gradient, with fewer input channels than its SIMD block, crashes
+    # (AVX-512, 1 image a batch) or is wrong (AVX2): the shortcut subsamples, then convolves.
+    image = keras.Input((64, 64, 3), batch_size=1)
+    features = resnet_tiny(image, width, train_bn=True)
+    conv = keras.Model(image, features).get_layer("conv3_block1_0_conv")
+    probe = keras.Model(image, [features[0], conv.output])  # stage 2 (the shortcut's input), shortcut
+    x = tf.random.stateless_normal([1, 64, 64, 3], seed=[1, 2])
+    upstream = tf.random.stateless_normal(conv.output.shape, seed=[3, 4])
+
+    @tf.function
+    def gradient():
+        with tf.GradientTape() as tape:
+            stage2, shortcut = probe(x, training=True)
+            loss = tf.reduce_sum(shortcut * upstream)
+        return stage2, tape.gradient(loss, conv.kernel)
+
+    stage2, grad = gradient()
+    expected = np.einsum("hwi,hwo->io", stage2.numpy()[0, ::2, ::2], upstream.numpy()[0])
+    np.testing.assert_allclose(grad.numpy()[0, 0], expected, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("backbone, preprocess", [
